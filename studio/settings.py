@@ -1,0 +1,239 @@
+"""Typed settings, one dataclass per concern; their defaults are the default preset (`cpu-demo`).
+
+Each field carries `metadata` with `help` (shown as the widget's info text) and, where it applies,
+`min`/`max` bounds or `choices`. Validation lives in `__post_init__` and raises `SettingsError`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from studio.errors import SettingsError
+
+EMBEDDED_MODEL = "embedded:gemma-3-270m"
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with a help text and optional bounds/choices in its metadata."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _check_bounds(obj: Any) -> None:
+    """Raise SettingsError for any field outside its declared min/max/choices."""
+    for f in dataclasses.fields(obj):
+        value, meta = getattr(obj, f.name), f.metadata
+        label = f"{type(obj).__name__.removesuffix('Settings').lower()}.{f.name}"
+        if "choices" in meta and value not in meta["choices"]:
+            raise SettingsError(f"{label} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if "min" in meta and value < meta["min"]:
+            raise SettingsError(f"{label} must be at least {meta['min']}, not {value}.")
+        if "max" in meta and value > meta["max"]:
+            raise SettingsError(f"{label} must be at most {meta['max']}, not {value}.")
+        if meta.get("exclusive_max") is not None and value >= meta["exclusive_max"]:
+            raise SettingsError(f"{label} must be below {meta['exclusive_max']}, not {value}.")
+
+
+@dataclass
+class DataSettings:
+    """Where the examples come from, how they are filtered, split and formatted."""
+
+    dataset: str = _f("sample:word_tasks", "A built-in sample (sample:NAME), a file path, or a Hub dataset id.")
+    hub_split: str = _f("train", "Split to read when the dataset is a Hub id.")
+    column_map: dict = _f({}, "Explicit mapping of roles (instruction/input/output) to column names.")
+    template: str = _f("instruction_output", "Prompt template name (see studio.templates.TEMPLATES).")
+    custom_template: str = _f(
+        "### Instruction:\n{instruction}\n\n### Output:\n{output}",
+        "Format string for the custom template; fields: {instruction} {input} {output} {system}; {output} last.",
+    )
+    system_prompt: str = _f("", "Optional system message for chat templates.")
+    drop_with_input: bool = _f(False, "Keep only rows whose input is empty (as the CodeAlpaca tutorial does).")
+    drop_empty: bool = _f(True, "Drop rows whose instruction or output is empty.")
+    dedupe: bool = _f(True, "Drop exact duplicate rows.")
+    shuffle: bool = _f(True, "Shuffle before splitting.")
+    seed: int = _f(42, "Seed for shuffling and splitting.", min=0)
+    max_examples: int = _f(0, "Keep only the first N rows after shuffling (0 keeps all).", min=0)
+    test_fraction: float = _f(0.1, "Fraction of rows held out for the before/after comparison.", min=0.0, exclusive_max=1.0)
+    validation_fraction: float = _f(0.0, "Fraction held out for eval loss during training.", min=0.0, exclusive_max=1.0)
+    max_test_examples: int = _f(24, "Cap on held-out rows used in Compare (0 = all).", min=0)
+    max_length: int = _f(256, "Maximum tokens per example; longer ones are truncated and flagged.", min=16, max=32768)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+        if self.test_fraction + self.validation_fraction >= 1.0:
+            raise SettingsError("data.test_fraction plus data.validation_fraction must leave some rows for training.")
+
+
+@dataclass
+class ModelSettings:
+    """Which base model to tune."""
+
+    model: str = _f(EMBEDDED_MODEL, "The embedded Gemma 3 270M, any causal-LM Hub id, or a local folder.")
+    trust_remote_code: bool = _f(False, "Run Python code shipped with the model repo (only for repos you trust).")
+    revision: str = _f("", "Hub revision (branch, tag or commit); empty for the default.")
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise SettingsError("model.model must name a model.")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter shape."""
+
+    r: int = _f(16, "LoRA rank: size of the low-rank update.", min=1, max=512)
+    alpha: int = _f(32, "LoRA alpha: the update is scaled by alpha / r.", min=1, max=4096)
+    dropout: float = _f(0.0, "Dropout on the LoRA input.", min=0.0, max=0.9)
+    target_modules: list = _f([], "Modules to adapt; empty picks all linear layers of the architecture.")
+    bias: str = _f("none", "Which biases to train.", choices=["none", "lora_only", "all"])
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+@dataclass
+class TrainSettings:
+    """Optimiser, schedule and runtime switches."""
+
+    epochs: float = _f(1.0, "Passes over the training split (ignored when max_steps > 0).", min=0.01, max=100)
+    max_steps: int = _f(0, "Stop after this many optimiser steps (0: use epochs).", min=0)
+    learning_rate: float = _f(3e-4, "Peak learning rate.", min=1e-8, max=1.0)
+    batch_size: int = _f(8, "Examples per device step.", min=1, max=1024)
+    grad_accum: int = _f(1, "Steps accumulated per optimiser update.", min=1, max=1024)
+    warmup_steps: int = _f(0, "Linear warm-up steps.", min=0)
+    lr_scheduler: str = _f("linear", "Learning-rate schedule.", choices=["linear", "cosine", "constant", "constant_with_warmup"])
+    weight_decay: float = _f(0.0, "AdamW weight decay.", min=0.0, max=1.0)
+    optimizer: str = _f("adamw_torch", "Optimiser.", choices=["adamw_torch", "adafactor", "sgd"])
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 disables).", min=0.0)
+    logging_steps: int = _f(1, "Log loss every N steps (1 gives a live chart from the first step).", min=1)
+    eval_steps: int = _f(0, "Eval loss every N steps on the validation part (0: only at the end).", min=0)
+    save_steps: int = _f(0, "Checkpoint every N steps for resume (0: only at the end).", min=0)
+    seed: int = _f(42, "Training seed.", min=0)
+    completion_only_loss: bool = _f(True, "Train only on the answer tokens; the prompt is masked.")
+    fast_loss: bool = _f(True, "Compute the vocabulary projection only where the loss is taken.")
+    group_by_length: bool = _f(True, "Batch examples of similar length to cut padding.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations to save memory (slower).")
+    precision: str = _f("auto", "Numeric precision: auto is fp32 on CPU, bf16/fp16 on a capable GPU.", choices=["auto", "fp32", "bf16", "fp16"])
+    load_in_4bit: bool = _f(False, "QLoRA: load the base in 4-bit (CUDA + bitsandbytes only).")
+    threads: int = _f(0, "CPU threads for torch (0: all cores).", min=0, max=256)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+@dataclass
+class GenerationSettings:
+    """How the base and tuned models answer in Compare."""
+
+    max_new_tokens: int = _f(32, "Most tokens generated per answer.", min=1, max=4096)
+    num_beams: int = _f(1, "Beam search width (1 is greedy or sampling).", min=1, max=16)
+    do_sample: bool = _f(False, "Sample instead of greedy decoding.")
+    temperature: float = _f(0.7, "Sampling temperature (only when sampling).", min=0.01, max=5.0)
+    top_p: float = _f(0.9, "Nucleus sampling mass (only when sampling).", min=0.01, max=1.0)
+    repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats.", min=0.5, max=3.0)
+    batch_size: int = _f(8, "Prompts generated together.", min=1, max=256)
+    seed: int = _f(0, "Seed for sampling.", min=0)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings,
+    "model": ModelSettings,
+    "lora": LoraSettings,
+    "train": TrainSettings,
+    "generation": GenerationSettings,
+}
+
+
+@dataclass
+class StudioSettings:
+    """Every setting of a run, grouped by concern."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain nested dict (JSON/YAML friendly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StudioSettings":
+        """Build from a nested dict; unknown sections or keys raise SettingsError."""
+        return apply_overrides(cls(), data)
+
+
+def _coerce(value: Any, default: Any, label: str) -> Any:
+    """Convert a YAML/CLI value to the type of the field's default."""
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() in {"true", "1", "yes", "on"}:
+                return True
+            if value.lower() in {"false", "0", "no", "off"}:
+                return False
+            raise SettingsError(f"{label} must be true or false, not {value!r}.")
+        return bool(value)
+    try:
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{label} must be a number, not {value!r}.") from None
+    if isinstance(default, list):
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise SettingsError(f"{label} must be a list.")
+        return list(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise SettingsError(f"{label} must be a mapping.")
+        return dict(value)
+    return "" if value is None else str(value)
+
+
+def apply_overrides(settings: StudioSettings, overrides: dict[str, Any]) -> StudioSettings:
+    """Return new settings with nested overrides applied ({"train": {"learning_rate": 1e-4}})."""
+    sections = {name: dataclasses.asdict(getattr(settings, name)) for name in SECTIONS}
+    for section, values in overrides.items():
+        if section not in SECTIONS:
+            raise SettingsError(f"Unknown settings section {section!r}; expected one of {', '.join(SECTIONS)}.")
+        if not isinstance(values, dict):
+            raise SettingsError(f"Settings section {section!r} must be a mapping of keys to values.")
+        for key, value in values.items():
+            if key not in sections[section]:
+                raise SettingsError(f"Unknown setting {section}.{key}.")
+            sections[section][key] = _coerce(value, sections[section][key], f"{section}.{key}")
+    return StudioSettings(**{name: SECTIONS[name](**vals) for name, vals in sections.items()})
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """Turn CLI `section.key=value` strings into a nested overrides dict."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise SettingsError(f"Expected section.key=value (e.g. train.learning_rate=1e-4), got {pair!r}.")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def field_meta(section: str, name: str) -> dict[str, Any]:
+    """Help text, bounds and choices of one field, for building widgets."""
+    cls = SECTIONS[section]
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            return dict(f.metadata)
+    raise SettingsError(f"Unknown setting {section}.{name}.")
