@@ -1,0 +1,83 @@
+"""Run folders: creation, atomic status updates, metrics, interrupted detection, ownership."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from studio import runs
+from studio.errors import RunError
+from studio.settings import StudioSettings
+
+
+def test_create_and_read(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings(), owner="abc")
+    assert runs.RUN_ID.match(info.run_id)
+    again = runs.read_run(runs_dir, info.run_id)
+    assert again.status == "queued" and again.owner == "abc" and again.base_model == StudioSettings().model.model
+    assert runs.read_settings(info.path) == StudioSettings()
+
+
+def test_update_and_list(runs_dir):
+    a = runs.create_run(runs_dir, StudioSettings())
+    runs.update_run(a.path, status="completed", final_loss=0.5)
+    listed = runs.list_runs(runs_dir)
+    assert [r.run_id for r in listed] == [a.run_id]
+    assert listed[0].status == "completed" and listed[0].final_loss == 0.5 and listed[0].finished
+
+
+def test_metrics_survive_a_torn_line(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings())
+    runs.append_metric(info.path, {"step": 1, "loss": 2.0})
+    runs.append_metric(info.path, {"step": 2, "loss": 1.5})
+    with open(info.path / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 3, "lo')
+    assert [m["step"] for m in runs.read_metrics(info.path)] == [1, 2]
+
+
+def test_active_run_of_a_dead_process_is_interrupted(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = json.loads((info.path / "run.json").read_text())
+    record.update(status="training", pid=int(dead.stdout), process="another-process")
+    (info.path / "run.json").write_text(json.dumps(record))
+    assert runs.read_run(runs_dir, info.run_id).status == "interrupted"
+
+
+def test_active_run_of_this_process_stays_active(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings())
+    runs.update_run(info.path, status="training")
+    assert runs.read_run(runs_dir, info.run_id).status == "training"
+
+
+@pytest.mark.parametrize("bad", ["../etc", "..", "20250101-000000-abcdef/../x", "", "x" * 300, "/tmp"])
+def test_path_traversal_is_rejected(runs_dir, bad):
+    with pytest.raises(RunError, match="not a valid run id"):
+        runs.read_run(runs_dir, bad)
+
+
+def test_delete_respects_owner_and_activity(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings(), owner="alice")
+    runs.update_run(info.path, status="completed")
+    with pytest.raises(RunError, match="another session"):
+        runs.delete_run(runs_dir, info.run_id, owner="bob")
+    runs.delete_run(runs_dir, info.run_id, owner="alice")
+    assert not info.path.exists()
+    with pytest.raises(RunError, match="no longer exists"):
+        runs.read_run(runs_dir, info.run_id)
+
+
+def test_active_run_cannot_be_deleted(runs_dir):
+    info = runs.create_run(runs_dir, StudioSettings())
+    runs.update_run(info.path, status="training")
+    with pytest.raises(RunError, match="still active"):
+        runs.delete_run(runs_dir, info.run_id)
+
+
+def test_runs_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert runs.runs_dir() == (tmp_path / "elsewhere").resolve()
+    assert os.fspath(runs.runs_dir()).endswith("elsewhere")
