@@ -135,8 +135,7 @@ def _split_with_fixed_test(
 ) -> Splits:
     """Use the source's own test split; training rows whose prompt is in it are dropped (no leakage)."""
     test, test_stages = _filter(fixed, data, counts)
-    if data.shuffle:
-        rng.shuffle(test)
+    # A fixed split keeps its published order (the samples interleave tasks so any prefix covers all of them).
     if data.max_test_examples:
         test = test[:data.max_test_examples]
     if not test:
