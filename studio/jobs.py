@@ -1,0 +1,261 @@
+"""Training jobs: one thread per job, and a process-wide queue so only one job trains at a time on 2 cores."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio import runs, training
+from studio.errors import RunError, TrainingError
+from studio.jobqueue import JobQueue, default_queue, queue_position  # noqa: F401 (public API)
+from studio.reproduce import write_repro_bundle
+from studio.resources import blocking_problem, check_resources
+from studio.settings import StudioSettings
+from studio.trainer import MetricsCallback, StopBeforeFirstStep
+
+ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.modeling.LoadedModel
+
+
+class TrainingJob:
+    """One training run in its own thread: queue -> prepare data -> load model -> tokenize -> train -> save.
+
+    With `resume_run`, the run's own settings.json and folder are reused and training continues from its last
+    checkpoint (the `settings` argument is then ignored). The token is used for downloads only, never stored.
+    `model_loader(model_settings, token=...) -> LoadedModel` replaces `load_base_model` (tests, UI injection);
+    `queue` replaces the process-wide queue.
+    """
+
+    def __init__(
+        self, settings: StudioSettings, root: Path, owner: str = "", token: str | None = None,
+        resume_run: str | None = None, queue: JobQueue | None = None, model_loader: ModelLoader | None = None,
+    ) -> None:
+        self.root, self.owner, self._token = Path(root), owner, token
+        self.queue = queue or default_queue()
+        self._model_loader = model_loader
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._history: list[dict[str, Any]] = []
+        self._logs: list[str] = []
+        self._status, self.message, self.error = "queued", "", ""
+        self.model = self.tokenizer = self.template = self.splits = None
+        self._progress = {"step": 0, "total_steps": 0, "epoch": 0.0, "tokens_per_second": None, "elapsed": 0.0}
+        self._resume_from: Path | None = None
+        if resume_run:
+            info, self.settings, self._resume_from = training.open_for_resume(self.root, resume_run, owner)
+            self._history = runs.read_metrics(info.path)
+        else:
+            self.settings = settings
+            info = runs.create_run(self.root, settings, owner)
+        self.run_dir, self.run_id = info.path, info.run_id
+
+    # ---- public API -------------------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """queued, preparing, training, saving, completed, stopped or failed."""
+        return self._status
+
+    def start(self) -> None:
+        """Join the queue and run the pipeline in a background thread."""
+        if self._thread is not None or self._status in runs.FINISHED:
+            raise RunError("This job has already been started.")
+        self.queue.enqueue(self)
+        self._thread = threading.Thread(target=self._run, name=f"train-{self.run_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, owner: str | None = None) -> None:
+        """Ask the job to stop at the next safe point; `owner` (when given) must be the job's owner."""
+        if owner is not None and self.owner and owner != self.owner:
+            raise RunError("This run belongs to another session, so it cannot be stopped from here.")
+        if self._stop.is_set() or self._status in runs.FINISHED:
+            return
+        self._stop.set()
+        self._log("Stop requested.")
+        if self._thread is None:  # never started: nothing will run, so leave the line and finish here
+            self.queue.release(self)
+            self._finish(0)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True once the job has finished (or was never started)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def history(self) -> list[dict[str, Any]]:
+        """A copy of the metric records so far (one per logged step or evaluation)."""
+        with self._lock:
+            return [dict(r) for r in self._history]
+
+    def logs(self) -> list[str]:
+        """Short human-readable log lines so far."""
+        with self._lock:
+            return list(self._logs)
+
+    def progress(self) -> dict[str, Any]:
+        """step, total_steps, epoch, fraction, tokens_per_second, eta_seconds and elapsed (training seconds)."""
+        with self._lock:
+            p = dict(self._progress)
+        step, total = p["step"], p["total_steps"]
+        first_step, first_elapsed = p.pop("first_step", 0), p.pop("first_elapsed", 0.0)
+        p["fraction"] = min(step / total, 1.0) if total else 0.0
+        # Rate of this session only: a resumed run's earlier steps ran in another process.
+        done, spent = step - first_step, p["elapsed"] - first_elapsed
+        p["eta_seconds"] = round((total - step) * spent / done, 1) if done > 0 and total else None
+        return p
+
+    # ---- the pipeline (runs in the thread) ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if not self.queue.wait_turn(self, self._stop):
+                self._finish(0)
+                return
+            try:
+                self._pipeline()
+            finally:
+                self.queue.release(self)
+        except Exception as exc:  # noqa: BLE001 - a failed run must never take the server down
+            self._fail(exc)
+
+    def _pipeline(self) -> None:
+        self._set_status("preparing")
+        self.splits = self._prepare_data()
+        if self._stop.is_set():
+            return self._finish(0)
+        loaded = self._load_model()
+        if self._stop.is_set():
+            return self._finish(0)
+        train_ds, eval_ds = self._tokenize(loaded.tokenizer)
+        write_repro_bundle(self.run_dir, tokenizer=loaded.tokenizer)
+        trainer = self._train(loaded, train_ds, eval_ds)
+        self._set_status("saving")
+        self.model, self.tokenizer = trainer.model, loaded.tokenizer
+        self.model.eval()
+        self._finish(trainer.state.global_step, trainer)
+
+    def _prepare_data(self) -> Any:
+        splits = training.prepare_data(self.settings, self._token)
+        training.write_splits(self.run_dir, splits)
+        extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
+        self._log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
+        return splits
+
+    def _load_model(self) -> Any:
+        from studio.modeling import load_base_model
+
+        if self._model_loader is not None:
+            loaded = self._model_loader(self.settings.model, token=self._token)
+        else:
+            four_bit = self.settings.train.load_in_4bit
+            loaded = load_base_model(self.settings.model, token=self._token, load_in_4bit=four_bit)
+        cache = " (from the fp32 cache)" if loaded.from_cache else ""
+        self._log(f"Loaded model {loaded.name} in {loaded.load_seconds:.1f} s{cache}")
+        self._check_resources(loaded.model)
+        return loaded
+
+    def _check_resources(self, model: Any) -> None:
+        """Refuse a run that cannot fit in memory or on disk; log softer warnings."""
+        from studio.modeling import model_info
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        info = model_info(model)
+        problem = blocking_problem(self.settings, info, device, runs_root=self.root)
+        if problem:
+            raise TrainingError(problem)
+        for warning in check_resources(self.settings, info, device, runs_root=self.root):
+            self._log(warning)
+
+    def _tokenize(self, tokenizer: Any) -> tuple[Any, Any]:
+        from studio.templates import get_template
+
+        d = self.settings.data
+        self.template = get_template(d.template, custom=d.custom_template, tokenizer=tokenizer, system=d.system_prompt)
+        train_ds, eval_ds = training.tokenize_splits(tokenizer, self.template, self.splits, self.settings)
+        n_tokens = sum(train_ds["length"])
+        self._log(f"Tokenized {len(train_ds)} training examples ({n_tokens} tokens, max length {d.max_length})")
+        return train_ds, eval_ds
+
+    def _train(self, loaded: Any, train_ds: Any, eval_ds: Any) -> Any:
+        last = self._history[-1] if self._history else {}
+        callback = MetricsCallback(
+            self._record, self._stop, skip_until_step=int(last.get("step") or 0),
+            elapsed_offset=float(last.get("elapsed") or 0.0), on_begin=self._on_train_begin,
+        )
+        estimate = training.estimate_total_steps(len(train_ds), self.settings)
+        self._update_progress(total_steps=estimate, step=callback.skip_until_step, first_step=callback.skip_until_step,
+                              elapsed=callback.elapsed_offset, first_elapsed=callback.elapsed_offset)
+        trainer = training.build_trainer(loaded.model, loaded.tokenizer, self.settings, self.run_dir / "checkpoints",
+                                         train_ds, eval_ds, [callback])
+        callback.trainer = trainer
+        previous_threads = torch.get_num_threads()
+        threads = training.set_threads(self.settings)
+        self._set_status("training")
+        self._log("Training on the GPU" if torch.cuda.is_available() else f"Training on {threads} CPU thread(s)")
+        try:
+            resume = str(self._resume_from) if self._resume_from else None
+            trainer.train(resume_from_checkpoint=resume)
+        except StopBeforeFirstStep:
+            pass
+        finally:
+            torch.set_num_threads(previous_threads)  # the thread count is process-wide
+            callback.trainer = None  # break the trainer <-> callback cycle so the optimizer state is freed
+        if eval_ds is not None and self.settings.train.eval_steps == 0 and not self._stop.is_set():
+            trainer.evaluate()
+        return trainer
+
+    def _on_train_begin(self, max_steps: int) -> None:
+        self._update_progress(total_steps=max_steps)
+        self._log(f"Training {max_steps} steps")
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """Metrics sink: keep the record, append it to metrics.jsonl and refresh progress and the log."""
+        with self._lock:
+            self._history.append(record)
+        runs.append_metric(self.run_dir, record)
+        if record.get("loss") is not None:
+            self._update_progress(step=record["step"], epoch=record.get("epoch") or 0.0,
+                                  tokens_per_second=record.get("tokens_per_second"), elapsed=record["elapsed"])
+            total = self._progress["total_steps"]
+            self._log(f"step {record['step']}/{total} loss {record['loss']:.4g}")
+            runs.update_run(self.run_dir, step=record["step"], total_steps=total)
+        if record.get("eval_loss") is not None:
+            self._log(f"step {record['step']} eval loss {record['eval_loss']:.4g}")
+
+    # ---- endings -----------------------------------------------------------------------------------------------
+    def _finish(self, step: int, trainer: Any = None) -> None:
+        """Save what exists and end as completed or stopped, with a plain message of what was saved where."""
+        if step == 0 or trainer is None:
+            self.message = training.outcome_message(0, 0, stopped=True, adapter=None)
+            return self._end("stopped", step=0)
+        total = trainer.state.max_steps
+        stopped = self._stop.is_set() and step < total
+        adapter = training.save_adapter(trainer.model, self.tokenizer, self.run_dir)
+        self.message = training.outcome_message(step, total, stopped, adapter)
+        final_loss = next((r["loss"] for r in reversed(self._history) if r.get("loss") is not None), None)
+        self._end("stopped" if stopped else "completed", step=step, total_steps=total, final_loss=final_loss,
+                  train_seconds=self._progress["elapsed"])
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = training.failure_message(exc, self.settings)
+        self._log(f"Failed: {self.error}")
+        self._end("failed", error=self.error)
+
+    def _end(self, status: str, **fields: Any) -> None:
+        if self.message:
+            self._log(self.message)
+        self._set_status(status, message=self.message, **fields)
+
+    def _set_status(self, status: str, **fields: Any) -> None:
+        self._status = status
+        runs.update_run(self.run_dir, status=status, **fields)
+
+    def _update_progress(self, **values: Any) -> None:
+        with self._lock:
+            self._progress.update(values)
+
+    def _log(self, line: str) -> None:
+        with self._lock:
+            self._logs.append(line)
