@@ -17,6 +17,8 @@ EPILOG = """examples:
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
   python -m studio compare 20261121-101500-a1b2c3
+  python -m studio export 20261121-101500-a1b2c3 --merged
+  HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
 
 
@@ -48,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
     inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="explicit column mapping (repeatable)")
     inspect.add_argument("--template", default=StudioSettings().data.template, help="template used to render the example")
+
+    export = sub.add_parser("export", help="export a run: the adapter as a zip, or the merged model (LoRA folded in)")
+    export.add_argument("run_id", help="a run id from `runs`")
+    export.add_argument("--merged", action="store_true", help="write the merged full model (safetensors + tokenizer) instead of the adapter zip")
+    _add_runs_dir(export)
+
+    push = sub.add_parser("push", help="push a run's adapter or merged model to the Hugging Face Hub (token from $HF_TOKEN)")
+    push.add_argument("run_id", help="a run id from `runs`")
+    push.add_argument("--repo", required=True, help="the target repository, owner/name")
+    push.add_argument("--what", choices=["adapter", "merged"], default="adapter", help="what to push (default adapter)")
+    push.add_argument("--public", action="store_true", help="create the repository public (default private)")
+    _add_runs_dir(push)
 
     sub.add_parser("presets", help="list the presets with their descriptions")
     listing = sub.add_parser("runs", help="list past runs")
@@ -110,9 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("Stopping: saving the adapter trained so far ...", flush=True)
         job.stop()
         job.join()
-    _print_progress(job, printed)
+    _print_progress(job, printed)  # the job logs its closing message (what was saved, or why it failed)
     train_seconds = time.perf_counter() - started
-    print(job.message or job.error, flush=True)
+    if job.error:
+        print(f"error: {job.error}", file=sys.stderr)
     if job.status != "completed" or args.no_compare:
         return 0 if job.status in ("completed", "stopped") else 1
     rm = from_job(job)
@@ -166,6 +181,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the adapter zip or the merged model of a run."""
+    from studio import export
+
+    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
+    path = export.merge_adapter(info.path) if args.merged else export.zip_adapter(info.path)
+    print(f"Exported {'the merged model' if args.merged else 'the adapter'} to {path}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    """Push a run to the Hub with the token from $HF_TOKEN (never written anywhere)."""
+    import os
+
+    from studio import export
+
+    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
+    url = export.push_to_hub(info.path, args.repo, os.environ.get("HF_TOKEN"), what=args.what, private=not args.public)
+    print(f"Pushed the {args.what} of run {args.run_id} to {url}")
+    return 0
+
+
 def cmd_presets(_: argparse.Namespace) -> int:
     """List presets."""
     for name in list_presets():
@@ -182,7 +219,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "presets": cmd_presets, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "push": cmd_push,
+            "presets": cmd_presets, "runs": cmd_runs}
 
 
 def main(argv: list[str] | None = None) -> int:
