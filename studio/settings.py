@@ -6,6 +6,7 @@ Each field carries `metadata` with `help` (shown as the widget's info text) and,
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ def _check_bounds(obj: Any) -> None:
             raise SettingsError(f"{label} must be one of {', '.join(map(str, meta['choices']))}, not {value!r}.")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
+        if not math.isfinite(value):  # NaN passes every < and > comparison below
+            raise SettingsError(f"{label} must be a finite number, not {value}.")
         if "min" in meta and value < meta["min"]:
             raise SettingsError(f"{label} must be at least {meta['min']}, not {value}.")
         if "max" in meta and value > meta["max"]:
@@ -45,7 +48,7 @@ class DataSettings:
     dataset: str = _f("sample:word_tasks", "A built-in sample (sample:NAME), a file path, or a Hub dataset id.")
     hub_split: str = _f("train", "Split to read when the dataset is a Hub id.")
     column_map: dict = _f({}, "Explicit mapping of roles (instruction/input/output) to column names.")
-    template: str = _f("instruction_output", "Prompt template name (see studio.templates.TEMPLATES).")
+    template: str = _f("instruction_output", "How each example is laid out as text; the preview shows exactly what the model sees.")
     custom_template: str = _f(
         "### Instruction:\n{instruction}\n\n### Output:\n{output}",
         "Format string for the custom template; fields: {instruction} {input} {output} {system}; {output} last.",

@@ -51,6 +51,7 @@ def test_registry_lists_five_samples_with_word_tasks_first():
     assert SAMPLES["word_tasks"].title == "Word tasks"
     assert SAMPLES["product_docs"].recommended_template == "question_answer"
     assert SAMPLES["code_tasks"].recommended_template == "instruction_output"
+    assert SAMPLES["word_tasks"].recommended_template == "instruction_output"  # the fast default
     assert SAMPLES["chat"].recommended_template == "chatml"
 
 
