@@ -1,0 +1,169 @@
+"""The studio's named endpoints, driven with gradio_client against an in-process server and a tiny model."""
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from studio.presets import PRESET_DIR, read_preset
+from tests.browser_utils import launch_studio
+
+# Tiny and quick: 3 optimiser steps on the tiny model, 4 held-out prompts with 6 new tokens each.
+QUICK_TRAIN = {"train_max_steps": 3, "train_batch_size": 4, "data_max_test_examples": 4}
+QUICK_GEN = {"generation_max_new_tokens": 6}
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """The studio on a free localhost port with the tiny model injected; yields (url, runs folder)."""
+    runs, presets = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("presets")
+    for preset in PRESET_DIR.glob("*.yaml"):
+        shutil.copy(preset, presets)
+    demo, url = launch_studio(runs, preset_dir=presets)
+    yield url, presets
+    demo.close()
+
+
+def client(url: str) -> Client:
+    """A fresh API client (its own session, so its own state)."""
+    return Client(url, verbose=False)
+
+
+def wait_for_job(c: Client, timeout: float = 240) -> dict:
+    """Poll /progress until the job leaves the active statuses; returns the status details."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        details = c.predict(api_name="/progress")[5]
+        if details and details["status"] not in ("queued", "preparing", "training", "saving"):
+            return details
+        time.sleep(0.5)
+    raise AssertionError("training did not finish in time")
+
+
+def test_main_actions_are_named_endpoints(studio):
+    names = set(client(studio[0]).view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/load_data", "/remap", "/split", "/preview", "/lengths", "/inspect_model", "/load_preset",
+            "/save_preset", "/train", "/stop", "/progress", "/compare", "/ask", "/list_runs", "/list_adapters",
+            "/delete_run", "/open_in_compare", "/saved_comparison"} <= names
+
+
+def test_load_preview_train_compare(studio):
+    c = client(studio[0])
+    shape, *_, counts, table, _template, _index = c.predict(api_name="/load_data")
+    assert "detected shape" in shape and re.search(r"\d+ train", counts)
+    assert len(table["data"]) == 20
+    html, shown = c.predict(index=3, api_name="/preview")
+    assert "tok-trained" in html and "tok-masked" in html and shown == 3
+    figure, note = c.predict(api_name="/lengths")
+    assert figure is not None and "tokens" in note
+
+    info = c.predict(api_name="/inspect_model")[0]
+    assert "Parameters" in info and "Time / epoch" in info
+
+    view = c.predict(**QUICK_TRAIN, api_name="/train")
+    assert view[5]["status"] in ("queued", "preparing", "training", "saving", "completed")
+    details = wait_for_job(c)
+    assert details["status"] == "completed" and details["step"] == 3
+    progress_html, figure, log, result, download, *_ = c.predict(api_name="/progress")
+    assert "step 3 / 3" in progress_html and "loss" in log
+    assert figure is not None and "saved" in result
+    assert download["visible"] and download["value"].endswith(".zip")
+
+    scores, _scores_fig, _delta_fig, table, reports = c.predict(**QUICK_GEN, api_name="/compare")
+    assert "BLEU before" in scores and "BLEU after" in scores
+    assert len(table["data"]) == 4 and table["headers"][-1] == "Change"
+    assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
+    base, tuned = c.predict(instruction="Sort the words.", input="pear apple", **QUICK_GEN, api_name="/ask")
+    assert base["label"] == "Base: Gemma 3 270M (adapter disabled)" and isinstance(base["value"], str)
+    assert tuned["label"] == f"Tuned: run {details['run_id']} adapter" and isinstance(tuned["value"], str)
+
+    runs_table, _ = c.predict(api_name="/list_runs")
+    row = runs_table["data"][0]
+    assert row[1] == "completed" and row[-1] == "yes" and row[6] is not None
+
+
+def test_two_clients_keep_their_own_data(studio):
+    url, _ = studio
+    a, b = client(url), client(url)
+    results: dict[str, str] = {}
+
+    def load(name: str, c: Client, sample: str) -> None:
+        c.predict(sample=sample, api_name="/load_data")
+        results[name] = c.predict(index=1, api_name="/preview")[0]
+
+    threads = [threading.Thread(target=load, args=("a", a, "word_tasks")),
+               threading.Thread(target=load, args=("b", b, "product_docs"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["a"] != results["b"]
+    # Each client still sees its own data afterwards.
+    assert a.predict(index=1, api_name="/preview")[0] == results["a"]
+    assert b.predict(index=1, api_name="/preview")[0] == results["b"]
+
+
+def test_errors_reach_the_client_as_one_sentence(studio, tmp_path):
+    c = client(studio[0])
+    with pytest.raises(AppError, match="^Load a dataset on the Data tab before starting training.$"):
+        c.predict(api_name="/train")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(AppError, match=r"^File 'notes.txt' has the extension '.txt', which is not a supported format"):
+        c.predict(source="Upload a file", upload=handle_file(str(bad)), api_name="/load_data")
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"instruction": "a", "output": ')
+    with pytest.raises(AppError) as err:
+        c.predict(source="Upload a file", upload=handle_file(str(broken)), api_name="/load_data")
+    assert "broken.json" in err.value.message and "Traceback" not in err.value.message
+    c.predict(api_name="/load_data")
+    with pytest.raises(AppError, match="must leave some rows for training"):
+        c.predict(data_test_fraction=0.6, data_validation_fraction=0.5, api_name="/split")
+
+
+def test_a_visitor_cannot_delete_another_visitors_run(studio):
+    url, _ = studio
+    owner = client(url)
+    owner.predict(api_name="/load_data")
+    owner.predict(**QUICK_TRAIN, api_name="/train")
+    run_id = wait_for_job(owner)["run_id"]
+    with pytest.raises(AppError, match="belongs to another session"):
+        client(url).predict(run_id=run_id, api_name="/delete_run")
+    owner.predict(run_id=run_id, api_name="/delete_run")
+    assert run_id not in [r[0] for r in owner.predict(api_name="/list_runs")[0]["data"]]
+
+
+def test_unknown_columns_can_be_mapped_by_hand(studio, tmp_path):
+    data = tmp_path / "pairs.csv"
+    data.write_text("question_text,reply\n" + "".join(f"say {w},{w}\n" for w in "abcdefghij"))
+    c = client(studio[0])
+    shape, instruction, _input, _output, counts, *_ = c.predict(
+        source="Upload a file", upload=handle_file(str(data)), api_name="/load_data")
+    assert shape.startswith("⚠ No known dataset shape fits the columns")
+    assert [v for _, v in instruction["choices"]] == ["", "question_text", "reply"] and counts == ""
+    shape, counts, table, _ = c.predict(instruction="question_text", output="reply", input="", api_name="/remap")
+    assert "mapped by hand" in shape and re.search(r"\d+ train", counts)
+    assert table["data"][0][0].startswith("say ")
+
+
+def test_hub_offline_is_one_sentence(studio):
+    with pytest.raises(AppError, match=r"^The Hugging Face Hub cannot be reached from this machine"):
+        client(studio[0]).predict(source="Hub dataset", hub_id="tatsu-lab/alpaca", api_name="/load_data")
+
+
+def test_presets_save_and_load(studio):
+    url, presets = studio
+    c = client(url)
+    c.predict(name="small-rank", description="Rank 4 for a quick look.", lora_r=4, train_learning_rate=1e-4,
+              api_name="/save_preset")
+    assert read_preset("small-rank", presets) == {"description": "Rank 4 for a quick look.",
+                                                 "lora": {"r": 4}, "train": {"learning_rate": 1e-4}}
+    with pytest.raises(AppError, match="already exists"):
+        c.predict(name="small-rank", description="again", api_name="/save_preset")
+    values = c.predict(name="small-rank", api_name="/load_preset")
+    assert 4 in values and 1e-4 in values

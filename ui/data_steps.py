@@ -1,0 +1,115 @@
+"""The Data tab's steps: read a source into the session, split it, and describe the result for the page.
+
+Kept apart from the layout in `data_tab.py`; each function calls the library and shapes its answer for a widget.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from studio.dataset import example_table, load_source, prepare_splits
+from studio.errors import DataError
+from studio.hub import load_hub_rows
+from studio.loaders import read_rows
+from studio.settings import StudioSettings
+from studio.shapes import column_names
+from studio.templates import get_template
+from ui.services import Services
+from ui.state import SessionState
+
+SOURCES = ["Built-in sample", "Upload a file", "Hub dataset"]
+ROLES = ("instruction", "input", "output")
+
+
+class NeedsMapping(DataError):
+    """The rows were read but no shape fits them: the visitor maps the columns by hand."""
+
+    def __init__(self, message: str, columns: list[str]):
+        super().__init__(message)
+        self.columns = columns
+
+
+def _spec(state: SessionState, source: str, sample: str, upload: str | None, hub_id: str | None) -> str:
+    """The dataset spec for the chosen source; uploads are copied into the session's own folder first."""
+    if source == SOURCES[1]:
+        if not upload:
+            raise DataError("Choose a file to upload first.")
+        spec = state.upload_folder() / Path(upload).name
+        if Path(upload).resolve() != spec.resolve():
+            shutil.copyfile(upload, spec)
+        return str(spec)
+    if source == SOURCES[2]:
+        if not (hub_id or "").strip():
+            raise DataError("Type a Hub dataset id such as org/name first.")
+        return (hub_id or "").strip()
+    return f"sample:{sample}"
+
+
+def _columns(spec: str, settings: StudioSettings, token: str | None, max_bytes: int) -> list[str]:
+    """The columns of a file or Hub dataset whose shape was not recognised ([] if it cannot be read at all)."""
+    try:
+        is_file = Path(spec).is_file()
+        rows = read_rows(spec, max_bytes) if is_file else load_hub_rows(spec, settings.data.hub_split, token)
+        return column_names(rows)
+    except (DataError, OSError):
+        return []
+
+
+def read_source(services: Services, state: SessionState, source: str, sample: str, upload: str | None,
+                hub_id: str | None, token: str | None, settings: StudioSettings, column_map: dict[str, str]) -> None:
+    """Load the chosen source into the state; NeedsMapping when its columns must be mapped by hand."""
+    if source == SOURCES[1] and upload:  # check the size cap before copying anything
+        size = Path(upload).stat().st_size
+        if size > services.max_upload_bytes:
+            load_source(upload, max_bytes=services.max_upload_bytes)  # raises the library's sentence
+    spec = _spec(state, source, sample, upload, hub_id)
+    state.spec, state.loaded, state.splits, state.column_map, state.index = spec, None, None, dict(column_map), 0
+    try:
+        state.loaded = load_source(spec, column_map or None, hub_split=settings.data.hub_split, token=token,
+                                   max_bytes=services.max_upload_bytes)
+    except DataError as exc:
+        columns = [] if spec.startswith("sample:") else _columns(spec, settings, token, services.max_upload_bytes)
+        if columns:
+            raise NeedsMapping(str(exc), columns) from None
+        raise
+
+
+def split(state: SessionState, settings: StudioSettings) -> str:
+    """Re-split the loaded data with the current filters; returns the counts as markdown."""
+    if state.loaded is None:
+        return "Load a dataset to see its row counts."
+    state.splits = prepare_splits(state.loaded, settings.data)
+    c = state.splits.counts
+    dropped = [f"{c[k]} {label}" for k, label in (("dropped_empty", "empty"), ("dropped_duplicates", "duplicates"),
+               ("dropped_with_input", "with input"), ("dropped_overlap", "also in test")) if c.get(k)]
+    note = f" (dropped {', '.join(dropped)})" if dropped else ""
+    return (f"**{c['rows']} rows** → **{c['train']} train** · **{c['test']} test** · "
+            f"**{c['validation']} validation**{note}")
+
+
+def table(state: SessionState) -> pd.DataFrame:
+    """The first training examples, clipped, as a table."""
+    return pd.DataFrame(example_table(state.examples()), columns=list(ROLES))
+
+
+def shape_markdown(state: SessionState) -> str:
+    """What was detected, and why."""
+    loaded = state.loaded
+    return f"**{loaded.title}** — detected shape **{loaded.shape.name}**: {loaded.shape.reason}"
+
+
+def mapping_updates(columns: list[str], mapping: dict[str, str]) -> list[Any]:
+    """The three column dropdowns offering `columns`, set to `mapping`."""
+    choices = [("(none)", "")] + [(c, c) for c in columns]
+    return [gr.update(choices=choices, value=mapping.get(role, "")) for role in ROLES]
+
+
+def tokenizer_and_template(services: Services, settings: StudioSettings, token: str | None) -> tuple[Any, Any]:
+    """The base model's tokenizer (cached) and the chosen template built with it."""
+    tokenizer = services.tokenizer(settings.model, token=token or None)
+    data = settings.data
+    return tokenizer, get_template(data.template, data.custom_template, tokenizer, data.system_prompt)

@@ -1,0 +1,228 @@
+"""Data tab: pick a source, check the detected shape and mapping, filter and split, preview the template."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from studio.dataset import load_source
+from studio.errors import DataError, StudioError
+from studio.formatting import preview, preview_html, token_lengths
+from studio.plots import length_histogram
+from studio.samples import SAMPLES
+from studio.templates import template_choices
+from ui import data_steps as steps
+from ui.context import Context
+from ui.data_steps import ROLES, SOURCES
+from ui.errors import guarded
+from ui.state import SessionState
+
+# Token lengths of more examples than this are estimated from the first ones (the histogram stays instant).
+LENGTH_SAMPLE = 2000
+# Which source each of (sample, sample info, upload, hub id, hub split) belongs to.
+SOURCE_OF_WIDGET = (SOURCES[0], SOURCES[0], SOURCES[1], SOURCES[2], SOURCES[2])
+FILTERS = ("drop_with_input", "drop_empty", "dedupe", "shuffle", "seed", "max_examples",
+           "test_fraction", "validation_fraction", "max_test_examples")
+
+
+@dataclass
+class DataTab:
+    """The Data tab's components that handlers read or write."""
+
+    source: Any
+    sample: Any
+    sample_info: Any
+    upload: Any
+    hub_id: Any
+    load: Any
+    shape: Any
+    mapping_box: Any
+    mapping: dict
+    remap: Any
+    counts: Any
+    index: Any
+    prev: Any
+    next: Any
+    preview: Any
+    histogram: Any
+    lengths_note: Any
+    table: Any
+
+
+def sample_markdown(name: str) -> str:
+    """The chosen sample's title and description."""
+    sample = SAMPLES.get(name)
+    return f"**{sample.title}.** {sample.description}" if sample else ""
+
+
+def create_data_tab(ctx: Context) -> DataTab:
+    """Lay out the Data tab and register its settings widgets on the form."""
+    form, first = ctx.form, next(iter(SAMPLES), None)
+    with gr.Row():
+        with gr.Column(scale=5):
+            source = gr.Radio(SOURCES, value=SOURCES[0], label="Source")
+            sample = gr.Dropdown([(s.title, n) for n, s in SAMPLES.items()], value=first, label="Built-in sample")
+            sample_info = gr.Markdown(sample_markdown(first))
+            # No file_types filter: the library's own sentence names the supported formats more clearly.
+            upload = gr.File(label="JSON, JSONL, CSV or Parquet file", visible=False, elem_id="data-upload")
+            hub_id = gr.Textbox("", label="Hub dataset id", placeholder="org/name", visible=False)
+            form.add("data", "hub_split", visible=False)
+            load = gr.Button("Load data", variant="primary")
+            shape = gr.Markdown()
+            with gr.Accordion("Column mapping (correct the detected shape)", open=False) as mapping_box:
+                mapping = {r: gr.Dropdown([("(none)", "")], value="", label=f"{r.capitalize()} column", allow_custom_value=True)
+                           for r in ROLES}
+                remap = gr.Button("Apply mapping")
+        with gr.Column(scale=4):
+            with gr.Accordion("Filters and splits", open=True):
+                for pair in (FILTERS[:2], FILTERS[2:4]):
+                    with gr.Row():
+                        for name in pair:
+                            form.add("data", name)
+                with gr.Row():
+                    form.add("data", "seed")
+                    form.add("data", "max_examples")
+                for name in FILTERS[6:]:
+                    form.add("data", name)
+            counts = gr.Markdown()
+    with gr.Row():
+        with gr.Column(scale=2):
+            form.add("data", "template", choices=template_choices())
+            form.add("data", "custom_template", lines=4, visible=False)
+            form.add("data", "system_prompt", lines=2)
+            form.add("data", "max_length")
+        with gr.Column(scale=3):
+            with gr.Row():
+                prev = gr.Button("◀ Previous", size="sm")
+                index = gr.Number(1, label="Example #", precision=0, minimum=1, min_width=100)
+                nxt = gr.Button("Next ▶", size="sm")
+            preview_box = gr.HTML(label="Template preview")
+    with gr.Row():
+        with gr.Column():
+            histogram = gr.Plot(label="Token lengths", elem_id="length-plot")
+            lengths_note = gr.Markdown()
+        table = gr.Dataframe(label="First examples", headers=list(ROLES), wrap=True, max_height=360,
+                             column_widths=["40%", "30%", "30%"])
+    return DataTab(source, sample, sample_info, upload, hub_id, load, shape, mapping_box, mapping, remap, counts,
+                   index, prev, nxt, preview_box, histogram, lengths_note, table)
+
+
+# ---- handlers: widgets -> settings -> library (the steps themselves live in data_steps) ---------------------
+
+def wire_data_tab(ctx: Context, tab: DataTab) -> None:
+    """Connect the Data tab's events (after every tab exists, since the preview needs the model's tokenizer)."""
+    state, token, services, form = ctx.state, ctx.token, ctx.services, ctx.form
+    data_model = form.kwargs("data", "model")
+
+    @guarded
+    def load_data(state: SessionState, source: str, sample: str, upload: str | None = None,
+                  hub_id: str | None = None, token: str | None = None, **values: Any) -> tuple:
+        """Load a sample, an uploaded file or a Hub dataset and split it with the current filters."""
+        settings = form.to_settings(values)
+        try:
+            steps.read_source(services, state, source, sample, upload, hub_id, token or None, settings, {})
+        except steps.NeedsMapping as exc:  # rows are fine, the shape is unknown: let the visitor map columns
+            gr.Warning(str(exc))
+            return (state, f"⚠ {exc}", gr.Accordion(open=True), *steps.mapping_updates(exc.columns, {}),
+                    "", steps.table(state), gr.update(), gr.update(value=1))
+        recommended = state.loaded.recommended_template or settings.data.template
+        counts = steps.split(state, settings)
+        return (state, steps.shape_markdown(state), gr.Accordion(),
+                *steps.mapping_updates(state.loaded.columns, state.loaded.shape.mapping), counts,
+                steps.table(state), gr.update(value=recommended), gr.update(value=1))
+
+    @guarded
+    def remap(state: SessionState, instruction: str, input: str, output: str, token: str | None = None,
+              **values: Any) -> tuple:
+        """Reload the current file or Hub dataset with an explicit instruction/input/output column mapping."""
+        if not state.spec:
+            raise DataError("Load a dataset before mapping its columns.")
+        if state.spec.startswith("sample:"):
+            raise DataError("Built-in samples have a fixed shape; column mapping applies to files and Hub datasets.")
+        settings = form.to_settings(values)
+        column_map = {"instruction": instruction, "input": input, "output": output}
+        state.loaded = load_source(state.spec, column_map, hub_split=settings.data.hub_split, token=token or None,
+                                   max_bytes=services.max_upload_bytes)
+        state.column_map, state.index = column_map, 0
+        counts = steps.split(state, settings)
+        return state, steps.shape_markdown(state), counts, steps.table(state), gr.update(value=1)
+
+    @guarded
+    def split(state: SessionState, **values: Any) -> tuple:
+        """Apply the filters and split fractions to the loaded data; returns the row counts."""
+        counts = steps.split(state, form.to_settings(values))
+        return state, counts, steps.table(state)
+
+    @guarded
+    def show_preview(state: SessionState, index: float = 1, token: str | None = None, **values: Any) -> tuple:
+        """The template preview of training example `index` (1-based): masked vs trained tokens."""
+        examples = state.examples()
+        if not examples:
+            return state, "<p>Load a dataset to preview how the template formats it.</p>", 1
+        settings = form.to_settings(values)
+        state.index = (int(index or 1) - 1) % len(examples)
+        try:
+            tokenizer, template = steps.tokenizer_and_template(services, settings, token)
+            html = preview_html(preview(tokenizer, template, examples[state.index], settings.data.max_length))
+        except StudioError as exc:  # a bad template or an unloadable tokenizer: say so where the preview goes
+            html = f'<p class="tok-warning" style="color:#b91c1c">{exc}</p>'
+        note = f"<p>Example {state.index + 1} of {len(examples)} training examples.</p>"
+        return state, note + html, state.index + 1
+
+    @guarded
+    def lengths(state: SessionState, token: str | None = None, **values: Any) -> tuple:
+        """Histogram of token lengths against max length, and how many examples it truncates."""
+        examples = state.examples()[:LENGTH_SAMPLE]
+        if not examples:
+            return None, ""
+        settings = form.to_settings(values)
+        try:
+            tokenizer, template = steps.tokenizer_and_template(services, settings, token)
+        except StudioError as exc:
+            return None, str(exc)
+        found, limit = token_lengths(tokenizer, template, examples, settings.data.max_length), settings.data.max_length
+        over = sum(n > limit for n in found)
+        note = (f"⚠ {over} of {len(found)} examples are longer than {limit} tokens and will be truncated."
+                if over else f"All {len(found)} examples fit in {limit} tokens (longest {max(found)}).")
+        return length_histogram(found, limit), note
+
+    def step(delta: int) -> Any:
+        def move(state: SessionState, index: float) -> int:
+            return (int(index or 1) - 1 + delta) % max(1, len(state.examples())) + 1
+        return move
+
+    view_in, view_out = [state, tab.index, token], [state, tab.preview, tab.index]
+    lengths_out = [tab.histogram, tab.lengths_note]
+
+    def then_view(event: Any) -> Any:
+        return (event.then(show_preview, view_in, view_out, inputs_kwargs=data_model, api_visibility="private")
+                .then(lengths, [state, token], lengths_out, inputs_kwargs=data_model, api_visibility="private"))
+
+    # The named preview/lengths endpoints are registered first so they keep their plain API names.
+    template_widgets = [form.widgets[f"data_{n}"] for n in ("template", "custom_template", "system_prompt",
+                                                             "max_length")]
+    gr.on([w.change for w in template_widgets] + [tab.index.submit], show_preview, view_in, view_out,
+          inputs_kwargs=data_model, api_name="preview", trigger_mode="always_last").then(
+        lengths, [state, token], lengths_out, inputs_kwargs=data_model, api_name="lengths")
+    form.widgets["data_template"].change(lambda t: gr.update(visible=t == "custom"), form.widgets["data_template"],
+                                         form.widgets["data_custom_template"], api_visibility="private")
+    tab.source.change(lambda s: [gr.update(visible=s == src) for src in SOURCE_OF_WIDGET], tab.source,
+                      [tab.sample, tab.sample_info, tab.upload, tab.hub_id, form.widgets["data_hub_split"]],
+                      api_visibility="private")
+    tab.sample.change(sample_markdown, tab.sample, tab.sample_info, api_visibility="private")
+    # Errors mark only the line under the Load button, not every output.
+    outputs = [state, tab.shape, tab.mapping_box, *tab.mapping.values(), tab.counts, tab.table,
+               form.widgets["data_template"], tab.index]
+    then_view(tab.load.click(load_data, [state, tab.source, tab.sample, tab.upload, tab.hub_id, token], outputs,
+                             inputs_kwargs=data_model, api_name="load_data", show_progress_on=tab.shape))
+    then_view(tab.remap.click(remap, [state, *tab.mapping.values(), token],
+                              [state, tab.shape, tab.counts, tab.table, tab.index], inputs_kwargs=data_model,
+                              api_name="remap", show_progress_on=tab.shape))
+    filters = [form.widgets[f"data_{n}"] for n in FILTERS]
+    then_view(gr.on([w.change for w in filters], split, [state], [state, tab.counts, tab.table],
+                    inputs_kwargs=data_model, api_name="split", trigger_mode="always_last",
+                    show_progress_on=tab.counts))
+    for button, delta in ((tab.prev, -1), (tab.next, 1)):
+        button.click(step(delta), [state, tab.index], tab.index, api_visibility="private").then(
+            show_preview, view_in, view_out, inputs_kwargs=data_model, api_visibility="private")
