@@ -70,7 +70,7 @@ def load_base_model(
         model, tokenizer = _load_embedded(ensure_embedded_cache(), model_kwargs)
     else:
         from_cache, source = False, _source_of(name)
-        with _one_sentence_errors(name):
+        with _one_sentence_errors(name, token):
             # The model before the tokenizer: "not a causal LM" says more than a missing tokenizer file would.
             model = AutoModelForCausalLM.from_pretrained(name, **_hub_kwargs(settings, token), **model_kwargs)
         tokenizer = load_tokenizer(settings, token)
@@ -93,7 +93,7 @@ def load_tokenizer(settings: ModelSettings, token: str | None = None) -> Any:
         tokenizer = _load_cached_tokenizer(ensure_embedded_cache())
     else:
         _source_of(name)
-        with _one_sentence_errors(name):
+        with _one_sentence_errors(name, token):
             tokenizer = AutoTokenizer.from_pretrained(name, **_hub_kwargs(settings, token))
     _ensure_pad_token(tokenizer)
     return tokenizer
@@ -158,12 +158,16 @@ def _source_of(name: str) -> str:
 
 
 @contextlib.contextmanager
-def _one_sentence_errors(name: str) -> Iterator[None]:
-    """Turn any loader failure into a one-sentence ModelError or HubUnavailableError."""
+def _one_sentence_errors(name: str, token: str | None = None) -> Iterator[None]:
+    """Turn any loader failure into a one-sentence ModelError or HubUnavailableError, never quoting the token."""
     try:
         yield
     except Exception as exc:
-        raise _translate_load_error(exc, name) from exc
+        error = _translate_load_error(exc, name)
+        if not token or token not in f"{error} {exc}":
+            raise error from exc
+        # The library's message may quote the failed request, token included: blank it and drop the chain.
+        raise type(error)(str(error).replace(token, "***")) from None
 
 
 def _translate_load_error(exc: Exception, name: str) -> Exception:
@@ -197,6 +201,11 @@ def _ensure_pad_token(tokenizer: Any) -> None:
     """Batches need a pad token; tokenizers without one pad with EOS (masked out of the loss anyway)."""
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
+
+
+def model_title(name: str) -> str:
+    """A readable model name: "Gemma 3 270M" for the embedded model, else the id or folder as given."""
+    return "Gemma 3 270M" if name == EMBEDDED_MODEL else name
 
 
 def model_info(model: nn.Module) -> ModelInfo:

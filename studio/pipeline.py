@@ -29,12 +29,14 @@ class RunModel:
     @property
     def base_label(self) -> str:
         """Which weights produce the 'before' answers."""
-        return f"Base: {self.settings.model.model} (adapter disabled)"
+        from studio.modeling import model_title
+
+        return f"Base: {model_title(self.settings.model.model)} (adapter disabled)"
 
     @property
     def tuned_label(self) -> str:
         """Which weights produce the 'after' answers."""
-        return f"Tuned: {self.settings.model.model} + adapter of run {self.run_id}"
+        return f"Tuned: run {self.run_id} adapter"
 
 
 def read_split(run_dir: Path, name: str) -> list[Example]:
@@ -54,18 +56,18 @@ def from_job(job: Any) -> RunModel:
                     list(job.splits.test), job.settings)
 
 
-def open_run(root: Path, run_id: str, token: str | None = None) -> RunModel:
-    """Load a past run's base model with its adapter on top (PeftModel) for Compare."""
+def open_run(root: Path, run_id: str, token: str | None = None, model_loader: Callable[..., Any] | None = None) -> RunModel:
+    """Load a past run's base model (through `model_loader` if given) with its adapter on top, for Compare."""
     from peft import PeftModel
 
-    from studio.modeling import load_base_model
+    from studio import modeling
     from studio.templates import get_template
 
     info = runs.read_run(root, run_id)
     if not info.has_adapter:
         raise RunError(f"Run {run_id} has no saved adapter, so there is nothing to compare.")
     settings = runs.read_settings(info.path)
-    loaded = load_base_model(settings.model, token=token)
+    loaded = (model_loader or modeling.load_base_model)(settings.model, token=token)
     model = PeftModel.from_pretrained(loaded.model, str(info.path / "adapter"))
     model.eval()
     data = settings.data
@@ -78,14 +80,23 @@ def compare_run(
     gen: GenerationSettings | None = None,
     limit: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Comparison:
-    """Answer the held-out prompts with base and tuned weights, score them, save results and the report."""
+    """Answer the held-out prompts with base and tuned weights, score them, save results and the report.
+
+    When `should_stop()` turns true it ends between batches with GenerationStopped, and nothing is saved.
+    """
     from studio.report import write_report
 
     examples = rm.test[:limit] if limit > 0 else rm.test
     if not examples:
         raise RunError("This run has no held-out examples to compare on.")
-    result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation, progress=progress)
-    save_comparison(rm.run_dir, result)
+    runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
+    result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
+                     progress=progress, should_stop=should_stop)
+    try:
+        save_comparison(rm.run_dir, result)
+    except FileNotFoundError:
+        raise RunError(f"Run folder {rm.run_id} was deleted while it was being compared.") from None
     write_report(rm.run_dir)
     return result

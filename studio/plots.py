@@ -134,6 +134,11 @@ def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
     if not lengths:
         return _empty(fig, "No examples to measure")
     fig.add_trace(go.Histogram(x=lengths, name="examples", marker_color=TUNED_COLOR, nbinsx=40))
-    fig.add_vline(x=max_length, line_dash="dash", line_color=DOWN_COLOR, line_width=2,
-                  annotation_text=f"max_length {max_length}", annotation_position="top right")
+    if max_length <= 2 * max(lengths):
+        fig.add_vline(x=max_length, line_dash="dash", line_color=DOWN_COLOR, line_width=2,
+                      annotation_text=f"max_length {max_length}", annotation_position="top right")
+    else:
+        # A line far to the right would squash every bar into a sliver; say where it is instead.
+        fig.add_annotation(text=f"max_length {max_length} is off the chart →", xref="paper", yref="paper",
+                           x=1, y=1.02, showarrow=False, xanchor="right", font={"color": DOWN_COLOR})
     return fig

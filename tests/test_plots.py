@@ -76,3 +76,9 @@ def test_length_histogram_marks_max_length():
     assert "2 of 5 over max_length 256" in fig.layout.title.text
     assert "all 3 fit" in length_histogram([1, 2, 3], 256).layout.title.text
     assert length_histogram([], 256).layout.annotations
+
+
+def test_length_histogram_does_not_squash_short_examples():
+    fig = length_histogram([20, 30, 40], max_length=256)
+    assert not fig.layout.shapes  # no line at 256 stretching the axis
+    assert any("max_length 256 is off the chart" in a.text for a in fig.layout.annotations)

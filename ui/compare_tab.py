@@ -16,7 +16,6 @@ from studio.report import write_report
 from studio.runs import list_runs, read_run
 from ui.context import Context
 from ui.errors import guarded
-from ui.model_tab import model_title
 from ui.state import SessionState, owner_of
 from ui.theme import card, cards
 
@@ -160,8 +159,7 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
         rm = run_model(state, run_id, token, request)
         settings = ctx.form.to_settings(values)
         base, tuned = answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation)
-        base_label = f"Base: {model_title(rm.settings.model.model)} (adapter disabled)"
-        return (gr.update(value=base, label=base_label), gr.update(value=tuned, label=f"Tuned: run {rm.run_id} adapter"))
+        return gr.update(value=base, label=rm.base_label), gr.update(value=tuned, label=rm.tuned_label)
 
     view = [tab.scores, tab.scores_plot, tab.delta_plot, tab.table, tab.report]
     tab.refresh.click(refresh, state, tab.run, api_name="list_adapters")

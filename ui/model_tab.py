@@ -18,7 +18,6 @@ from ui.state import SessionState
 from ui.theme import card, cards, duration, human_bytes, human_count
 
 MODEL_CHOICES = [("Gemma 3 270M (embedded base model)", EMBEDDED_MODEL)]
-MODEL_TITLES = {EMBEDDED_MODEL: "Gemma 3 270M"}
 REMOTE_CODE_WARNING = ("⚠ **Trust remote code** runs Python shipped with the model repository on this server. "
                        "Enable it only for repositories you trust.")
 MAIN_TRAIN = ("epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "lr_scheduler", "warmup_steps")
@@ -78,11 +77,6 @@ def create_model_tab(ctx: Context) -> ModelTab:
             with gr.Accordion("Advanced training settings", open=False):
                 form.add_section("train", skip=MAIN_TRAIN)
     return ModelTab(preset, preset_info, load, save_name, save_description, save, inspect, info, remote_warning)
-
-
-def model_title(name: str) -> str:
-    """A readable model name: "Gemma 3 270M" for the embedded model, else the id or folder as given."""
-    return MODEL_TITLES.get(name, name)
 
 
 def _preset_markdown(ctx: Context, name: str) -> str:

@@ -9,11 +9,11 @@ import gradio as gr
 import pandas as pd
 
 from studio.errors import RunError
+from studio.modeling import model_title
 from studio.runs import delete_run, list_runs, read_run
 from ui.compare_tab import run_dropdown
 from ui.context import Context
 from ui.errors import guarded
-from ui.model_tab import model_title
 from ui.state import SessionState, owner_of
 
 COLUMNS = ["Run", "Status", "Base model", "Dataset", "Final loss", "BLEU before", "BLEU after", "Yours"]

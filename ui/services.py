@@ -5,7 +5,6 @@ keyed by the visitor's owner id (their training job), so one visitor never sees 
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -126,26 +125,8 @@ class Services:
         """pipeline.open_run, through the injected model loader when one is set."""
         from studio import pipeline
 
-        if self.model_loader is default_model_loader:
-            return pipeline.open_run(self.runs_root, run_id, token=token)
-        if "model_loader" in inspect.signature(pipeline.open_run).parameters:
-            return pipeline.open_run(self.runs_root, run_id, token=token, model_loader=self.model_loader)
-        # Stopgap until open_run takes a loader: the same steps (read run, load base, add adapter).
-        from peft import PeftModel
-
-        from studio import runs
-        from studio.templates import get_template
-
-        info = runs.read_run(self.runs_root, run_id)
-        if not info.has_adapter:
-            raise RunError(f"Run {run_id} has no saved adapter, so there is nothing to compare.")
-        settings = runs.read_settings(info.path)
-        loaded = self.model_loader(settings.model, token=token)
-        model = PeftModel.from_pretrained(loaded.model, str(info.path / "adapter")).eval()
-        d = settings.data
-        template = get_template(d.template, d.custom_template, loaded.tokenizer, d.system_prompt)
-        return pipeline.RunModel(run_id, info.path, model, loaded.tokenizer, template,
-                                 pipeline.read_split(info.path, "test"), settings)
+        injected = None if self.model_loader is default_model_loader else self.model_loader
+        return pipeline.open_run(self.runs_root, run_id, token=token, model_loader=injected)
 
     def tokenizer(self, settings: ModelSettings, token: str | None = None) -> Any:
         """The base model's tokenizer, loaded once per model name and revision (concurrent callers wait)."""
