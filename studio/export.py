@@ -43,6 +43,8 @@ BaseLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.modelin
 def adapter_folder(run_dir: Path) -> Path:
     """run_dir/adapter, checked to hold a saved PEFT adapter (RunError otherwise)."""
     folder = run_dir / "adapter"
+    if not run_dir.is_dir():
+        raise RunError(f"Run folder {run_dir.name} no longer exists; it may have been deleted.")
     if not all((folder / name).is_file() for name in ADAPTER_FILES):
         raise RunError("This run has no saved adapter yet; train it until it saves one before exporting.")
     return folder

@@ -232,6 +232,7 @@ class TrainingJob:
             return self._end("stopped", step=0)
         total = trainer.state.max_steps
         stopped = self._stop.is_set() and step < total
+        runs.read_run(self.root, self.run_id)  # RunError if the folder was deleted: do not write into its place
         adapter = training.save_adapter(trainer.model, self.tokenizer, self.run_dir)
         self.message = training.outcome_message(step, total, stopped, adapter)
         final_loss = next((r["loss"] for r in reversed(self._history) if r.get("loss") is not None), None)
@@ -239,7 +240,11 @@ class TrainingJob:
                   train_seconds=self._progress["elapsed"])
 
     def _fail(self, exc: BaseException) -> None:
+        if not (self.run_dir / "run.json").is_file():
+            exc = RunError(f"Run folder {self.run_id} was deleted while the job was running, so nothing more was saved.")
         self.error = training.failure_message(exc, self.settings)
+        if self._token:  # an exception may quote the request it failed on, token included
+            self.error = self.error.replace(self._token, "***")
         self._log(f"Failed: {self.error}")
         self._end("failed", error=self.error)
 
@@ -250,7 +255,12 @@ class TrainingJob:
 
     def _set_status(self, status: str, **fields: Any) -> None:
         self._status = status
-        runs.update_run(self.run_dir, status=status, **fields)
+        try:
+            runs.update_run(self.run_dir, status=status, **fields)
+        except RunError:
+            if status not in runs.FINISHED:
+                raise
+            # The folder was deleted underneath the job: it still ends (in memory) rather than crash its thread.
 
     def _update_progress(self, **values: Any) -> None:
         with self._lock:

@@ -280,10 +280,10 @@ def render_markdown(run: dict, settings: dict, history: list[dict], comparison: 
 
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     """Render report.html and report.md into the run folder from its saved files; returns both paths."""
+    info = read_run(run_dir.parent, run_dir.name)  # first: a deleted run says so, not "compare first"
     comparison = load_comparison(run_dir)
     if comparison is None:
         raise RunError("Run the comparison first; this run has no before/after results yet.")
-    info = read_run(run_dir.parent, run_dir.name)
     run = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     settings, history = read_settings(run_dir).to_dict(), read_metrics(run_dir)
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"

@@ -20,7 +20,7 @@ from typing import Any
 from studio.errors import RunError
 from studio.settings import StudioSettings
 
-RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}\Z")  # \Z: "$" would let a trailing newline through
 ACTIVE = ("queued", "preparing", "training", "saving", "evaluating")
 FINISHED = ("completed", "stopped", "failed", "interrupted")
 # Identifies this server process: a run left "active" by another, dead process was interrupted.
@@ -105,6 +105,7 @@ def create_run(root: Path, settings: StudioSettings, owner: str = "") -> RunInfo
         "template": settings.data.template, "pid": os.getpid(), "process": PROCESS_TOKEN,
     }
     _atomic_write(path / "run.json", json.dumps(record, indent=2))
+    (path / "metrics.jsonl").touch()  # every run has one, even one stopped before its first step
     return _to_info(path, record)
 
 
@@ -163,8 +164,12 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 def append_metric(run_dir: Path, record: dict[str, Any]) -> None:
     """Append one metrics record as a JSON line, flushed so a crash keeps it."""
-    line = json.dumps(record, allow_nan=False, default=float) + "\n"
-    with _write_lock, open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+    line = (json.dumps(record, allow_nan=False, default=float) + "\n").encode("utf-8")
+    with _write_lock, open(run_dir / "metrics.jsonl", "ab+") as fh:
+        if fh.seek(0, os.SEEK_END) > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":  # a torn last line (killed mid-write): keep this record off it
+                line = b"\n" + line
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())

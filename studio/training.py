@@ -133,7 +133,7 @@ def prepare_data(settings: StudioSettings, token: str | None = None) -> Splits:
 def write_splits(run_dir: Path, splits: Splits) -> None:
     """Save the splits as JSON lines under run_dir/data (Compare and reports read them back)."""
     folder = run_dir / "data"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # no parents: a run folder deleted meanwhile must not be recreated
     for name in ("train", "test", "validation"):
         examples = getattr(splits, name, None) or []
         if name == "validation" and not examples:
@@ -209,10 +209,22 @@ def set_threads(settings: StudioSettings) -> int:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint-N folder under run_dir/checkpoints, or None."""
+    """The newest complete checkpoint-N folder under run_dir/checkpoints (half-written ones skipped), or None."""
     folder = run_dir / "checkpoints"
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    found.sort(key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    return next((p for p in found if checkpoint_complete(p)), None)
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """True when the Trainer finished writing the checkpoint: trainer_state.json, written last, reads back whole.
+
+    The Trainer writes a checkpoint file by file in place, so a process killed mid-save leaves a partial folder.
+    """
+    try:
+        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> Path:

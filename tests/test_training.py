@@ -129,6 +129,7 @@ def test_latest_checkpoint_is_the_highest_step(tmp_path: Path):
     assert latest_checkpoint(tmp_path) is None
     for n in (2, 10, 4):
         (tmp_path / "checkpoints" / f"checkpoint-{n}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{n}" / "trainer_state.json").write_text('{"global_step": %d}' % n)
     assert latest_checkpoint(tmp_path).name == "checkpoint-10"
 
 
