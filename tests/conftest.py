@@ -9,8 +9,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.tiny import make_tiny_model, make_tiny_tokenizer  # noqa: E402
-
+from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ whose message is one sentence the UI can show as it is.
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import threading
@@ -40,9 +39,10 @@ from studio.settings import (
 )
 from studio.shapes import detect_shape, to_examples
 from studio.templates import get_template
-from tests.tiny import make_tiny_model
+from tests.tiny import WORDS as TINY_WORDS
+from tests.tiny import make_tiny_model, write_uppercase_rows
 
-WORDS = ["apple", "banana", "cherry", "dog", "elephant", "fox", "grape", "house", "island", "jungle", "kite", "lemon"]
+WORDS = TINY_WORDS[:12]
 
 
 def assert_one_sentence(message: str) -> None:
@@ -339,10 +339,7 @@ def test_bad_input_is_one_typed_sentence(ctx, case, error, fragment):
 
 @pytest.fixture()
 def words_file(tmp_path) -> Path:
-    path = tmp_path / "words.jsonl"
-    rows = [{"instruction": "Uppercase the word.", "input": w, "output": w.upper()} for w in WORDS]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_uppercase_rows(tmp_path / "words.jsonl", WORDS)
 
 
 @pytest.fixture()

@@ -24,12 +24,12 @@ from studio.modeling import LoadedModel
 from studio.settings import StudioSettings, apply_overrides
 from studio.trainer import FastSFTTrainer
 from tests.crash_worker import TOTAL_STEPS, tiny_loader
+from tests.tiny import WORDS as TINY_WORDS
 from tests.tiny import make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "tests" / "crash_worker.py"
-WORDS = ["apple", "banana", "cherry", "dog", "elephant", "fox", "grape", "house", "island", "jungle", "kite", "lemon",
-         "mango", "night", "ocean", "piano", "queen", "river", "stone", "tiger"]
+WORDS = TINY_WORDS[:20]
 WAIT = 60
 
 

@@ -10,8 +10,18 @@ from peft import LoraConfig, get_peft_model
 
 from studio.errors import DataError
 from studio.evaluation import (
-    Comparison, ComparisonRow, GenerationStopped, Scores, answer_both, compare, cut_at_stop, generate,
-    load_comparison, plan_batches, save_comparison, score,
+    Comparison,
+    ComparisonRow,
+    GenerationStopped,
+    Scores,
+    answer_both,
+    compare,
+    cut_at_stop,
+    generate,
+    load_comparison,
+    plan_batches,
+    save_comparison,
+    score,
 )
 from studio.examples import Example
 from studio.runs import create_run, read_run

@@ -10,7 +10,13 @@ import pytest
 from studio.errors import TemplateError
 from studio.examples import Example
 from studio.formatting import (
-    fit, preview, preview_html, prompt_ids, token_lengths, tokenize_dataset, tokenize_example,
+    fit,
+    preview,
+    preview_html,
+    prompt_ids,
+    token_lengths,
+    tokenize_dataset,
+    tokenize_example,
 )
 from studio.templates import get_template
 

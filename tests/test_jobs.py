@@ -13,10 +13,10 @@ from studio.errors import RunError
 from studio.jobs import JobQueue, TrainingJob, queue_position
 from studio.modeling import LoadedModel
 from studio.settings import StudioSettings, apply_overrides
+from tests.tiny import WORDS as TINY_WORDS
 from tests.tiny import make_tiny_model
 
-WORDS = ["apple", "banana", "cherry", "dog", "elephant", "fox", "grape", "house", "island", "jungle", "kite", "lemon",
-         "mango", "night", "ocean", "piano"]
+WORDS = TINY_WORDS[:16]
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,14 @@ import pytest
 
 from studio.errors import SettingsError
 from studio.presets import (
-    DEFAULT_PRESET, PRESET_DIR, diff_from_defaults, list_presets, load_preset, preset_description, read_preset, save_preset,
+    DEFAULT_PRESET,
+    PRESET_DIR,
+    diff_from_defaults,
+    list_presets,
+    load_preset,
+    preset_description,
+    read_preset,
+    save_preset,
 )
 from studio.settings import StudioSettings, apply_overrides
 

@@ -16,10 +16,11 @@ from studio.jobs import JobQueue, TrainingJob
 from studio.modeling import LoadedModel
 from studio.pipeline import compare_run, from_job
 from studio.settings import GenerationSettings, ModelSettings, StudioSettings, apply_overrides
+from tests.tiny import WORDS as TINY_WORDS
 from tests.tiny import make_tiny_model
 
 TOKEN = "hf_FAKEtoken0123456789abcdefSECRETxyz"
-WORDS = ["apple", "banana", "cherry", "dog", "elephant", "fox", "grape", "house", "island", "jungle", "kite", "lemon"]
+WORDS = TINY_WORDS[:12]
 HUB_ROWS = [{"instruction": "Uppercase the word.", "input": w, "output": w.upper()} for w in WORDS]
 
 

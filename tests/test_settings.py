@@ -5,8 +5,14 @@ import pytest
 
 from studio.errors import SettingsError
 from studio.settings import (
-    DataSettings, GenerationSettings, LoraSettings, StudioSettings, TrainSettings,
-    apply_overrides, field_meta, parse_assignments,
+    DataSettings,
+    GenerationSettings,
+    LoraSettings,
+    StudioSettings,
+    TrainSettings,
+    apply_overrides,
+    field_meta,
+    parse_assignments,
 )
 
 

@@ -5,7 +5,6 @@ says in run.json that none was trained yet, its metrics.jsonl, and a status that
 """
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -19,10 +18,10 @@ from studio.modeling import LoadedModel
 from studio.pipeline import compare_run, from_job
 from studio.settings import GenerationSettings, StudioSettings, apply_overrides
 from studio.trainer import FastSFTTrainer
-from tests.tiny import make_tiny_model
+from tests.tiny import WORDS as TINY_WORDS
+from tests.tiny import make_tiny_model, write_uppercase_rows
 
-WORDS = ["apple", "banana", "cherry", "dog", "elephant", "fox", "grape", "house", "island", "jungle", "kite", "lemon",
-         "mango", "night", "ocean", "piano", "queen", "river", "stone", "tiger", "umbrella", "violet", "window", "yak"]
+WORDS = TINY_WORDS[:24]
 NOTHING_TRAINED = "No steps were trained before the stop, so no adapter was saved."
 WAIT = 60  # seconds; generous for a busy 2-core machine, never reached when things work
 
@@ -62,10 +61,7 @@ def stop_while_paused(job: TrainingJob, pause: Pause) -> None:
 
 @pytest.fixture()
 def words_file(tmp_path) -> Path:
-    path = tmp_path / "words.jsonl"
-    rows = [{"instruction": "Uppercase the word.", "input": w, "output": w.upper()} for w in WORDS]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_uppercase_rows(tmp_path / "words.jsonl", WORDS)
 
 
 @pytest.fixture()

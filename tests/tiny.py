@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-from transformers import Gemma3TextConfig, Gemma3ForCausalLM, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
 _CORPUS = [
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
@@ -16,6 +18,16 @@ _CORPUS = [
     "What is the capital of France? Paris is the capital. def add(a, b): return a + b",
     "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,:;!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
 ]
+
+
+WORDS = ['apple', 'banana', 'cherry', 'dog', 'elephant', 'fox', 'grape', 'house', 'island', 'jungle', 'kite', 'lemon', 'mango', 'night', 'ocean', 'piano', 'queen', 'river', 'stone', 'tiger', 'umbrella', 'violet', 'window', 'yak']
+
+
+def write_uppercase_rows(path: Path, words: list[str]) -> Path:
+    """A JSONL file of 'Uppercase the word.' rows, one per word (small data for job tests)."""
+    rows = [{"instruction": "Uppercase the word.", "input": w, "output": w.upper()} for w in words]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 @functools.lru_cache(maxsize=1)
