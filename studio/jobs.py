@@ -144,7 +144,7 @@ class TrainingJob:
         return splits
 
     def _load_model(self) -> Any:
-        from studio.modeling import load_base_model
+        from studio.modeling import load_base_model, model_title
 
         if self._model_loader is not None:
             loaded = self._model_loader(self.settings.model, token=self._token)
@@ -152,7 +152,7 @@ class TrainingJob:
             four_bit = self.settings.train.load_in_4bit
             loaded = load_base_model(self.settings.model, token=self._token, load_in_4bit=four_bit)
         cache = " (from the fp32 cache)" if loaded.from_cache else ""
-        self._log(f"Loaded model {loaded.name} in {loaded.load_seconds:.1f} s{cache}")
+        self._log(f"Loaded model {model_title(loaded.name)} in {loaded.load_seconds:.1f} s{cache}")
         self._check_resources(loaded.model)
         return loaded
 

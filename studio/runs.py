@@ -189,11 +189,16 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
+def check_owner(info: RunInfo, owner: str, action: str) -> RunInfo:
+    """Refuse another session's run ("This run belongs to another session, so it cannot be <action> from here.")."""
+    if info.owner and info.owner != owner:
+        raise RunError(f"This run belongs to another session, so it cannot be {action} from here.")
+    return info
+
+
 def delete_run(root: Path, run_id: str, owner: str = "") -> None:
     """Delete a finished run; only its owner may (runs without an owner are anyone's)."""
-    info = read_run(root, run_id)
-    if info.owner and info.owner != owner:
-        raise RunError("This run belongs to another session, so it cannot be deleted from here.")
+    info = check_owner(read_run(root, run_id), owner, "deleted")
     if info.status in ACTIVE:
         raise RunError("This run is still active; stop it before deleting it.")
     shutil.rmtree(info.path)

@@ -138,6 +138,24 @@ def test_a_visitor_cannot_delete_another_visitors_run(studio):
     assert run_id not in [r[0] for r in owner.predict(api_name="/list_runs")[0]["data"]]
 
 
+def test_export_and_push_from_the_runs_tab(studio):
+    url, _ = studio
+    owner = client(url)
+    owner.predict(api_name="/load_data")
+    owner.predict(**QUICK_TRAIN, api_name="/train")
+    run_id = wait_for_job(owner)["run_id"]
+    path, status = owner.predict(run_id=run_id, api_name="/export_adapter")
+    assert path.endswith("-adapter.zip") and "Adapter zip ready" in status
+    card, status = owner.predict(run_id=run_id, api_name="/export_merged")
+    assert card.endswith("README.md") and "Merged model saved" in status
+    with pytest.raises(AppError, match="needs a Hugging Face token"):
+        owner.predict(run_id=run_id, repo="me/adapter", token="", api_name="/push_to_hub")
+    with pytest.raises(AppError, match="cannot be reached"):
+        owner.predict(run_id=run_id, repo="me/adapter", token="hf_fake", api_name="/push_to_hub")
+    with pytest.raises(AppError, match="belongs to another session"):
+        client(url).predict(run_id=run_id, api_name="/export_adapter")
+
+
 def test_unknown_columns_can_be_mapped_by_hand(studio, tmp_path):
     data = tmp_path / "pairs.csv"
     data.write_text("question_text,reply\n" + "".join(f"say {w},{w}\n" for w in "abcdefghij"))

@@ -1,4 +1,4 @@
-"""Runs tab: every past run with its status and results; open one in Compare, or delete your own."""
+"""Runs tab: every past run with its status and results; open one in Compare, export or push it, delete your own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio import export
 from studio.errors import RunError
 from studio.modeling import model_title
-from studio.runs import delete_run, list_runs, read_run
+from studio.runs import check_owner, delete_run, list_runs, read_run
 from ui.compare_tab import run_dropdown
 from ui.context import Context
 from ui.errors import guarded
@@ -32,6 +33,15 @@ class RunsTab:
     confirm_text: Any
     confirm: Any
     cancel: Any
+    zip_button: Any
+    merge_button: Any
+    download: Any
+    repo: Any
+    token: Any
+    what: Any
+    private: Any
+    push: Any
+    export_status: Any
 
 
 def create_runs_tab(ctx: Context) -> RunsTab:
@@ -47,7 +57,20 @@ def create_runs_tab(ctx: Context) -> RunsTab:
         confirm_text = gr.Markdown()
         confirm = gr.Button("Yes, delete it", variant="stop", size="sm")
         cancel = gr.Button("Cancel", size="sm")
-    return RunsTab(table, refresh, run, open_, delete, confirm_row, confirm_text, confirm, cancel)
+    with gr.Accordion("Export or share the selected run", open=False):
+        with gr.Row():
+            zip_button = gr.Button("Adapter + model card (.zip)", size="sm")
+            merge_button = gr.Button("Merged model (LoRA folded into the base weights)", size="sm")
+        download = gr.File(label="Download", interactive=False)
+        with gr.Row():
+            repo = gr.Textbox(label="Hub repository", placeholder="your-name/my-adapter", scale=3)
+            token = gr.Textbox(label="Hugging Face token (write access; used once, never saved)", type="password", scale=3)
+            what = gr.Radio(["adapter", "merged"], value="adapter", label="Push", scale=2)
+            private = gr.Checkbox(value=True, label="Private repository", scale=1)
+        push = gr.Button("Push to the Hub", size="sm")
+        export_status = gr.Markdown()
+    return RunsTab(table, refresh, run, open_, delete, confirm_row, confirm_text, confirm, cancel,
+                   zip_button, merge_button, download, repo, token, what, private, push, export_status)
 
 
 def _number(value: float | None) -> float | None:
@@ -100,6 +123,39 @@ def wire_runs_tab(ctx: Context, tab: RunsTab) -> None:
         gr.Info(f"Run {run_id} deleted.")
         return (gr.Row(visible=False), *list_all(state, request))
 
+    def own_run(state: SessionState, run_id: str, request: gr.Request, action: str) -> Path:
+        if not run_id:
+            raise RunError("Choose a run first.")
+        return check_owner(read_run(root, run_id), owner_of(state, request), action).path
+
+    @guarded
+    def zip_run(state: SessionState, run_id: str, request: gr.Request) -> tuple:
+        """The adapter, tokenizer, model card and reproducibility bundle as one zip."""
+        path = export.zip_adapter(own_run(state, run_id, request, "exported"))
+        return str(path), f"Adapter zip ready: `{path.name}` (load it with `PeftModel.from_pretrained`)."
+
+    @guarded
+    def merge_run(state: SessionState, run_id: str, request: gr.Request) -> tuple:
+        """Fold the LoRA into the base weights and save a full model with its tokenizer and card."""
+        folder = export.merge_adapter(own_run(state, run_id, request, "exported"), base_loader=ctx.services.model_loader)
+        card = folder / "README.md"
+        status = (f"Merged model saved in `{folder}` (load it with `AutoModelForCausalLM.from_pretrained`); "
+                  "its model card is offered for download.")
+        return (str(card) if card.is_file() else None), status
+
+    @guarded
+    def push_run(state: SessionState, run_id: str, repo: str, token: str, what: str, private: bool,
+                 request: gr.Request) -> str:
+        """Push the adapter or merged model with the visitor's token (used for this call only)."""
+        url = export.push_to_hub(own_run(state, run_id, request, "pushed"), repo.strip(), token, what=what,
+                                 private=private, base_loader=ctx.services.model_loader)
+        return f"Pushed the {what} of run {run_id} to {url}."
+
+    tab.zip_button.click(zip_run, [state, tab.run], [tab.download, tab.export_status], api_name="export_adapter")
+    tab.merge_button.click(merge_run, [state, tab.run], [tab.download, tab.export_status], api_name="export_merged")
+    # The token box is cleared after every push so the secret does not linger in the page.
+    tab.push.click(push_run, [state, tab.run, tab.repo, tab.token, tab.what, tab.private], tab.export_status,
+                   api_name="push_to_hub").then(lambda: "", None, tab.token, api_visibility="private")
     tab.refresh.click(list_all, state, [tab.table, tab.run], api_name="list_runs")
     ctx.tab_blocks["runs"].select(list_all, state, [tab.table, tab.run], api_visibility="private")
     tab.open.click(open_in_compare, [state, tab.run], [ctx.compare.run, ctx.tabs], api_name="open_in_compare")

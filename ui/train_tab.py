@@ -23,7 +23,7 @@ from ui.state import SessionState, owner_of
 from ui.theme import progress_html
 
 TICK_SECONDS = 1.0
-LOG_LINES = 12  # as many as the box shows, so the newest line is always in view
+LOG_LINES = 8  # fewer than the box's 12 rows (long lines wrap), so the newest line is always in view
 
 
 @dataclass
