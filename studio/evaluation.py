@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
@@ -27,6 +27,9 @@ from studio.examples import Example
 from studio.runs import update_run
 from studio.scoring import ExampleScore, Scores, score
 from studio.settings import GenerationSettings
+
+if TYPE_CHECKING:
+    from studio.trainer import ThreadBalancer
 
 # Scores live in studio.scoring; they are re-exported because callers think of them as evaluation results.
 __all__ = [
@@ -123,14 +126,45 @@ def _eval_mode(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
+class _RebalanceThreads(StoppingCriteria):
+    """Never stops anything: every `every` new tokens it re-checks how many cores other processes leave idle."""
+
+    def __init__(self, balancer: ThreadBalancer, every: int = 8):
+        self.balancer, self.every, self.calls = balancer, every, 0
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        self.calls += 1
+        if self.calls % self.every == 0:
+            self.balancer.check()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+@contextlib.contextmanager
+def _cpu_threads(model: Any) -> Iterator[ThreadBalancer | None]:
+    # On a CPU shared with other processes, fewer torch threads than cores is often faster (see ThreadBalancer);
+    # never more threads than the caller gave torch, and its count comes back afterwards (it is process-wide).
+    if model.device.type != "cpu":
+        yield None
+        return
+    from studio.trainer import ThreadBalancer  # lazily: it imports TRL, which evaluation alone does not need
+
+    previous = torch.get_num_threads()
+    balancer = ThreadBalancer(limit=previous)
+    balancer.begin(sample_seconds=0.15)
+    try:
+        yield balancer
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], kwargs: dict[str, Any],
-                    stop_strings: tuple[str, ...]) -> list[str]:
+                    stop_strings: tuple[str, ...], balancer: ThreadBalancer | None = None) -> list[str]:
     batch = _left_pad(rows, kwargs["pad_token_id"], model.device)
     width = batch["input_ids"].shape[1]
-    criteria = None
+    criteria = StoppingCriteriaList([_RebalanceThreads(balancer)] if balancer is not None else [])
     if stop_strings and kwargs["num_beams"] == 1:
-        criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, stop_strings, width)])
-    out = model.generate(**batch, **kwargs, stopping_criteria=criteria)
+        criteria.append(_StopOnStrings(tokenizer, stop_strings, width))
+    out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)
     texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return [cut_at_stop(t, stop_strings) for t in texts]
 
@@ -147,12 +181,12 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSett
     answers: list[str | None] = [None] * len(prompts)
     done = 0
     # fork_rng keeps the seed local: sampling here must not reseed a training run sharing the process.
-    with torch.random.fork_rng(devices=[]), torch.inference_mode(), _eval_mode(model):
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(), _eval_mode(model), _cpu_threads(model) as threads:
         torch.manual_seed(gen.seed)
         for batch in plan_batches([len(e) for e in encoded], gen.batch_size):
             if should_stop is not None and should_stop():
                 raise GenerationStopped(answers)
-            texts = _generate_batch(model, tokenizer, [encoded[i] for i in batch], kwargs, stop_strings)
+            texts = _generate_batch(model, tokenizer, [encoded[i] for i in batch], kwargs, stop_strings, threads)
             for i, text in zip(batch, texts):
                 answers[i] = text
             done += len(batch)

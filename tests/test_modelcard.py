@@ -37,7 +37,7 @@ def test_body_states_the_facts_of_the_run(run_dir):
     assert "Word tasks" in body and "6 training rows, 2 held out" in body
     assert "`instruction_output`" in body and "### Instruction:\nYour instruction here" in body
     assert "| r | 4 |" in body and "| alpha | 8 |" in body and "| target\\_modules | all linear layers |" in body
-    assert "| learning\\_rate | 0.0003 |" in body and "| max\\_length | 256 |" in body
+    assert "| learning\\_rate | 0.001 |" in body and "| max\\_length | 256 |" in body
     for library, version in reproduce.library_versions().items():
         assert f"| {modelcard.cell(library)} | {modelcard.cell(version)} |" in body
     assert "![Training loss by step](loss.svg)" in body and "| 15 | 0.2000 |" in body and "| 1 | 3.0000 |" in body

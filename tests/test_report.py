@@ -31,7 +31,7 @@ def test_html_shows_the_numbers_and_settings():
     html = render_html(RUN, StudioSettings().to_dict(), HISTORY, sample_comparison())
     assert "BLEU 2.1</span> → 71.4" in html
     for text in ("15.0", "80.2", "0%", "50%", "+69.3", "embedded:gemma-3-270m", "sample:word_tasks",
-                 "20250101-120000-abcdef", "2025-01-01 12:00", "learning_rate", "0.0003", "max_new_tokens"):
+                 "20250101-120000-abcdef", "2025-01-01 12:00", "learning_rate", "0.001", "max_new_tokens"):
         assert text in html, text
     assert "<svg" in html and "<polyline" in html and "<details>" in html
     assert "Biggest gains" in html and "Got worse" in html

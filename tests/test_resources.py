@@ -33,7 +33,7 @@ def test_estimate_adds_up_and_follows_the_settings():
     assert base["weights_bytes"] == GEMMA.n_params * 4
     assert base["lora_params"] == 16 * 18 * 640 * 23  # r * layers * (in + out) of q k v o gate up down
     assert base["optimizer_bytes"] == base["lora_params"] * 8
-    double = resources.memory_estimate(GEMMA, _settings(batch_size=16))
+    double = resources.memory_estimate(GEMMA, _settings(batch_size=8))
     assert double["activation_bytes"] == 2 * base["activation_bytes"]
     assert resources.memory_estimate(GEMMA, _settings(gradient_checkpointing=True))["activation_bytes"] < \
         base["activation_bytes"] / 4
@@ -65,7 +65,7 @@ def test_too_little_memory_is_refused_with_the_setting_to_change(monkeypatch):
     need = resources.memory_estimate(GEMMA, _settings())["total_bytes"] / 1e9
     [message] = resources.check_resources(_settings(), GEMMA)
     assert message == (f"Training needs about {need:.1f} GB of memory but only 1.2 GB is free; lower "
-                       "train.batch_size from 8 to 4 (and raise train.grad_accum to 2 to keep the same effective "
+                       "train.batch_size from 4 to 2 (and raise train.grad_accum to 2 to keep the same effective "
                        "batch) or data.max_length.")
     assert resources.blocking_problem(_settings(), GEMMA) == message
 
