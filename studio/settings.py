@@ -102,12 +102,13 @@ class LoraSettings:
 class TrainSettings:
     """Optimiser, schedule and runtime switches.
 
-    The cpu-demo defaults (60 steps of 4 examples at 1e-3) came out of `python -m studio.bench demo` and
-    bench/sweep.py: on word_tasks they gained +44 to +54 BLEU over 4 seeds in the time one epoch of 8 at 3e-4 takes
-    (+44 to +49); half an epoch fell to +41, 7e-4 or 5e-4 to +30..38, and 2e-3 diverged.
+    The cpu-demo defaults (one epoch = 80 steps of 4 examples at 1e-3) came out of `python -m studio.bench demo` and
+    bench/sweep.py on word_tasks: 80 steps gained +50.5 and +51.0 BLEU (seeds 42, 7); 60 steps gained +41 to +54 over
+    4 seeds and fell to +36 when thread counts changed the numerics, so the full epoch keeps a margin over +40.
+    Half an epoch fell to +41, 7e-4 or 5e-4 to +30..38, and 2e-3 diverged.
     """
 
-    epochs: float = _f(0.75, "Passes over the training split (ignored when max_steps > 0).", min=0.01, max=100)
+    epochs: float = _f(1.0, "Passes over the training split (ignored when max_steps > 0).", min=0.01, max=100)
     max_steps: int = _f(0, "Stop after this many optimiser steps (0: use epochs).", min=0)
     learning_rate: float = _f(1e-3, "Peak learning rate.", min=1e-8, max=1.0)
     batch_size: int = _f(4, "Examples per device step.", min=1, max=1024)
