@@ -212,7 +212,7 @@ def run_bench(args: argparse.Namespace, say=print) -> dict[str, Any]:
     figures: dict[str, Any] = {"config": {k: v for k, v in vars(args).items() if k != "command"},
                                "cpu_count": os.cpu_count(), "load_start": load1(), "started": time.time()}
     if "train" in parts:
-        say(f"Training: {args.steps} steps, {args.examples} examples, {args.repeats} round(s)")
+        say(f"Training: {args.steps} steps, {args.examples or 'steps x batch'} examples, {args.repeats} round(s)")
         figures["train"] = summarise_training(bench_training(args, say))
     if "eval" in parts:
         say(f"Evaluation: {args.prompts} prompts, {args.repeats} round(s)")
@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("command", nargs="?", default="bench", choices=["bench", "demo", "levers"])
     parser.add_argument("--steps", type=int, default=6, help="optimiser steps per training contender (default 6)")
     parser.add_argument("--warmup", type=int, default=1, help="steps left out of the medians (default 1)")
-    parser.add_argument("--examples", type=int, default=48, help="training examples (default 48)")
+    parser.add_argument("--examples", type=int, default=0,
+                        help="training examples (default 0: steps x batch size, one pass over the same rows for all)")
     parser.add_argument("--prompts", type=int, default=16, help="held-out prompts to answer (default 16)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of every contender (default 2)")
     parser.add_argument("--pad-to", type=int, default=256, help="the tutorial contender's fixed length (default 256)")
@@ -248,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="pin torch threads for all (0: each its own way)")
     parser.add_argument("--only", default="train,eval,latency", help="parts to run: train,eval,latency")
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold load (builds the cache, ~1-2 min)")
-    parser.add_argument("--quick", action="store_true", help="3 steps, 24 examples, 8 prompts, 1 round, no cold load")
+    parser.add_argument("--quick", action="store_true", help="3 steps, 8 prompts, 1 round, no cold load")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="demo overrides")
     parser.add_argument("--runs-dir", type=Path, default=None, help="demo: keep the run folder here")
     return parser
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "levers":
         return cmd_levers(args)
     if args.quick:
-        args.steps, args.examples, args.prompts, args.repeats, args.skip_cold = 3, 24, 8, 1, True
+        args.steps, args.prompts, args.repeats, args.skip_cold = 3, 8, 1, True
     figures = run_bench(args, say=lambda line: print(line, flush=True))
     print(format_table(figures), flush=True)
     print(json.dumps(figures, default=float))

@@ -139,11 +139,13 @@ def bench_settings(steps: int, examples: int, seed: int, threads: int = 0, promp
     """The cpu-demo defaults, cut to `steps` optimiser steps on the first `examples` training rows."""
     from studio.settings import StudioSettings, apply_overrides
 
-    settings = apply_overrides(StudioSettings(), {
+    settings = apply_overrides(StudioSettings(), overrides or {})
+    examples = examples or steps * settings.train.batch_size * settings.train.grad_accum
+    settings = apply_overrides(settings, {
         "data": {"max_examples": examples, "max_test_examples": prompts},
         "train": {"max_steps": steps, "seed": seed, "threads": threads},
     })
-    return apply_overrides(settings, overrides or {})
+    return apply_overrides(settings, overrides or {})  # again: a lever may set train.threads
 
 
 def run_contender(name: str, steps: int, examples: int, seed: int, warmup: int, pad_to: int, threads: int,
