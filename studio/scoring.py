@@ -1,6 +1,6 @@
 """Scoring answers against references with SacreBLEU (BLEU, chrF) and exact match.
 
-`evaluate.load("sacrebleu")` downloads its code from the Hub at run time, so this calls `sacrebleu` directly:
+The `evaluate` library fetches its sacrebleu metric code from the Hub at run time, so this calls `sacrebleu` directly:
 the same implementation, no network.
 """
 from __future__ import annotations

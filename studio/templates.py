@@ -15,6 +15,7 @@ put it in a system turn; plain templates put it as a first paragraph; the custom
 from __future__ import annotations
 
 import string
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,7 +46,7 @@ class Rendered:
 
 
 @dataclass(frozen=True)
-class PromptTemplate:
+class PromptTemplate(ABC):
     """Base class: `render` splits an example into prompt and completion; `system` is the default system text."""
 
     name: ClassVar[str] = ""
@@ -56,9 +57,9 @@ class PromptTemplate:
 
     system: str = ""
 
+    @abstractmethod
     def render(self, example: Example) -> Rendered:
         """Split the example into prompt and completion text."""
-        raise NotImplementedError
 
     def prompt(self, example: Example) -> str:
         """The prompt alone, as fed to generation at evaluation time."""
@@ -89,9 +90,9 @@ class _PlainTemplate(PromptTemplate):
         system, body = self.system_for(example), self.body(example)
         return Rendered(prompt=f"{system}\n\n{body}" if system else body, completion=example.output)
 
+    @abstractmethod
     def body(self, example: Example) -> str:
         """The prompt without the system paragraph."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
