@@ -21,13 +21,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main(candidates: list[str]) -> None:
-    from studio.evaluation import generate
+    from studio.data.templates import template_for
+    from studio.evaluate.generation import generate
+    from studio.evaluate.scoring import score
     from studio.jobqueue import JobQueue
-    from studio.modeling import LoadedModel, load_base_model
-    from studio.scoring import score
+    from studio.jobs import TrainingJob
+    from studio.model.loading import LoadedModel, load_base_model
     from studio.settings import StudioSettings, apply_overrides, parse_assignments
-    from studio.templates import get_template
-    from studio.training import TrainingJob
 
     base = load_base_model(StudioSettings().model)
     base_answers: dict[tuple, list[str]] = {}
@@ -45,7 +45,7 @@ def main(candidates: list[str]) -> None:
             train_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
             assert job.status == "completed", job.error
             d = settings.data
-            template = get_template(d.template, custom=d.custom_template, tokenizer=base.tokenizer)
+            template = template_for(d, base.tokenizer)
             tests = job.splits.test[: d.max_test_examples or None]
             prompts, refs = [template.prompt(e) for e in tests], [e.output for e in tests]
             key = (d.template, d.custom_template, settings.generation.max_new_tokens)

@@ -5,10 +5,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from studio import runs
 from studio.errors import StudioError
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
+from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides, parse_assignments
 
 EPILOG = """examples:
@@ -108,13 +110,13 @@ def _print_progress(job, printed: int) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train in the foreground, printing the job's log, then compare and report."""
+    from studio.jobs import TrainingJob
     from studio.pipeline import compare_run, from_job
-    from studio.training import TrainingJob
 
     settings = settings_from_args(args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
-    job = TrainingJob(settings, root, token=args.token)
+    job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)
     job.start()
     printed = 0
     try:
@@ -145,7 +147,9 @@ def _print_summary(result, train_seconds: float, total_seconds: float, run_dir: 
     print(f"  chrF          {b.chrf:6.1f} -> {t.chrf:6.1f}")
     print(f"  exact match   {b.exact_match * b.n:4.0f}/{b.n} -> {t.exact_match * t.n:.0f}/{t.n}")
     print(f"  time          train {train_seconds:.0f} s, total {total_seconds:.0f} s")
-    print(f"  run folder    {run_dir}  (report.html, comparison.jsonl, adapter/)")
+    folder = RunFolder(run_dir)
+    shown = (folder.report_html.name, folder.comparison_rows_file.name, f"{folder.adapter_dir.name}/")
+    print(f"  run folder    {run_dir}  ({', '.join(shown)})")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -153,7 +157,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from studio.pipeline import compare_run, open_run
 
     root = args.runs_dir or runs.runs_dir()
-    rm = open_run(root, args.run_id)
+    rm = open_run(root, args.run_id, model_loader=args.model_loader)
     gen = apply_overrides(rm.settings, parse_assignments(args.set)).generation
     started = time.perf_counter()
     result = compare_run(rm, gen, limit=args.limit, progress=lambda w, d, n: print(f"  {w}: {d}/{n}", flush=True))
@@ -163,8 +167,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the detected shape, the row count and one rendered example."""
-    from studio.dataset import load_source
-    from studio.templates import get_template
+    from studio.data.dataset import load_source
+    from studio.data.templates import get_template
 
     loaded = load_source(args.path, column_map=_column_map(args.map) or None)
     template = get_template(args.template, custom=StudioSettings().data.custom_template)
@@ -183,10 +187,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the adapter zip or the merged model of a run."""
-    from studio import export
+    from studio.publish import export
 
     info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    path = export.merge_adapter(info.path) if args.merged else export.zip_adapter(info.path)
+    path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
     print(f"Exported {'the merged model' if args.merged else 'the adapter'} to {path}")
     return 0
 
@@ -195,10 +199,11 @@ def cmd_push(args: argparse.Namespace) -> int:
     """Push a run to the Hub with the token from $HF_TOKEN (never written anywhere)."""
     import os
 
-    from studio import export
+    from studio.publish import export
 
     info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    url = export.push_to_hub(info.path, args.repo, os.environ.get("HF_TOKEN"), what=args.what, private=not args.public)
+    url = export.push_to_hub(info.path, args.repo, os.environ.get("HF_TOKEN"), what=args.what, private=not args.public,
+                             base_loader=args.model_loader)
     print(f"Pushed the {args.what} of run {args.run_id} to {url}")
     return 0
 
@@ -223,9 +228,14 @@ COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, 
             "presets": cmd_presets, "runs": cmd_runs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; a StudioError prints one line and exits with status 2."""
+def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
+    """Entry point; a StudioError prints one line and exits with status 2.
+
+    `model_loader(model_settings, token=None) -> LoadedModel` replaces the real base-model loader (tests inject a
+    tiny model through it).
+    """
     args = build_parser().parse_args(argv)
+    args.model_loader = model_loader
     try:
         return COMMANDS[args.command](args)
     except StudioError as exc:

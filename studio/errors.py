@@ -10,6 +10,14 @@ class DataError(StudioError):
     """A dataset file, row or column mapping that cannot be used."""
 
 
+class ShapeError(DataError):
+    """The rows were read, but no usable shape fits them; `columns` lists the columns found, for mapping by hand."""
+
+    def __init__(self, message: str, columns: list[str]) -> None:
+        super().__init__(message)
+        self.columns = list(columns)
+
+
 class TemplateError(StudioError):
     """A prompt template that cannot render (unknown field, unbalanced braces, no chat template)."""
 

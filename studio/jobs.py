@@ -8,15 +8,18 @@ from typing import Any
 
 import torch
 
-from studio import runs, training
+from studio import runs
 from studio.errors import RunError, TrainingError
-from studio.jobqueue import JobQueue, default_queue, queue_position  # noqa: F401 (public API)
-from studio.reproduce import write_repro_bundle
-from studio.resources import blocking_problem, check_resources
+from studio.jobqueue import JobQueue, default_queue
+from studio.model.resources import blocking_problem, check_resources
+from studio.publish.reproduce import write_repro_bundle
+from studio.runs import RunFolder
 from studio.settings import StudioSettings
-from studio.trainer import MetricsCallback, StopBeforeFirstStep
+from studio.train import steps
+from studio.train.callbacks import MetricsCallback, StopBeforeFirstStep
+from studio.train.config import estimate_total_steps
 
-ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.modeling.LoadedModel
+ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 
 
 class TrainingJob:
@@ -45,12 +48,13 @@ class TrainingJob:
         self._progress = {"step": 0, "total_steps": 0, "epoch": 0.0, "tokens_per_second": None, "elapsed": 0.0}
         self._resume_from: Path | None = None
         if resume_run:
-            info, self.settings, self._resume_from = training.open_for_resume(self.root, resume_run, owner)
-            self._history = runs.read_metrics(info.path)
+            info, self.settings, self._resume_from = steps.open_for_resume(self.root, resume_run, owner)
+            self._history = info.folder.read_metrics()
         else:
             self.settings = settings
             info = runs.create_run(self.root, settings, owner)
         self.run_dir, self.run_id = info.path, info.run_id
+        self.folder = RunFolder(self.run_dir)
 
     # ---- public API -------------------------------------------------------------------------------------------
     @property
@@ -129,7 +133,6 @@ class TrainingJob:
         if self._stop.is_set():
             return self._finish(0)
         train_ds, eval_ds = self._tokenize(loaded.tokenizer)
-        write_repro_bundle(self.run_dir, tokenizer=loaded.tokenizer)
         trainer = self._train(loaded, train_ds, eval_ds)
         self._set_status("saving")
         self.model, self.tokenizer = trainer.model, loaded.tokenizer
@@ -137,14 +140,15 @@ class TrainingJob:
         self._finish(trainer.state.global_step, trainer)
 
     def _prepare_data(self) -> Any:
-        splits = training.prepare_data(self.settings, self._token)
-        training.write_splits(self.run_dir, splits)
+        splits = steps.prepare_data(self.settings, self._token)
+        steps.write_splits(self.run_dir, splits)
         extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
         self._log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
         return splits
 
     def _load_model(self) -> Any:
-        from studio.modeling import load_base_model, model_title
+        from studio.model.info import model_title
+        from studio.model.loading import load_base_model
 
         if self._model_loader is not None:
             loaded = self._model_loader(self.settings.model, token=self._token)
@@ -158,7 +162,7 @@ class TrainingJob:
 
     def _check_resources(self, model: Any) -> None:
         """Refuse a run that cannot fit in memory or on disk; log softer warnings."""
-        from studio.modeling import model_info
+        from studio.model.info import model_info
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         info = model_info(model)
@@ -169,11 +173,11 @@ class TrainingJob:
             self._log(warning)
 
     def _tokenize(self, tokenizer: Any) -> tuple[Any, Any]:
-        from studio.templates import get_template
+        from studio.data.templates import template_for
 
         d = self.settings.data
-        self.template = get_template(d.template, custom=d.custom_template, tokenizer=tokenizer, system=d.system_prompt)
-        train_ds, eval_ds = training.tokenize_splits(tokenizer, self.template, self.splits, self.settings)
+        self.template = template_for(d, tokenizer)
+        train_ds, eval_ds = steps.tokenize_splits(tokenizer, self.template, self.splits, self.settings)
         n_tokens = sum(train_ds["length"])
         self._log(f"Tokenized {len(train_ds)} training examples ({n_tokens} tokens, max length {d.max_length})")
         return train_ds, eval_ds
@@ -184,14 +188,16 @@ class TrainingJob:
             self._record, self._stop, skip_until_step=int(last.get("step") or 0),
             elapsed_offset=float(last.get("elapsed") or 0.0), on_begin=self._on_train_begin,
         )
-        estimate = training.estimate_total_steps(len(train_ds), self.settings)
+        estimate = estimate_total_steps(len(train_ds), self.settings)
         self._update_progress(total_steps=estimate, step=callback.skip_until_step, first_step=callback.skip_until_step,
                               elapsed=callback.elapsed_offset, first_elapsed=callback.elapsed_offset)
-        trainer = training.build_trainer(loaded.model, loaded.tokenizer, self.settings, self.run_dir / "checkpoints",
+        trainer = steps.build_trainer(loaded.model, loaded.tokenizer, self.settings, self.folder.checkpoints_dir,
                                          train_ds, eval_ds, [callback])
         callback.trainer = trainer
+        # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
+        write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], loaded.tokenizer)
         previous_threads = torch.get_num_threads()
-        threads = training.set_threads(self.settings)
+        threads = steps.set_threads(self.settings)
         self._set_status("training")
         self._log("Training on the GPU" if torch.cuda.is_available() else f"Training on {threads} CPU thread(s)")
         try:
@@ -214,7 +220,7 @@ class TrainingJob:
         """Metrics sink: keep the record, append it to metrics.jsonl and refresh progress and the log."""
         with self._lock:
             self._history.append(record)
-        runs.append_metric(self.run_dir, record)
+        self.folder.append_metric(record)
         if record.get("loss") is not None:
             self._update_progress(step=record["step"], epoch=record.get("epoch") or 0.0,
                                   tokens_per_second=record.get("tokens_per_second"), elapsed=record["elapsed"])
@@ -228,21 +234,21 @@ class TrainingJob:
     def _finish(self, step: int, trainer: Any = None) -> None:
         """Save what exists and end as completed or stopped, with a plain message of what was saved where."""
         if step == 0 or trainer is None:
-            self.message = training.outcome_message(0, 0, stopped=True, adapter=None)
+            self.message = steps.outcome_message(0, 0, stopped=True, adapter=None)
             return self._end("stopped", step=0)
         total = trainer.state.max_steps
         stopped = self._stop.is_set() and step < total
         runs.read_run(self.root, self.run_id)  # RunError if the folder was deleted: do not write into its place
-        adapter = training.save_adapter(trainer.model, self.tokenizer, self.run_dir)
-        self.message = training.outcome_message(step, total, stopped, adapter)
+        adapter = steps.save_adapter(trainer.model, self.tokenizer, self.run_dir)
+        self.message = steps.outcome_message(step, total, stopped, adapter)
         final_loss = next((r["loss"] for r in reversed(self._history) if r.get("loss") is not None), None)
         self._end("stopped" if stopped else "completed", step=step, total_steps=total, final_loss=final_loss,
                   train_seconds=self._progress["elapsed"])
 
     def _fail(self, exc: BaseException) -> None:
-        if not (self.run_dir / "run.json").is_file():
+        if not self.folder.exists():
             exc = RunError(f"Run folder {self.run_id} was deleted while the job was running, so nothing more was saved.")
-        self.error = training.failure_message(exc, self.settings)
+        self.error = steps.failure_message(exc, self.settings)
         if self._token:  # an exception may quote the request it failed on, token included
             self.error = self.error.replace(self._token, "***")
         self._log(f"Failed: {self.error}")

@@ -1,7 +1,6 @@
 """The named steps after training, shared by the CLI and the UI: reopen a run -> compare -> report."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +8,10 @@ from typing import Any
 
 from studio import runs
 from studio.errors import RunError
-from studio.evaluation import Comparison, compare, save_comparison
+from studio.evaluate.before_after import compare
+from studio.evaluate.comparison import Comparison, save_comparison
 from studio.examples import Example
+from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings
 
 
@@ -29,7 +30,7 @@ class RunModel:
     @property
     def base_label(self) -> str:
         """Which weights produce the 'before' answers."""
-        from studio.modeling import model_title
+        from studio.model.info import model_title
 
         return f"Base: {model_title(self.settings.model.model)} (adapter disabled)"
 
@@ -39,18 +40,9 @@ class RunModel:
         return f"Tuned: run {self.run_id} adapter"
 
 
-def read_split(run_dir: Path, name: str) -> list[Example]:
-    """Examples of a split saved in the run folder (data/<name>.jsonl)."""
-    path = run_dir / "data" / f"{name}.jsonl"
-    if not path.is_file():
-        raise RunError(f"Run {run_dir.name} has no saved {name} split.")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [Example.from_row(json.loads(line)) for line in lines if line.strip()]
-
-
 def from_job(job: Any) -> RunModel:
     """Reuse a finished TrainingJob's in-memory model instead of reloading it."""
-    if job.model is None or not (job.run_dir / "adapter").is_dir():
+    if job.model is None or not RunFolder(job.run_dir).has_adapter():
         raise RunError("This run has no trained adapter to compare yet.")
     return RunModel(job.run_id, job.run_dir, job.model, job.tokenizer, job.template,
                     list(job.splits.test), job.settings)
@@ -60,19 +52,19 @@ def open_run(root: Path, run_id: str, token: str | None = None, model_loader: Ca
     """Load a past run's base model (through `model_loader` if given) with its adapter on top, for Compare."""
     from peft import PeftModel
 
-    from studio import modeling
-    from studio.templates import get_template
+    from studio.data.templates import template_for
+    from studio.model.loading import load_base_model
 
     info = runs.read_run(root, run_id)
     if not info.has_adapter:
         raise RunError(f"Run {run_id} has no saved adapter, so there is nothing to compare.")
-    settings = runs.read_settings(info.path)
-    loaded = (model_loader or modeling.load_base_model)(settings.model, token=token)
-    model = PeftModel.from_pretrained(loaded.model, str(info.path / "adapter"))
+    folder = info.folder
+    settings = folder.read_settings()
+    loaded = (model_loader or load_base_model)(settings.model, token=token)
+    model = PeftModel.from_pretrained(loaded.model, str(folder.adapter_dir))
     model.eval()
-    data = settings.data
-    template = get_template(data.template, custom=data.custom_template, tokenizer=loaded.tokenizer, system=data.system_prompt)
-    return RunModel(run_id, info.path, model, loaded.tokenizer, template, read_split(info.path, "test"), settings)
+    template = template_for(settings.data, loaded.tokenizer)
+    return RunModel(run_id, info.path, model, loaded.tokenizer, template, folder.read_split("test"), settings)
 
 
 def compare_run(
@@ -86,7 +78,7 @@ def compare_run(
 
     When `should_stop()` turns true it ends between batches with GenerationStopped, and nothing is saved.
     """
-    from studio.report import write_report
+    from studio.publish.report import write_report
 
     examples = rm.test[:limit] if limit > 0 else rm.test
     if not examples:

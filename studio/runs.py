@@ -1,6 +1,20 @@
-"""Run folders on disk: `runs/<run-id>/` with settings, status, metrics and results.
+"""Run folders on disk: `runs/<run-id>/` with settings, status, metrics, splits, adapter, results and exports.
 
-Every write of `run.json` is atomic (temp file + rename) so a SIGKILL never leaves it half written;
+`RunFolder` is the one owner of a run folder's layout: no other module spells a file or folder name inside it.
+
+    runs/<run-id>/
+      settings.json            the settings the run was started with
+      run.json                 status, times, base model, dataset, results (rewritten atomically)
+      metrics.jsonl            one record per logged step or evaluation (append-only)
+      data/{train,test,validation}.jsonl   the splits as trained and compared on
+      checkpoints/checkpoint-N/            Trainer checkpoints, for resume
+      adapter/                 the PEFT adapter + tokenizer (written whole, then renamed into place)
+      comparison.json(l)       the before/after summary and its rows
+      report.html, report.md   the stakeholder report
+      reproduce/               the reproducibility bundle (its inner layout is owned by studio.publish.reproduce)
+      exports/                 zips, merged model, and other exports (inner layout owned by studio.publish.export)
+
+Every write of a whole file is atomic (temp file + rename) so a SIGKILL never leaves it half written;
 `metrics.jsonl` is append-only and a torn last line is skipped on read.
 """
 from __future__ import annotations
@@ -12,20 +26,220 @@ import secrets
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from studio.errors import RunError
+from studio.examples import Example
 from studio.settings import StudioSettings
 
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}\Z")  # \Z: "$" would let a trailing newline through
 ACTIVE = ("queued", "preparing", "training", "saving", "evaluating")
 FINISHED = ("completed", "stopped", "failed", "interrupted")
+SPLITS = ("train", "test", "validation")
 # Identifies this server process: a run left "active" by another, dead process was interrupted.
 PROCESS_TOKEN = uuid.uuid4().hex
 _write_lock = threading.Lock()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write text via a temp file + rename, so a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def replace_folder(target: Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temp sibling folder with `write(tmp)`, then swap it in for `target` (never half written)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def checkpoint_complete(checkpoint: Path) -> bool:
+    """True when the Trainer finished writing the checkpoint: trainer_state.json, written last, reads back whole.
+
+    The Trainer writes a checkpoint file by file in place, so a process killed mid-save leaves a partial folder.
+    """
+    try:
+        return isinstance(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
+class RunFolder:
+    """One run's folder: every path inside it, and the reads and writes that must be atomic."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def run_id(self) -> str:
+        """The folder's name, which is the run id."""
+        return self.path.name
+
+    # ---- the layout ---------------------------------------------------------------------------------------
+    @property
+    def settings_file(self) -> Path:
+        """settings.json: the run's settings."""
+        return self.path / "settings.json"
+
+    @property
+    def run_file(self) -> Path:
+        """run.json: status and results."""
+        return self.path / "run.json"
+
+    @property
+    def metrics_file(self) -> Path:
+        """metrics.jsonl: one record per logged step."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def data_dir(self) -> Path:
+        """data/: the saved splits."""
+        return self.path / "data"
+
+    def split_file(self, name: str) -> Path:
+        """data/<name>.jsonl for a split name (train, test or validation)."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}")
+        return self.data_dir / f"{name}.jsonl"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """checkpoints/: the Trainer's output_dir."""
+        return self.path / "checkpoints"
+
+    @property
+    def adapter_dir(self) -> Path:
+        """adapter/: the final PEFT adapter and its tokenizer."""
+        return self.path / "adapter"
+
+    @property
+    def comparison_file(self) -> Path:
+        """comparison.json: the before/after summary."""
+        return self.path / "comparison.json"
+
+    @property
+    def comparison_rows_file(self) -> Path:
+        """comparison.jsonl: one row per held-out example."""
+        return self.path / "comparison.jsonl"
+
+    @property
+    def report_html(self) -> Path:
+        """report.html: the self-contained stakeholder report."""
+        return self.path / "report.html"
+
+    @property
+    def report_md(self) -> Path:
+        """report.md: the same report as Markdown."""
+        return self.path / "report.md"
+
+    @property
+    def reproduce_dir(self) -> Path:
+        """reproduce/: the reproducibility bundle."""
+        return self.path / "reproduce"
+
+    @property
+    def exports_dir(self) -> Path:
+        """exports/: zips, merged models and other exports."""
+        return self.path / "exports"
+
+    # ---- reads and writes ---------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """True while the run's folder and run.json are on disk."""
+        return self.run_file.is_file()
+
+    def has_adapter(self) -> bool:
+        """True once a complete adapter was saved."""
+        return (self.adapter_dir / "adapter_config.json").is_file()
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        """A JSON file of this run, with RunError for a deleted folder or an unreadable file."""
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"Run folder {self.run_id} no longer exists; it may have been deleted.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunError(f"Run {self.run_id} has an unreadable {path.name}.") from None
+
+    def write_json(self, path: Path, value: Any) -> None:
+        """Write a JSON file of this run atomically."""
+        atomic_write(path, json.dumps(value, indent=2))
+
+    def read_settings(self) -> StudioSettings:
+        """The settings the run was started with."""
+        return StudioSettings.from_dict(self.read_json(self.settings_file))
+
+    def write_splits(self, splits: dict[str, list[Example]]) -> None:
+        """Save the splits as JSON lines (an empty validation split is not written)."""
+        self.data_dir.mkdir(exist_ok=True)  # no parents: a run folder deleted meanwhile must not be recreated
+        for name, examples in splits.items():
+            if name == "validation" and not examples:
+                continue
+            lines = [json.dumps(e.to_row(), ensure_ascii=False) + "\n" for e in examples]
+            atomic_write(self.split_file(name), "".join(lines))
+
+    def read_split(self, name: str, required: bool = True) -> list[Example]:
+        """The examples of a saved split; RunError when required and missing, else []."""
+        path = self.split_file(name)
+        if not path.is_file():
+            if required:
+                raise RunError(f"Run {self.run_id} has no saved {name} split.")
+            return []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [Example.from_row(json.loads(line)) for line in lines if line.strip()]
+
+    def append_metric(self, record: dict[str, Any]) -> None:
+        """Append one metrics record as a JSON line, flushed so a crash keeps it."""
+        line = (json.dumps(record, allow_nan=False, default=float) + "\n").encode("utf-8")
+        with _write_lock, open(self.metrics_file, "ab+") as fh:
+            if fh.seek(0, os.SEEK_END) > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a torn last line (killed mid-write): keep this record off it
+                    line = b"\n" + line
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Metrics records in order; a torn last line (killed mid-write) is ignored."""
+        if not self.metrics_file.is_file():
+            return []
+        out = []
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoint-N folders, newest first (half-written ones skipped)."""
+        found = [p for p in self.checkpoints_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+        found.sort(key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        return [p for p in found if checkpoint_complete(p)]
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
+        return next(iter(self.checkpoints()), None)
+
+    def save_adapter(self, save: Callable[[Path], None]) -> Path:
+        """Write the adapter through `save(folder)` into a temp folder renamed into place; returns adapter/."""
+        return replace_folder(self.adapter_dir, save)
 
 
 def runs_dir() -> Path:
@@ -60,6 +274,11 @@ class RunInfo:
     resumed_from: str = ""
 
     @property
+    def folder(self) -> RunFolder:
+        """The run's folder and its layout."""
+        return RunFolder(self.path)
+
+    @property
     def finished(self) -> bool:
         """True once the run can no longer change."""
         return self.status in FINISHED
@@ -77,46 +296,31 @@ def new_run_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"Run folder {path.parent.name} no longer exists; it may have been deleted.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"Run {path.parent.name} has an unreadable {path.name}.") from None
-
-
-def create_run(root: Path, settings: StudioSettings, owner: str = "") -> RunInfo:
-    """Make a new run folder holding the settings and a queued status."""
+def create_run(root: Path, settings: StudioSettings, owner: str = "", **extra: Any) -> RunInfo:
+    """Make a new run folder holding the settings and a queued status (`extra` goes into run.json)."""
     root.mkdir(parents=True, exist_ok=True)
-    run_id = new_run_id()
-    path = root / run_id
-    path.mkdir()
-    _atomic_write(path / "settings.json", json.dumps(settings.to_dict(), indent=2))
+    folder = RunFolder(root / new_run_id())
+    folder.path.mkdir()
+    folder.write_json(folder.settings_file, settings.to_dict())
     record = {
-        "run_id": run_id, "status": "queued", "created": datetime.now().isoformat(timespec="seconds"),
+        "run_id": folder.run_id, "status": "queued", "created": datetime.now().isoformat(timespec="seconds"),
         "owner": owner, "base_model": settings.model.model, "dataset": settings.data.dataset,
-        "template": settings.data.template, "pid": os.getpid(), "process": PROCESS_TOKEN,
+        "template": settings.data.template, "pid": os.getpid(), "process": PROCESS_TOKEN, **extra,
     }
-    _atomic_write(path / "run.json", json.dumps(record, indent=2))
-    (path / "metrics.jsonl").touch()  # every run has one, even one stopped before its first step
-    return _to_info(path, record)
+    folder.write_json(folder.run_file, record)
+    folder.metrics_file.touch()  # every run has one, even one stopped before its first step
+    return _to_info(folder.path, record)
 
 
 def update_run(run_dir: Path, **values: Any) -> RunInfo:
     """Merge values into run.json atomically and return the new info."""
+    folder = RunFolder(run_dir)
     with _write_lock:
-        record = _read_json(run_dir / "run.json")
+        record = folder.read_json(folder.run_file)
         record.update(values)
         if values.get("status") in ACTIVE:
             record.update(pid=os.getpid(), process=PROCESS_TOKEN)
-        _atomic_write(run_dir / "run.json", json.dumps(record, indent=2))
+        folder.write_json(folder.run_file, record)
     return _to_info(run_dir, record)
 
 
@@ -131,7 +335,7 @@ def _pid_alive(pid: int) -> bool:
 def _to_info(path: Path, record: dict[str, Any]) -> RunInfo:
     known = {f.name for f in fields(RunInfo)} - {"path", "run_id", "has_adapter"}
     info = RunInfo(run_id=path.name, path=path, **{k: v for k, v in record.items() if k in known})
-    info.has_adapter = (path / "adapter" / "adapter_config.json").is_file()
+    info.has_adapter = RunFolder(path).has_adapter()
     if info.status in ACTIVE and record.get("process") != PROCESS_TOKEN and not _pid_alive(int(record.get("pid", -1))):
         info.status = "interrupted"
     return info
@@ -139,13 +343,8 @@ def _to_info(path: Path, record: dict[str, Any]) -> RunInfo:
 
 def read_run(root: Path, run_id: str) -> RunInfo:
     """Info of one run; RunError if the id is invalid or the folder is gone."""
-    path = root / check_run_id(run_id)
-    return _to_info(path, _read_json(path / "run.json"))
-
-
-def read_settings(run_dir: Path) -> StudioSettings:
-    """The settings a run was started with."""
-    return StudioSettings.from_dict(_read_json(run_dir / "settings.json"))
+    folder = RunFolder(root / check_run_id(run_id))
+    return _to_info(folder.path, folder.read_json(folder.run_file))
 
 
 def list_runs(root: Path) -> list[RunInfo]:
@@ -154,38 +353,12 @@ def list_runs(root: Path) -> list[RunInfo]:
         return []
     out = []
     for path in sorted(root.iterdir(), reverse=True):
-        if RUN_ID.match(path.name) and (path / "run.json").is_file():
+        folder = RunFolder(path)
+        if RUN_ID.match(path.name) and folder.exists():
             try:
-                out.append(_to_info(path, _read_json(path / "run.json")))
+                out.append(_to_info(path, folder.read_json(folder.run_file)))
             except RunError:
                 continue
-    return out
-
-
-def append_metric(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one metrics record as a JSON line, flushed so a crash keeps it."""
-    line = (json.dumps(record, allow_nan=False, default=float) + "\n").encode("utf-8")
-    with _write_lock, open(run_dir / "metrics.jsonl", "ab+") as fh:
-        if fh.seek(0, os.SEEK_END) > 0:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":  # a torn last line (killed mid-write): keep this record off it
-                line = b"\n" + line
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Metrics records in order; a torn last line (killed mid-write) is ignored."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
     return out
 
 

@@ -102,7 +102,7 @@ class LoraSettings:
 class TrainSettings:
     """Optimiser, schedule and runtime switches.
 
-    The cpu-demo defaults (one epoch = 80 steps of 4 examples at 1e-3) came out of `python -m studio.bench demo` and
+    The cpu-demo defaults (one epoch = 80 steps of 4 examples at 1e-3) came out of `python -m bench demo` and
     bench/sweep.py on word_tasks: 80 steps gained +50.5 and +51.0 BLEU (seeds 42, 7); 60 steps gained +41 to +54 over
     4 seeds and fell to +36 when thread counts changed the numerics, so the full epoch keeps a margin over +40.
     Half an epoch fell to +41, 7e-4 or 5e-4 to +30..38, and 2e-3 diverged.

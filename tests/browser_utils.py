@@ -10,7 +10,7 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from studio.modeling import LoadedModel
+from studio.model.loading import LoadedModel
 from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,6 +9,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from tests import tiny
 from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
 
@@ -30,3 +31,9 @@ def runs_dir(tmp_path):
     path = tmp_path / "runs"
     path.mkdir()
     return path
+
+
+@pytest.fixture()
+def tiny_loader():
+    """The model loader to inject (`model_loader=`) wherever the studio would load the real base model."""
+    return tiny.tiny_loader

@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from studio.jobs import JobQueue, TrainingJob
-from studio.modeling import LoadedModel
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
 from studio.settings import StudioSettings, apply_overrides
-from studio.trainer import FastSFTTrainer
-from tests.tiny import make_tiny_model, make_tiny_tokenizer
+from studio.train.trainer import FastSFTTrainer
+from tests.tiny import tiny_loader
 
 TOTAL_STEPS = 16
 
@@ -31,12 +31,6 @@ def crash_settings(data_file: Path) -> StudioSettings:
         "data": {"dataset": str(data_file), "template": "alpaca", "max_length": 64, "test_fraction": 0.1},
         "train": {"max_steps": TOTAL_STEPS, "batch_size": 2, "save_steps": 1, "threads": 1},
     })
-
-
-def tiny_loader(model_settings, token=None) -> LoadedModel:
-    """The same tiny base model in every process (seeded), instead of the real embedded one."""
-    tokenizer = make_tiny_tokenizer()
-    return LoadedModel(make_tiny_model(tokenizer), tokenizer, "tiny", "local", 0.0, False)
 
 
 def slow_down_steps(seconds: float) -> None:

@@ -12,8 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from studio import export, modeling, pipeline, presets, runs, training
-from studio.dataset import load_source
+from studio import pipeline, presets, runs
+from studio.data.dataset import load_source
+from studio.data.shapes import detect_shape, to_examples
+from studio.data.templates import get_template
 from studio.errors import (
     DataError,
     HubUnavailableError,
@@ -24,9 +26,12 @@ from studio.errors import (
     TemplateError,
 )
 from studio.examples import Example
-from studio.jobs import JobQueue, TrainingJob
-from studio.modeling import LoadedModel
-from studio.report import write_report
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
+from studio.model import loading
+from studio.model.loading import LoadedModel
+from studio.publish import export
+from studio.publish.report import write_report
 from studio.settings import (
     DataSettings,
     GenerationSettings,
@@ -37,8 +42,8 @@ from studio.settings import (
     apply_overrides,
     parse_assignments,
 )
-from studio.shapes import detect_shape, to_examples
-from studio.templates import get_template
+from studio.train import config as train_config
+from studio.train import steps
 from tests.tiny import WORDS as TINY_WORDS
 from tests.tiny import make_tiny_model, write_uppercase_rows
 
@@ -68,7 +73,7 @@ class Ctx:
         runs.update_run(info.path, status=status)
         if adapter:
             examples = [Example(f"Uppercase {w}.", w.upper()) for w in WORDS]
-            training.write_splits(info.path, SimpleNamespace(train=examples[2:], test=examples[:2], validation=[]))
+            steps.write_splits(info.path, SimpleNamespace(train=examples[2:], test=examples[:2], validation=[]))
             (info.path / "adapter").mkdir()
             for name in export.ADAPTER_FILES:
                 (info.path / "adapter" / name).write_text("{}")
@@ -133,7 +138,7 @@ def hub_model_not_found(c: Ctx) -> None:
         raise OSError(f"{name} is not a local folder and is not a valid model identifier listed on the Hub")
 
     c.monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", missing)
-    modeling.load_base_model(ModelSettings(model="nobody/no-such-model"))
+    loading.load_base_model(ModelSettings(model="nobody/no-such-model"))
 
 
 # (case(ctx), expected exception class, substring of its message)
@@ -224,29 +229,29 @@ CASES = [
                  "Preset names use lowercase letters", id="preset-name-path-traversal"),
     pytest.param(lambda c: presets.load_preset("/etc/passwd"), SettingsError, "Preset names use lowercase letters",
                  id="preset-name-absolute-path"),
-    pytest.param(lambda c: training.resolve_precision("bf16"), SettingsError, "needs a GPU",
+    pytest.param(lambda c: train_config.resolve_precision("bf16"), SettingsError, "needs a GPU",
                  id="bf16-on-a-cpu"),
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(), load_in_4bit=True), SettingsError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(), load_in_4bit=True), SettingsError,
                  "needs a CUDA GPU", id="qlora-on-a-cpu"),
-    pytest.param(lambda c: training.build_lora_config(LoraSettings(target_modules=["c_attn"]),
+    pytest.param(lambda c: train_config.build_lora_config(LoraSettings(target_modules=["c_attn"]),
                                                       make_tiny_model(c.tokenizer)),
                  SettingsError, "lora.target_modules names c_attn", id="lora-target-module-not-in-model"),
     pytest.param(lambda c: ModelSettings(model="   "), SettingsError, "model.model must name a model",
                  id="empty-model-name"),
     # ---- base models: unknown ids, the Hub while offline, folders that are not models ----
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(model="someone/some-model")), HubUnavailableError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(model="someone/some-model")), HubUnavailableError,
                  "cannot be reached, so model 'someone/some-model' cannot be downloaded", id="hub-model-offline"),
-    pytest.param(lambda c: modeling.load_tokenizer(ModelSettings(model="someone/some-model")), HubUnavailableError,
+    pytest.param(lambda c: loading.load_tokenizer(ModelSettings(model="someone/some-model")), HubUnavailableError,
                  "cannot be reached", id="hub-tokenizer-offline"),
     pytest.param(hub_model_not_found, ModelError, "'nobody/no-such-model' was not found on the Hugging Face Hub",
                  id="unknown-hub-model-id"),
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(model="not a model id!")), ModelError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(model="not a model id!")), ModelError,
                  "does not exist", id="unknown-model-name"),
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(model="./missing-model-folder")), ModelError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(model="./missing-model-folder")), ModelError,
                  "The model folder ./missing-model-folder does not exist", id="missing-local-folder"),
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(model=c.folder("empty"))), ModelError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(model=c.folder("empty"))), ModelError,
                  "has no config.json", id="local-folder-without-config"),
-    pytest.param(lambda c: modeling.load_base_model(ModelSettings(model=c.folder("broken", "{not json"))), ModelError,
+    pytest.param(lambda c: loading.load_base_model(ModelSettings(model=c.folder("broken", "{not json"))), ModelError,
                  "could not be loaded", id="local-folder-with-broken-config"),
     # ---- dataset sources that are not files ----
     pytest.param(lambda c: load_source("someone/some-dataset", token="hf_x"), HubUnavailableError,

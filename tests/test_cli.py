@@ -5,19 +5,7 @@ import json
 
 import pytest
 
-from studio import cli, modeling
-from studio.modeling import LoadedModel
-from tests.tiny import make_tiny_model, make_tiny_tokenizer
-
-
-@pytest.fixture()
-def tiny_loader(monkeypatch):
-    """Every base-model load in this test returns a fresh tiny model (no real weights needed)."""
-    def load(settings, token=None, **kwargs):
-        tok = make_tiny_tokenizer()
-        return LoadedModel(make_tiny_model(tok), tok, settings.model, "local", 0.0, False)
-
-    monkeypatch.setattr(modeling, "load_base_model", load)
+from studio import cli
 
 
 def test_help_lists_every_command(capsys):
@@ -57,7 +45,8 @@ def test_bad_setting_is_one_line(capsys):
 def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     root = tmp_path / "runs"
     code = cli.main(["train", "--runs-dir", str(root), "--set", "train.max_steps=2", "--set", "train.batch_size=4",
-                     "--set", "data.max_test_examples=4", "--set", "generation.max_new_tokens=4"])
+                     "--set", "data.max_test_examples=4", "--set", "generation.max_new_tokens=4"],
+                    model_loader=tiny_loader)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "step 1/2" in out and "corpus BLEU" in out and "exact match" in out
@@ -69,7 +58,7 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     assert cli.main(["runs", "--runs-dir", str(root)]) == 0
     assert run_dir.name in capsys.readouterr().out
     assert cli.main(["compare", run_dir.name, "--runs-dir", str(root), "--limit", "2",
-                     "--set", "generation.max_new_tokens=3"]) == 0
+                     "--set", "generation.max_new_tokens=3"], model_loader=tiny_loader) == 0
     assert json.loads((run_dir / "comparison.json").read_text())["base"]["n"] == 2
     assert cli.main(["export", run_dir.name, "--runs-dir", str(root)]) == 0
     assert list((run_dir / "exports").glob("*.zip"))
@@ -78,7 +67,7 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
 def test_push_without_token_is_refused(tmp_path, tiny_loader, capsys, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     root = tmp_path / "runs"
-    cli.main(["train", "--runs-dir", str(root), "--set", "train.max_steps=1", "--no-compare"])
+    cli.main(["train", "--runs-dir", str(root), "--set", "train.max_steps=1", "--no-compare"], model_loader=tiny_loader)
     run_id = next(root.iterdir()).name
     capsys.readouterr()
     assert cli.main(["push", run_id, "--repo", "me/x", "--runs-dir", str(root)]) == 2

@@ -18,14 +18,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import jobs, runs, training
-from studio.jobs import JobQueue, TrainingJob
-from studio.modeling import LoadedModel
+from studio import jobs, runs
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
+from studio.model.loading import LoadedModel
+from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides
-from studio.trainer import FastSFTTrainer
-from tests.crash_worker import TOTAL_STEPS, tiny_loader
+from studio.train.trainer import FastSFTTrainer
+from tests.crash_worker import TOTAL_STEPS
 from tests.tiny import WORDS as TINY_WORDS
-from tests.tiny import make_tiny_model
+from tests.tiny import make_tiny_model, tiny_loader
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "tests" / "crash_worker.py"
@@ -44,7 +46,7 @@ def assert_one_sentence(message: str) -> None:
 
 
 def logged_steps(run_dir: Path) -> list[int]:
-    return [r["step"] for r in runs.read_metrics(run_dir) if r.get("loss") is not None]
+    return [r["step"] for r in RunFolder(run_dir).read_metrics() if r.get("loss") is not None]
 
 
 def wait_for_progress(proc: subprocess.Popen, root: Path, log: Path) -> Path:
@@ -53,7 +55,7 @@ def wait_for_progress(proc: subprocess.Popen, root: Path, log: Path) -> Path:
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the worker ended early:\n{log.read_text()[-3000:]}"
         found = [p for p in root.glob("*") if runs.RUN_ID.match(p.name)] if root.is_dir() else []
-        if found and len(logged_steps(found[0])) >= 3 and training.latest_checkpoint(found[0]):
+        if found and len(logged_steps(found[0])) >= 3 and RunFolder(found[0]).latest_checkpoint():
             return found[0]
         time.sleep(0.1)
     raise AssertionError(f"the worker made no progress in {WAIT} s:\n{log.read_text()[-3000:]}")
@@ -82,7 +84,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
         fh.write(f'{{"step": {steps[-1] + 1}, "epoch": 0.9, "lo')
     assert logged_steps(run_dir) == steps
-    checkpoint = training.latest_checkpoint(run_dir)
+    checkpoint = RunFolder(run_dir).latest_checkpoint()
     assert steps[-1] - 1 <= int(checkpoint.name.split("-")[1]) <= steps[-1]  # logged first, then checkpointed
 
     # Resume in this process with the run's own settings: it completes, numbering continues without duplicates.
@@ -107,11 +109,11 @@ def test_sigkill_mid_run_then_resume(tmp_path):
 
 def test_a_record_appended_after_a_torn_line_stays_readable(runs_dir):
     info = runs.create_run(runs_dir, StudioSettings())
-    runs.append_metric(info.path, {"step": 1, "loss": 2.0})
+    RunFolder(info.path).append_metric({"step": 1, "loss": 2.0})
     with open(info.path / "metrics.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"step": 2, "lo')  # killed mid-write
-    runs.append_metric(info.path, {"step": 2, "loss": 1.5})  # the resumed run logs step 2 again
-    assert runs.read_metrics(info.path) == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
+    RunFolder(info.path).append_metric({"step": 2, "loss": 1.5})  # the resumed run logs step 2 again
+    assert RunFolder(info.path).read_metrics() == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
 
 
 def test_resume_skips_a_half_written_checkpoint(tmp_path, tiny_tokenizer):
@@ -140,14 +142,13 @@ def test_resume_skips_a_half_written_checkpoint(tmp_path, tiny_tokenizer):
     partial.mkdir()
     (partial / "adapter_model.safetensors").write_bytes(b"\0" * 10)
     (partial / "trainer_state.json").write_text('{"global_step": 3, "log_hist')  # torn mid-write
-    assert training.latest_checkpoint(job.run_dir).name == "checkpoint-2"  # the torn checkpoint-3 is skipped
+    assert RunFolder(job.run_dir).latest_checkpoint().name == "checkpoint-2"  # the torn checkpoint-3 is skipped
 
     resumed = TrainingJob(StudioSettings(), root, resume_run=job.run_id, queue=JobQueue(), model_loader=loader)
     resumed.start()
     assert resumed.join(timeout=WAIT) and resumed.status == "completed", resumed.error
     assert logged_steps(job.run_dir) == [1, 2, 3, 4]
     assert runs.read_run(root, job.run_id).resumed_from == "checkpoint-2"
-    tiny_tokenizer.padding_side = "left"
 
 
 # ---- failures inside the training thread -----------------------------------------------------------------------
@@ -161,12 +162,8 @@ def words_settings(tmp_path) -> StudioSettings:
 
 
 @pytest.fixture()
-def loader(tiny_tokenizer):
-    def load(model_settings, token=None):
-        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "tiny", "local", 0.0, False)
-
-    yield load
-    tiny_tokenizer.padding_side = "left"
+def loader(tiny_loader):
+    return tiny_loader
 
 
 @pytest.fixture()
@@ -226,9 +223,9 @@ def test_a_failure_at_each_stage_fails_with_one_sentence(words_settings, runs_di
         raise OSError(28, "No space left on device")
 
     if where == "save_adapter":
-        monkeypatch.setattr(jobs.training, "save_adapter", explode)
+        monkeypatch.setattr(jobs.steps, "save_adapter", explode)
     elif where == "append_metric":
-        monkeypatch.setattr(jobs.runs, "append_metric", explode)
+        monkeypatch.setattr(RunFolder, "append_metric", explode)
     elif where == "write_repro_bundle":
         monkeypatch.setattr(jobs, "write_repro_bundle", explode)
     job = TrainingJob(words_settings, runs_dir, queue=JobQueue(), model_loader=explode if where == "model_loader"

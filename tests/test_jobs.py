@@ -10,24 +10,15 @@ import torch
 
 from studio import jobs, runs
 from studio.errors import RunError
-from studio.jobs import JobQueue, TrainingJob, queue_position
-from studio.modeling import LoadedModel
+from studio.jobqueue import JobQueue, queue_position
+from studio.jobs import TrainingJob
+from studio.model.loading import LoadedModel
+from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides
 from tests.tiny import WORDS as TINY_WORDS
-from tests.tiny import make_tiny_model
+from tests.tiny import tiny_loader
 
 WORDS = TINY_WORDS[:16]
-
-
-@pytest.fixture(autouse=True)
-def tiny_base(monkeypatch, tiny_tokenizer):
-    """Every job loads the tiny model instead of the real one."""
-    def load(settings, token=None, for_training=True, load_in_4bit=False):
-        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "tiny", "local", 0.01, False)
-
-    monkeypatch.setattr("studio.modeling.load_base_model", load)
-    yield
-    tiny_tokenizer.padding_side = "left"
 
 
 @pytest.fixture()
@@ -64,7 +55,7 @@ def _stop_at(job: TrainingJob, step: int) -> None:
 def test_job_trains_logs_from_step_one_and_saves_a_loadable_adapter(data_file, runs_dir, tiny_tokenizer):
     from peft import PeftModel
 
-    job = TrainingJob(_settings(data_file), runs_dir, owner="me", queue=JobQueue())
+    job = TrainingJob(_settings(data_file), runs_dir, owner="me", queue=JobQueue(), model_loader=tiny_loader)
     assert job.status == "queued"
     job.start()
     assert job.join(timeout=60)
@@ -72,7 +63,7 @@ def test_job_trains_logs_from_step_one_and_saves_a_loadable_adapter(data_file, r
     history = job.history()
     assert [r["step"] for r in history] == [1, 2, 3]
     assert all(r["loss"] is not None and r["tokens_per_second"] for r in history)
-    assert [r["step"] for r in runs.read_metrics(job.run_dir)] == [1, 2, 3]
+    assert [r["step"] for r in RunFolder(job.run_dir).read_metrics()] == [1, 2, 3]
     info = runs.read_run(runs_dir, job.run_id)
     assert (info.status, info.step, info.total_steps, info.has_adapter) == ("completed", 3, 3, True)
     assert info.final_loss == history[-1]["loss"] and info.train_seconds > 0
@@ -80,7 +71,7 @@ def test_job_trains_logs_from_step_one_and_saves_a_loadable_adapter(data_file, r
     assert "adapter" in job.message and job.progress()["fraction"] == 1.0
     assert any(line.startswith("Loaded ") and "train" in line for line in job.logs())
     assert job.model is not None and job.template is not None and job.splits.test
-    tuned = PeftModel.from_pretrained(make_tiny_model(tiny_tokenizer), str(job.run_dir / "adapter"))
+    tuned = PeftModel.from_pretrained(tiny_loader().model, str(job.run_dir / "adapter"))
     ids = torch.tensor([[2, 10, 11, 12]])
     torch.testing.assert_close(tuned(input_ids=ids).logits, job.model(input_ids=ids).logits)
 
@@ -90,7 +81,7 @@ def test_job_trains_logs_from_step_one_and_saves_a_loadable_adapter(data_file, r
     {"optimizer": "adafactor", "lr_scheduler": "cosine", "warmup_steps": 1}, {"completion_only_loss": False},
 ])
 def test_other_training_switches_train_too(data_file, runs_dir, train):
-    job = TrainingJob(_settings(data_file, max_steps=2, **train), runs_dir, queue=JobQueue())
+    job = TrainingJob(_settings(data_file, max_steps=2, **train), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     job.start()
     job.join(timeout=60)
     assert job.status == "completed", job.error
@@ -100,7 +91,7 @@ def test_other_training_switches_train_too(data_file, runs_dir, train):
 @pytest.mark.parametrize(("eval_steps", "eval_at"), [(0, [3]), (2, [2, 3])])
 def test_validation_split_gives_eval_loss(data_file, runs_dir, eval_steps, eval_at):
     settings = apply_overrides(_settings(data_file, eval_steps=eval_steps), {"data": {"validation_fraction": 0.2}})
-    job = TrainingJob(settings, runs_dir, queue=JobQueue())
+    job = TrainingJob(settings, runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     job.start()
     job.join(timeout=60)
     assert job.status == "completed", job.error
@@ -109,7 +100,7 @@ def test_validation_split_gives_eval_loss(data_file, runs_dir, eval_steps, eval_
 
 
 def test_stop_mid_run_saves_the_adapter_so_far(data_file, runs_dir):
-    job = TrainingJob(_settings(data_file, max_steps=6), runs_dir, queue=JobQueue())
+    job = TrainingJob(_settings(data_file, max_steps=6), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     _stop_at(job, 2)
     job.start()
     job.join(timeout=60)
@@ -121,14 +112,14 @@ def test_stop_mid_run_saves_the_adapter_so_far(data_file, runs_dir):
 
 
 def test_stop_before_training_saves_nothing_and_says_so(data_file, runs_dir, monkeypatch):
-    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue())
-    prepare = jobs.training.prepare_data
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
+    prepare = jobs.steps.prepare_data
 
     def prepare_then_stop(settings, token=None):
         job.stop()
         return prepare(settings, token)
 
-    monkeypatch.setattr(jobs.training, "prepare_data", prepare_then_stop)
+    monkeypatch.setattr(jobs.steps, "prepare_data", prepare_then_stop)
     job.start()
     job.join(timeout=60)
     assert job.status == "stopped"
@@ -137,7 +128,7 @@ def test_stop_before_training_saves_nothing_and_says_so(data_file, runs_dir, mon
 
 
 def test_a_failing_data_source_fails_with_one_sentence(tmp_path, runs_dir):
-    job = TrainingJob(_settings(tmp_path / "missing.jsonl"), runs_dir, queue=JobQueue())
+    job = TrainingJob(_settings(tmp_path / "missing.jsonl"), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     job.start()
     job.join(timeout=60)
     assert job.status == "failed"
@@ -150,8 +141,8 @@ def test_out_of_memory_becomes_advice(data_file, runs_dir, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 99999999 bytes")
 
-    monkeypatch.setattr(jobs.training, "tokenize_splits", explode)
-    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue())
+    monkeypatch.setattr(jobs.steps, "tokenize_splits", explode)
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     job.start()
     job.join(timeout=60)
     assert job.status == "failed"
@@ -162,8 +153,8 @@ def test_second_job_waits_in_the_queue_and_can_leave_it(data_file, runs_dir):
     queue = JobQueue()
     blocker = type("Blocker", (), {"run_id": "x"})()
     assert queue.wait_turn(blocker, threading.Event())  # someone else is training
-    second = TrainingJob(_settings(data_file), runs_dir, queue=queue)
-    third = TrainingJob(_settings(data_file), runs_dir, queue=queue)
+    second = TrainingJob(_settings(data_file), runs_dir, queue=queue, model_loader=tiny_loader)
+    third = TrainingJob(_settings(data_file), runs_dir, queue=queue, model_loader=tiny_loader)
     second.start()
     third.start()
     assert not second.join(timeout=0.5)
@@ -177,7 +168,7 @@ def test_second_job_waits_in_the_queue_and_can_leave_it(data_file, runs_dir):
 
 def test_only_the_owner_may_stop_a_job(data_file, runs_dir):
     queue = JobQueue()
-    job = TrainingJob(_settings(data_file), runs_dir, owner="alice", queue=queue)
+    job = TrainingJob(_settings(data_file), runs_dir, owner="alice", queue=queue, model_loader=tiny_loader)
     with pytest.raises(RunError, match="another session"):
         job.stop(owner="bob")
     queue.enqueue(job)
@@ -190,7 +181,7 @@ def test_only_the_owner_may_stop_a_job(data_file, runs_dir):
 
 
 def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
-    first = TrainingJob(_settings(data_file, max_steps=4), runs_dir, owner="me", queue=JobQueue())
+    first = TrainingJob(_settings(data_file, max_steps=4), runs_dir, owner="me", queue=JobQueue(), model_loader=tiny_loader)
     _stop_at(first, 2)
     first.start()
     first.join(timeout=60)
@@ -198,12 +189,12 @@ def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
     with pytest.raises(RunError, match="another session"):
         TrainingJob(StudioSettings(), runs_dir, owner="someone-else", resume_run=first.run_id)
 
-    resumed = TrainingJob(StudioSettings(), runs_dir, owner="me", resume_run=first.run_id, queue=JobQueue())
+    resumed = TrainingJob(StudioSettings(), runs_dir, owner="me", resume_run=first.run_id, queue=JobQueue(), model_loader=tiny_loader)
     assert resumed.run_dir == first.run_dir and resumed.settings.train.max_steps == 4
     resumed.start()
     resumed.join(timeout=60)
     assert resumed.status == "completed", resumed.error
-    assert [r["step"] for r in runs.read_metrics(first.run_dir)] == [1, 2, 3, 4]
+    assert [r["step"] for r in RunFolder(first.run_dir).read_metrics()] == [1, 2, 3, 4]
     assert [r["step"] for r in resumed.history()] == [1, 2, 3, 4]
     info = runs.read_run(runs_dir, first.run_id)
     assert (info.step, info.resumed_from) == (4, "checkpoint-2")
@@ -214,7 +205,7 @@ def test_an_injected_model_loader_is_used(data_file, runs_dir, tiny_tokenizer):
 
     def loader(model_settings, token=None):
         calls.append((model_settings.model, token))
-        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "injected", "local", 0.5, False)
+        return LoadedModel(tiny_loader().model, tiny_tokenizer, "injected", "local", 0.5, False)
 
     job = TrainingJob(_settings(data_file, max_steps=1), runs_dir, token="hf_x", queue=JobQueue(), model_loader=loader)
     job.start()
@@ -225,7 +216,7 @@ def test_an_injected_model_loader_is_used(data_file, runs_dir, tiny_tokenizer):
 
 
 def test_a_completed_run_cannot_be_resumed(data_file, runs_dir):
-    job = TrainingJob(_settings(data_file, max_steps=1), runs_dir, queue=JobQueue())
+    job = TrainingJob(_settings(data_file, max_steps=1), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     job.start()
     job.join(timeout=60)
     with pytest.raises(RunError, match="completed"):

@@ -5,11 +5,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from studio import runs
 from studio.errors import RunError
+from studio.runs import RunFolder
 from studio.settings import StudioSettings
 
 
@@ -18,7 +20,7 @@ def test_create_and_read(runs_dir):
     assert runs.RUN_ID.match(info.run_id)
     again = runs.read_run(runs_dir, info.run_id)
     assert again.status == "queued" and again.owner == "abc" and again.base_model == StudioSettings().model.model
-    assert runs.read_settings(info.path) == StudioSettings()
+    assert RunFolder(info.path).read_settings() == StudioSettings()
 
 
 def test_update_and_list(runs_dir):
@@ -31,11 +33,11 @@ def test_update_and_list(runs_dir):
 
 def test_metrics_survive_a_torn_line(runs_dir):
     info = runs.create_run(runs_dir, StudioSettings())
-    runs.append_metric(info.path, {"step": 1, "loss": 2.0})
-    runs.append_metric(info.path, {"step": 2, "loss": 1.5})
+    RunFolder(info.path).append_metric({"step": 1, "loss": 2.0})
+    RunFolder(info.path).append_metric({"step": 2, "loss": 1.5})
     with open(info.path / "metrics.jsonl", "a") as fh:
         fh.write('{"step": 3, "lo')
-    assert [m["step"] for m in runs.read_metrics(info.path)] == [1, 2]
+    assert [m["step"] for m in RunFolder(info.path).read_metrics()] == [1, 2]
 
 
 def test_active_run_of_a_dead_process_is_interrupted(runs_dir):
@@ -81,3 +83,12 @@ def test_runs_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "elsewhere"))
     assert runs.runs_dir() == (tmp_path / "elsewhere").resolve()
     assert os.fspath(runs.runs_dir()).endswith("elsewhere")
+
+
+def test_latest_checkpoint_is_the_highest_step(tmp_path: Path):
+    folder = RunFolder(tmp_path)
+    assert folder.latest_checkpoint() is None
+    for n in (2, 10, 4):
+        (tmp_path / "checkpoints" / f"checkpoint-{n}").mkdir(parents=True)
+        (tmp_path / "checkpoints" / f"checkpoint-{n}" / "trainer_state.json").write_text('{"global_step": %d}' % n)
+    assert folder.latest_checkpoint().name == "checkpoint-10"

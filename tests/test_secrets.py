@@ -9,15 +9,17 @@ from typing import ClassVar
 
 import pytest
 
-from studio import cli, export, modeling, presets, runs
-from studio.dataset import load_source
+from studio import cli, presets, runs
+from studio.data.dataset import load_source
 from studio.errors import StudioError
-from studio.jobs import JobQueue, TrainingJob
-from studio.modeling import LoadedModel
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
+from studio.model import loading
 from studio.pipeline import compare_run, from_job
+from studio.publish import export
 from studio.settings import GenerationSettings, ModelSettings, StudioSettings, apply_overrides
 from tests.tiny import WORDS as TINY_WORDS
-from tests.tiny import make_tiny_model
+from tests.tiny import make_tiny_model, tiny_loader
 
 TOKEN = "hf_FAKEtoken0123456789abcdefSECRETxyz"
 WORDS = TINY_WORDS[:12]
@@ -60,25 +62,28 @@ def hub_online(monkeypatch):
         seen.append(token)
         return datasets.Dataset.from_list(HUB_ROWS)
 
-    monkeypatch.setattr("studio.hub.hub_reachable", lambda: True)
+    monkeypatch.setattr("studio.data.hub.hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     FakeApi.instances = []
     return seen
 
 
+class RecordingLoader:
+    """A base-model loader (injected as model_loader/base_loader) that returns the tiny model and records tokens."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str | None] = []
+
+    def __call__(self, settings, token=None, **kwargs):
+        self.tokens.append(token)
+        return tiny_loader(settings)
+
+
 @pytest.fixture()
-def tiny_base(monkeypatch, tiny_tokenizer):
-    """Every base-model load returns the tiny model; the tokens it was given are recorded."""
-    seen: list[str | None] = []
-
-    def load(settings, token=None, **kwargs):
-        seen.append(token)
-        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "tiny", "local", 0.0, False)
-
-    monkeypatch.setattr(modeling, "load_base_model", load)
-    yield seen
-    tiny_tokenizer.padding_side = "left"
+def tiny_base() -> RecordingLoader:
+    """A fresh recording loader for one test."""
+    return RecordingLoader()
 
 
 def hub_settings(**data) -> StudioSettings:
@@ -93,16 +98,16 @@ def hub_settings(**data) -> StudioSettings:
 def test_a_full_run_export_and_push_never_write_the_token(tmp_path, hub_online, tiny_base, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     root = tmp_path / "runs"
-    job = TrainingJob(hub_settings(), root, owner="me", token=TOKEN, queue=JobQueue())
+    job = TrainingJob(hub_settings(), root, owner="me", token=TOKEN, queue=JobQueue(), model_loader=tiny_base)
     job.start()
     assert job.join(timeout=60) and job.status == "completed", job.error
-    assert hub_online == [TOKEN] and tiny_base == [TOKEN]  # the token did reach the dataset and model loads
+    assert hub_online == [TOKEN] and tiny_base.tokens == [TOKEN]  # the token did reach the dataset and model loads
     compare_run(from_job(job), GenerationSettings(max_new_tokens=4))
     export.zip_adapter(job.run_dir)
     export.merge_adapter(job.run_dir, model=job.model, tokenizer=job.tokenizer, token=TOKEN)
     assert export.push_to_hub(job.run_dir, "me/words", TOKEN).endswith("me/words")
     assert export.push_to_hub(job.run_dir, "me/words-merged", TOKEN, what="merged",
-                              base_loader=modeling.load_base_model).endswith("me/words-merged")
+                              base_loader=tiny_base).endswith("me/words-merged")
     assert [api.tokens for api in FakeApi.instances] == [[TOKEN, TOKEN], [TOKEN, TOKEN]]
     assert [api.uploads_with_token for api in FakeApi.instances] == [[], []]
 
@@ -124,12 +129,12 @@ def test_the_cli_never_prints_or_writes_the_token(tmp_path, hub_online, tiny_bas
     code = cli.main(["train", "--data", "someone/private-words", "--template", "alpaca", "--token", TOKEN,
                      "--runs-dir", str(root), "--set", "train.max_steps=2", "--set", "train.batch_size=4",
                      "--set", "train.threads=1", "--set", "data.max_test_examples=2",
-                     "--set", "generation.max_new_tokens=4"])
-    assert code == 0 and hub_online == [TOKEN] and tiny_base == [TOKEN]
+                     "--set", "generation.max_new_tokens=4"], model_loader=tiny_base)
+    assert code == 0 and hub_online == [TOKEN] and tiny_base.tokens == [TOKEN]
     [info] = runs.list_runs(root)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    assert cli.main(["export", info.run_id, "--runs-dir", str(root)]) == 0
-    assert cli.main(["push", info.run_id, "--repo", "me/words", "--runs-dir", str(root)]) == 0
+    assert cli.main(["export", info.run_id, "--runs-dir", str(root)], model_loader=tiny_base) == 0
+    assert cli.main(["push", info.run_id, "--repo", "me/words", "--runs-dir", str(root)], model_loader=tiny_base) == 0
     assert FakeApi.instances[-1].tokens == [TOKEN, TOKEN]
     assert cli.main(["push", info.run_id, "--repo", TOKEN, "--runs-dir", str(root)]) == 2  # pasted in the wrong box
     captured = capsys.readouterr()
@@ -149,7 +154,7 @@ def leaky(exc_type=RuntimeError):
 def test_a_failed_hub_dataset_load_does_not_quote_the_token(monkeypatch):
     import datasets
 
-    monkeypatch.setattr("studio.hub.hub_reachable", lambda: True)
+    monkeypatch.setattr("studio.data.hub.hub_reachable", lambda: True)
     monkeypatch.setattr(datasets, "load_dataset", leaky())
     with pytest.raises(StudioError) as info:
         load_source("someone/private-words", token=TOKEN)
@@ -165,16 +170,16 @@ def test_a_failed_model_load_does_not_quote_the_token(monkeypatch, tmp_path, wha
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", leaky(OSError))
     settings = ModelSettings(model="someone/private-model")
     with pytest.raises(StudioError) as info:
-        (modeling.load_base_model if what == "model" else modeling.load_tokenizer)(settings, token=TOKEN)
+        (loading.load_base_model if what == "model" else loading.load_tokenizer)(settings, token=TOKEN)
     assert "could not be loaded" in str(info.value) and "***" in str(info.value)
     assert TOKEN not in str(info.value) and info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_a_failed_push_does_not_quote_the_token(tmp_path, tiny_tokenizer, monkeypatch):
-    from tests.test_export import make_finished_run
+    from tests.builders import make_finished_run
 
     run_dir, _ = make_finished_run(tmp_path / "runs", tiny_tokenizer)
-    monkeypatch.setattr("studio.hub.hub_reachable", lambda: True)
+    monkeypatch.setattr("studio.data.hub.hub_reachable", lambda: True)
     api = type("Api", (), {"create_repo": leaky(), "upload_folder": leaky()})()
     with pytest.raises(StudioError) as info:
         export.push_to_hub(run_dir, "me/words", TOKEN, api=api)
@@ -226,8 +231,8 @@ def model_folder(tmp_path) -> str:
 def test_remote_code_is_off_by_default(captured_loads, model_folder, source):
     name = model_folder if source == "folder" else "someone/some-model"
     assert ModelSettings().trust_remote_code is False
-    modeling.load_base_model(ModelSettings(model=name))
-    modeling.load_tokenizer(ModelSettings(model=name))
+    loading.load_base_model(ModelSettings(model=name))
+    loading.load_tokenizer(ModelSettings(model=name))
     assert [kind for kind, _ in captured_loads] == ["model", "tokenizer", "tokenizer"]
     assert all(kwargs["trust_remote_code"] is False for _, kwargs in captured_loads)
 
@@ -235,15 +240,15 @@ def test_remote_code_is_off_by_default(captured_loads, model_folder, source):
 @pytest.mark.parametrize("source", ["folder", "hub"])
 def test_remote_code_runs_only_when_turned_on(captured_loads, model_folder, source):
     name = model_folder if source == "folder" else "someone/some-model"
-    modeling.load_base_model(ModelSettings(model=name, trust_remote_code=True), token=TOKEN)
+    loading.load_base_model(ModelSettings(model=name, trust_remote_code=True), token=TOKEN)
     assert [kind for kind, _ in captured_loads] == ["model", "tokenizer"]
     assert all(kwargs["trust_remote_code"] is True and kwargs["token"] == TOKEN for _, kwargs in captured_loads)
 
 
 def test_the_embedded_model_loads_without_remote_code(captured_loads, monkeypatch, tmp_path, tiny_tokenizer):
-    monkeypatch.setattr(modeling, "ensure_embedded_cache", lambda: tmp_path)
-    monkeypatch.setattr(modeling, "_load_cached_tokenizer", lambda folder: tiny_tokenizer)
-    loaded = modeling.load_base_model(ModelSettings())
+    monkeypatch.setattr(loading, "ensure_embedded_cache", lambda: tmp_path)
+    monkeypatch.setattr(loading, "_load_cached_tokenizer", lambda folder: tiny_tokenizer)
+    loaded = loading.load_base_model(ModelSettings())
     assert loaded.source == "embedded" and [kind for kind, _ in captured_loads] == ["model"]
     assert captured_loads[0][1].get("trust_remote_code", False) is False
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from studio import jobs, runs, training
-from studio.evaluation import GenerationStopped
-from studio.jobs import JobQueue, TrainingJob
-from studio.modeling import LoadedModel
+from studio import jobs, runs
+from studio.evaluate.generation import GenerationStopped
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
 from studio.pipeline import compare_run, from_job
+from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings, apply_overrides
-from studio.trainer import FastSFTTrainer
+from studio.train.trainer import FastSFTTrainer
 from tests.tiny import WORDS as TINY_WORDS
 from tests.tiny import make_tiny_model, write_uppercase_rows
 
@@ -65,15 +66,14 @@ def words_file(tmp_path) -> Path:
 
 
 @pytest.fixture()
-def loader(tiny_tokenizer):
+def loader(tiny_loader):
     """The tiny model instead of the real one, counting its loads."""
     def load(model_settings, token=None):
         load.calls += 1
-        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "tiny", "local", 0.0, False)
+        return tiny_loader(model_settings)
 
     load.calls = 0
-    yield load
-    tiny_tokenizer.padding_side = "left"
+    return load
 
 
 def make_job(words_file: Path, root: Path, loader, data: dict | None = None, **train) -> TrainingJob:
@@ -92,7 +92,7 @@ def assert_nothing_trained(job: TrainingJob, root: Path) -> None:
     info = runs.read_run(root, job.run_id)
     assert (info.status, info.has_adapter, info.step) == ("stopped", False, 0)
     assert info.message == job.message == NOTHING_TRAINED
-    assert (job.run_dir / "metrics.jsonl").is_file() and runs.read_metrics(job.run_dir) == []
+    assert (job.run_dir / "metrics.jsonl").is_file() and RunFolder(job.run_dir).read_metrics() == []
     assert not (job.run_dir / "adapter").exists()
 
 
@@ -115,8 +115,8 @@ def assert_stopped_with_adapter(job: TrainingJob, root: Path, tokenizer, step: i
     assert (info.status, info.has_adapter, info.step) == ("stopped", True, step)
     assert step < info.total_steps
     assert info.message == job.message and job.message.startswith(f"Stopped at step {step} of {info.total_steps};")
-    assert [r["step"] for r in runs.read_metrics(job.run_dir) if r["loss"] is not None] == list(range(1, step + 1))
-    assert training.latest_checkpoint(job.run_dir).name == f"checkpoint-{step}"
+    assert [r["step"] for r in RunFolder(job.run_dir).read_metrics() if r["loss"] is not None] == list(range(1, step + 1))
+    assert RunFolder(job.run_dir).latest_checkpoint().name == f"checkpoint-{step}"
     assert_adapter_loads(job.run_dir, tokenizer, job.model)
     return info
 
@@ -137,8 +137,8 @@ def test_stop_while_queued(words_file, runs_dir, loader):
 
 
 def test_stop_during_data_preparation(words_file, runs_dir, loader, monkeypatch):
-    pause = Pause(jobs.training.prepare_data)
-    monkeypatch.setattr(jobs.training, "prepare_data", pause)
+    pause = Pause(jobs.steps.prepare_data)
+    monkeypatch.setattr(jobs.steps, "prepare_data", pause)
     job = make_job(words_file, runs_dir, loader)
     stop_while_paused(job, pause)
     assert_nothing_trained(job, runs_dir)
@@ -155,12 +155,12 @@ def test_stop_during_model_load(words_file, runs_dir, loader):
 
 
 def test_stop_before_the_first_step(words_file, runs_dir, loader, monkeypatch):
-    pause = Pause(jobs.training.build_trainer)  # the trainer is about to be built and started
-    monkeypatch.setattr(jobs.training, "build_trainer", pause)
+    pause = Pause(jobs.steps.build_trainer)  # the trainer is about to be built and started
+    monkeypatch.setattr(jobs.steps, "build_trainer", pause)
     job = make_job(words_file, runs_dir, loader, max_steps=5)
     stop_while_paused(job, pause)
     assert_nothing_trained(job, runs_dir)
-    assert training.latest_checkpoint(job.run_dir) is None
+    assert RunFolder(job.run_dir).latest_checkpoint() is None
 
 
 def test_stop_during_the_first_step(words_file, runs_dir, loader, monkeypatch):
@@ -185,7 +185,7 @@ def test_stop_during_eval_loss(words_file, runs_dir, loader, monkeypatch, tiny_t
     job = make_job(words_file, runs_dir, loader, data={"validation_fraction": 0.2}, max_steps=8, eval_steps=2)
     stop_while_paused(job, pause)
     assert_stopped_with_adapter(job, runs_dir, tiny_tokenizer, step=2)
-    assert [r["step"] for r in runs.read_metrics(job.run_dir) if r["eval_loss"] is not None] == [2]
+    assert [r["step"] for r in RunFolder(job.run_dir).read_metrics() if r["eval_loss"] is not None] == [2]
 
 
 def test_stop_during_the_final_eval_keeps_the_finished_training(words_file, runs_dir, loader, monkeypatch,
@@ -200,8 +200,8 @@ def test_stop_during_the_final_eval_keeps_the_finished_training(words_file, runs
 
 
 def test_stop_while_saving_the_adapter(words_file, runs_dir, loader, monkeypatch, tiny_tokenizer):
-    pause = Pause(jobs.training.save_adapter)
-    monkeypatch.setattr(jobs.training, "save_adapter", pause)
+    pause = Pause(jobs.steps.save_adapter)
+    monkeypatch.setattr(jobs.steps, "save_adapter", pause)
     job = make_job(words_file, runs_dir, loader, max_steps=2)
     stop_while_paused(job, pause)
     info = runs.read_run(runs_dir, job.run_id)
@@ -231,7 +231,7 @@ def test_stop_during_compare(words_file, runs_dir, loader, tiny_tokenizer):
     info = runs.read_run(runs_dir, job.run_id)
     assert (info.status, info.has_adapter, info.bleu_tuned) == ("completed", True, None)
     assert not (job.run_dir / "comparison.jsonl").exists() and not (job.run_dir / "report.html").exists()
-    assert [r["step"] for r in runs.read_metrics(job.run_dir)] == [1, 2]
+    assert [r["step"] for r in RunFolder(job.run_dir).read_metrics()] == [1, 2]
     assert_adapter_loads(job.run_dir, tiny_tokenizer, job.model)
     # And Compare can run again to the end afterwards.
     result = compare_run(rm, gen)

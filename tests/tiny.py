@@ -9,6 +9,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
 
+from studio.model.loading import LoadedModel
+
 _CORPUS = [
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
     "### Instruction:\n### Input:\n### Response:\n### Output:\n### Question:\n### Answer:\n",
@@ -66,3 +68,16 @@ def make_tiny_model(tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> Gemma3
     model = Gemma3ForCausalLM(config).to(torch.float32)
     model.eval()
     return model
+
+
+def tiny_loader(model_settings: object = None, token: str | None = None, **kwargs: object) -> LoadedModel:
+    """The `model_loader` tests inject: a fresh tiny model (seeded, the same in every process) and its own tokenizer."""
+    tokenizer = make_tiny_tokenizer()
+    return LoadedModel(make_tiny_model(tokenizer), tokenizer, "tiny", "local", 0.0, False)
+
+
+def save_tiny_model(folder: Path, tokenizer: PreTrainedTokenizerFast) -> Path:
+    """The tiny model and its tokenizer saved as a local model folder."""
+    make_tiny_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

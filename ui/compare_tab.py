@@ -8,12 +8,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from studio.data.dataset import dataset_label
 from studio.errors import RunError
-from studio.evaluation import Comparison, answer_both, load_comparison
+from studio.evaluate.before_after import answer_both
+from studio.evaluate.comparison import Comparison, load_comparison
 from studio.pipeline import compare_run
-from studio.plots import delta_figure, scores_figure
-from studio.report import write_report
-from studio.runs import list_runs, read_run
+from studio.publish.plots import delta_figure, scores_figure
+from studio.publish.report import write_report
+from studio.runs import RunFolder, list_runs, read_run
 from ui.context import Context
 from ui.errors import guarded
 from ui.state import SessionState, owner_of
@@ -77,8 +79,6 @@ def create_compare_tab(ctx: Context) -> CompareTab:
 
 def run_choices(root: Path) -> list[tuple[str, str]]:
     """(label, run id) of every run with a saved adapter, newest first."""
-    from ui.runs_tab import dataset_label
-
     return [(f"{r.run_id} · {dataset_label(r.dataset)} · {r.status}", r.run_id)
             for r in list_runs(root) if r.has_adapter]
 
@@ -104,7 +104,8 @@ def comparison_view(cmp: Comparison, run_dir: Path) -> tuple:
     frame = pd.DataFrame(
         [[r.instruction + (f" Input: {r.input}" if r.input else ""), r.reference, r.base, r.tuned,
           round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)] for r in rows], columns=COLUMNS)
-    reports = [str(p) for p in (run_dir / "report.html", run_dir / "report.md") if p.is_file()]
+    folder = RunFolder(run_dir)
+    reports = [str(p) for p in (folder.report_html, folder.report_md) if p.is_file()]
     if not reports:
         reports = [str(p) for p in write_report(run_dir)]
     return html, scores_figure(cmp), delta_figure(cmp), frame, reports

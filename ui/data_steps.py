@@ -11,26 +11,16 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio.dataset import example_table, load_source, prepare_splits
+from studio.data.dataset import example_table, load_source, prepare_splits
+from studio.data.loaders import check_file
+from studio.data.templates import template_for
 from studio.errors import DataError
-from studio.hub import load_hub_rows
-from studio.loaders import read_rows
 from studio.settings import StudioSettings
-from studio.shapes import column_names
-from studio.templates import get_template
 from ui.services import Services
 from ui.state import SessionState
 
 SOURCES = ["Built-in sample", "Upload a file", "Hub dataset"]
 ROLES = ("instruction", "input", "output")
-
-
-class NeedsMapping(DataError):
-    """The rows were read but no shape fits them: the visitor maps the columns by hand."""
-
-    def __init__(self, message: str, columns: list[str]):
-        super().__init__(message)
-        self.columns = columns
 
 
 def _spec(state: SessionState, source: str, sample: str, upload: str | None, hub_id: str | None) -> str:
@@ -49,33 +39,15 @@ def _spec(state: SessionState, source: str, sample: str, upload: str | None, hub
     return f"sample:{sample}"
 
 
-def _columns(spec: str, settings: StudioSettings, token: str | None, max_bytes: int) -> list[str]:
-    """The columns of a file or Hub dataset whose shape was not recognised ([] if it cannot be read at all)."""
-    try:
-        is_file = Path(spec).is_file()
-        rows = read_rows(spec, max_bytes) if is_file else load_hub_rows(spec, settings.data.hub_split, token)
-        return column_names(rows)
-    except (DataError, OSError):
-        return []
-
-
 def read_source(services: Services, state: SessionState, source: str, sample: str, upload: str | None,
                 hub_id: str | None, token: str | None, settings: StudioSettings, column_map: dict[str, str]) -> None:
-    """Load the chosen source into the state; NeedsMapping when its columns must be mapped by hand."""
+    """Load the chosen source into the state; ShapeError (with the columns) when they must be mapped by hand."""
     if source == SOURCES[1] and upload:  # check the size cap before copying anything
-        size = Path(upload).stat().st_size
-        if size > services.max_upload_bytes:
-            load_source(upload, max_bytes=services.max_upload_bytes)  # raises the library's sentence
+        check_file(upload, services.max_upload_bytes)
     spec = _spec(state, source, sample, upload, hub_id)
     state.spec, state.loaded, state.splits, state.column_map, state.index = spec, None, None, dict(column_map), 0
-    try:
-        state.loaded = load_source(spec, column_map or None, hub_split=settings.data.hub_split, token=token,
-                                   max_bytes=services.max_upload_bytes)
-    except DataError as exc:
-        columns = [] if spec.startswith("sample:") else _columns(spec, settings, token, services.max_upload_bytes)
-        if columns:
-            raise NeedsMapping(str(exc), columns) from None
-        raise
+    state.loaded = load_source(spec, column_map or None, hub_split=settings.data.hub_split, token=token,
+                               max_bytes=services.max_upload_bytes)
 
 
 def split(state: SessionState, settings: StudioSettings) -> str:
@@ -112,4 +84,4 @@ def tokenizer_and_template(services: Services, settings: StudioSettings, token: 
     """The base model's tokenizer (cached) and the chosen template built with it."""
     tokenizer = services.tokenizer(settings.model, token=token or None)
     data = settings.data
-    return tokenizer, get_template(data.template, data.custom_template, tokenizer, data.system_prompt)
+    return tokenizer, template_for(data, tokenizer)

@@ -6,12 +6,12 @@ from typing import Any
 
 import gradio as gr
 
-from studio.dataset import load_source
-from studio.errors import DataError, StudioError
-from studio.formatting import preview, preview_html, token_lengths
-from studio.plots import length_histogram
-from studio.samples import SAMPLES
-from studio.templates import template_choices
+from studio.data.dataset import load_source
+from studio.data.formatting import preview, preview_html, token_lengths
+from studio.data.samples import SAMPLES
+from studio.data.templates import template_choices
+from studio.errors import DataError, ShapeError, StudioError
+from studio.publish.plots import length_histogram
 from ui import data_steps as steps
 from ui.context import Context
 from ui.data_steps import ROLES, SOURCES
@@ -122,7 +122,7 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
         settings = form.to_settings(values)
         try:
             steps.read_source(services, state, source, sample, upload, hub_id, token or None, settings, {})
-        except steps.NeedsMapping as exc:  # rows are fine, the shape is unknown: let the visitor map columns
+        except ShapeError as exc:  # rows are fine, the shape is unknown: let the visitor map columns
             gr.Warning(str(exc))
             return (state, f"⚠ {exc}", gr.Accordion(open=True), *steps.mapping_updates(exc.columns, {}),
                     "", steps.table(state), gr.update(), gr.update(value=1))

@@ -6,12 +6,12 @@ from typing import Any
 
 import gradio as gr
 
+from studio.data.formatting import token_lengths
+from studio.data.templates import template_for
 from studio.errors import DataError
-from studio.formatting import token_lengths
-from studio.modeling import default_target_modules, estimate_epoch_seconds, model_info
+from studio.model.info import default_target_modules, estimate_epoch_seconds, model_info
 from studio.presets import list_presets, load_preset, preset_description, save_preset
 from studio.settings import EMBEDDED_MODEL, StudioSettings, field_meta
-from studio.templates import get_template
 from ui.context import Context
 from ui.errors import guarded
 from ui.state import SessionState
@@ -98,7 +98,7 @@ def _train_tokens(state: SessionState, settings: StudioSettings, tokenizer: Any)
     if not examples:
         return 0
     data = settings.data
-    template = get_template(data.template, data.custom_template, tokenizer, data.system_prompt)
+    template = template_for(data, tokenizer)
     return sum(min(n, data.max_length) for n in token_lengths(tokenizer, template, examples, data.max_length))
 
 

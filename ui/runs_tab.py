@@ -8,9 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from studio import export
+from studio.data.dataset import dataset_label
 from studio.errors import RunError
-from studio.modeling import model_title
+from studio.model.info import model_title
+from studio.publish import export
 from studio.runs import check_owner, delete_run, list_runs, read_run
 from ui.compare_tab import run_dropdown
 from ui.context import Context
@@ -75,11 +76,6 @@ def create_runs_tab(ctx: Context) -> RunsTab:
 
 def _number(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
-
-
-def dataset_label(spec: str) -> str:
-    """A short name for a dataset spec: an uploaded file's name, else the spec itself (sample or Hub id)."""
-    return Path(spec).name if Path(spec).suffix.lower() in (".json", ".jsonl", ".csv", ".parquet") else spec
 
 
 def runs_table(root: Path, owner: str) -> pd.DataFrame:

@@ -19,9 +19,9 @@ from studio.presets import PRESET_DIR
 log = logging.getLogger("studio.ui")
 from studio.settings import ModelSettings
 
-ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.modeling.LoadedModel
+ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 TokenizerLoader = Callable[..., Any]  # (ModelSettings, token=None) -> tokenizer
-JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=) -> studio.training.TrainingJob
+JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=) -> studio.jobs.TrainingJob
 
 
 def max_upload_bytes() -> int:
@@ -31,14 +31,14 @@ def max_upload_bytes() -> int:
 
 def default_model_loader(settings: ModelSettings, token: str | None = None) -> Any:
     """The library's loader (imported lazily so the UI starts before the model code is needed)."""
-    from studio.modeling import load_base_model
+    from studio.model.loading import load_base_model
 
     return load_base_model(settings, token=token)
 
 
 def default_tokenizer_loader(settings: ModelSettings, token: str | None = None) -> Any:
     """Just the tokenizer (seconds, not the minute a whole model can take)."""
-    from studio.modeling import load_tokenizer
+    from studio.model.loading import load_tokenizer
 
     return load_tokenizer(settings, token=token)
 

@@ -17,8 +17,8 @@ class SessionState:
     owner: str = ""  # stable browser id (localStorage) or "client-<session hash>" for API clients
     spec: str = ""  # dataset spec of the loaded data: "sample:NAME", an uploaded file's path, or a Hub id
     column_map: dict[str, str] = field(default_factory=dict)
-    loaded: Any = None  # studio.dataset.LoadedDataset
-    splits: Any = None  # studio.dataset.Splits
+    loaded: Any = None  # studio.data.dataset.LoadedDataset
+    splits: Any = None  # studio.data.dataset.Splits
     index: int = 0  # which training example the template preview shows
     upload_dir: str = ""  # this session's temporary folder for uploads, removed when the session ends
     run_id: str = ""  # the run this visitor started last (Compare defaults to it)

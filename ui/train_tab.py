@@ -5,8 +5,6 @@ reload or a second tab reattaches to the same job instead of losing it.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,9 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import DataError, RunError
-from studio.plots import loss_figure
+from studio.publish import export
+from studio.publish.plots import loss_figure
+from studio.runs import RunFolder
 from ui.context import Context
 from ui.errors import guarded
 from ui.model_tab import current_settings
@@ -66,20 +66,18 @@ def create_train_tab(ctx: Context) -> TrainTab:
 
 
 def adapter_zip(run_dir: Path) -> str | None:
-    """A zip of the run's adapter folder for download (built once per run), or None when there is no adapter."""
-    adapter = run_dir / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
+    """The run's adapter zip (adapter, tokenizer, model card, reproduce bundle), or None when it has no adapter.
+
+    The same file the Runs tab hands out (`export.zip_adapter`).
+    """
+    if not RunFolder(run_dir).has_adapter():
         return None
-    target = Path(tempfile.gettempdir()) / "studio-downloads" / run_dir.name / f"adapter-{run_dir.name}"
-    if not target.with_suffix(".zip").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.make_archive(str(target), "zip", root_dir=adapter)
-    return str(target.with_suffix(".zip"))
+    return str(export.zip_adapter(run_dir))
 
 
 def job_view(job: Any, smoothing: float, log_scale: bool) -> tuple:
     """(progress html, loss figure, log text, result markdown, download update, status dict, timer update)."""
-    from studio.jobs import queue_position
+    from studio.jobqueue import queue_position
 
     if job is None:
         return (progress_html("idle"), None, "", "", gr.update(visible=False), {}, gr.Timer(active=False))

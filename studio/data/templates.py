@@ -1,0 +1,319 @@
+"""Prompt templates: one small class each plus a registry, turning an `Example` into prompt and completion text.
+
+The prompt is everything the model sees before its answer (masked in training, fed alone at generation time);
+the completion is the answer it is trained on. EOS is never part of the text: `studio.data.formatting` appends
+`eos_token_id` when it tokenises, so every template stops the same way.
+
+Chat history on single-turn templates (alpaca, instruction_output, question_answer, custom): earlier turns are
+kept, not dropped, as a plain transcript ("User: ...\\nAssistant: ...", one line per turn) followed by a blank
+line before the final instruction. Chat templates (phi3, chatml, tokenizer) render them as real turns.
+
+System text: a row's own `system` wins over the template's default (`DataSettings.system_prompt`). Chat templates
+put it in a system turn; plain templates put it as a first paragraph; the custom template only where it says
+`{system}`.
+"""
+from __future__ import annotations
+
+import string
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from jinja2 import TemplateError as JinjaTemplateError
+
+from studio.errors import TemplateError
+from studio.examples import Example
+from studio.settings import DataSettings
+
+ALPACA_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:\n"
+)
+CUSTOM_FIELDS = ("instruction", "input", "output", "system")
+PICK_ANOTHER = "pick ChatML, Phi-3 or another template instead."
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One example as text: the prompt the model is given and the completion it learns to write."""
+
+    prompt: str
+    completion: str
+
+
+@dataclass(frozen=True)
+class PromptTemplate(ABC):
+    """Base class: `render` splits an example into prompt and completion; `system` is the default system text."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    # Extra end-of-answer markers generation should stop at; EOS itself always stops generation.
+    stop_strings: ClassVar[tuple[str, ...]] = ()
+
+    system: str = ""
+
+    @abstractmethod
+    def render(self, example: Example) -> Rendered:
+        """Split the example into prompt and completion text."""
+
+    def prompt(self, example: Example) -> str:
+        """The prompt alone, as fed to generation at evaluation time."""
+        return self.render(example).prompt
+
+    def system_for(self, example: Example) -> str:
+        """The row's own system text, else this template's default."""
+        return example.system or self.system
+
+
+def instruction_with_history(example: Example) -> str:
+    """The final instruction, preceded by the earlier chat turns as "User: ..." / "Assistant: ..." lines."""
+    transcript = "\n".join(f"{role.capitalize()}: {content}" for role, content in example.history)
+    return f"{transcript}\n\n{example.instruction}" if transcript else example.instruction
+
+
+def question_with_history(example: Example) -> str:
+    """`instruction_with_history` plus the input after a blank line, for formats without an input section."""
+    instruction = instruction_with_history(example)
+    return f"{instruction}\n\n{example.input}" if example.input else instruction
+
+
+class _PlainTemplate(PromptTemplate):
+    """Shared by single-turn templates: a system text becomes a first paragraph, the output is the completion."""
+
+    def render(self, example: Example) -> Rendered:
+        """Split the example into prompt and completion text."""
+        system, body = self.system_for(example), self.body(example)
+        return Rendered(prompt=f"{system}\n\n{body}" if system else body, completion=example.output)
+
+    @abstractmethod
+    def body(self, example: Example) -> str:
+        """The prompt without the system paragraph."""
+
+
+@dataclass(frozen=True)
+class AlpacaTemplate(_PlainTemplate):
+    """Stanford Alpaca: picks the with-input or without-input wording per row."""
+
+    name = "alpaca"
+    title = "Alpaca"
+    description = "The Stanford Alpaca prompt, with an ### Input: section only when the row has one."
+
+    def body(self, example: Example) -> str:
+        """The Alpaca prompt up to and including `### Response:`."""
+        instruction = instruction_with_history(example)
+        if example.input:
+            return ALPACA_WITH_INPUT.format(instruction=instruction, input=example.input)
+        return ALPACA_NO_INPUT.format(instruction=instruction)
+
+
+@dataclass(frozen=True)
+class InstructionOutputTemplate(_PlainTemplate):
+    """The CodeAlpaca tutorial's short format; the studio's default because short prompts train fast on CPU."""
+
+    name = "instruction_output"
+    title = "Instruction / Output"
+    description = "### Instruction: ... ### Output: (the CodeAlpaca tutorial's format; short and fast)."
+
+    def body(self, example: Example) -> str:
+        """The prompt up to and including `### Output:`."""
+        text = f"### Instruction:\n{instruction_with_history(example)}\n\n"
+        if example.input:
+            text += f"### Input:\n{example.input}\n\n"
+        return text + "### Output:\n"
+
+
+@dataclass(frozen=True)
+class QuestionAnswerTemplate(_PlainTemplate):
+    """The Lamini docs tutorial's Q&A format; an input is appended to the question after a blank line."""
+
+    name = "question_answer"
+    title = "Question / Answer"
+    description = "### Question: ... ### Answer: (the Lamini docs Q&A tutorial's format)."
+
+    def body(self, example: Example) -> str:
+        """The prompt up to and including `### Answer:`."""
+        return f"### Question:\n{question_with_history(example)}\n\n### Answer:\n"
+
+
+class _TurnTemplate(PromptTemplate):
+    """Shared by hand-written chat formats: each turn is `opener` (with the role) + content + `end` + newline."""
+
+    opener: ClassVar[str] = ""  # a format string with {role}
+    end: ClassVar[str] = ""
+
+    def turn(self, role: str, content: str) -> str:
+        """One finished turn of the conversation."""
+        return f"{self.opener.format(role=role)}{content}{self.end}\n"
+
+    def render(self, example: Example) -> Rendered:
+        """Split the example into prompt and completion text."""
+        system = self.system_for(example)
+        turns = [self.turn("system", system)] if system else []
+        turns += [self.turn(role, content) for role, content in example.history]
+        turns.append(self.turn("user", example.user_text))
+        # The answer turn is left open in the prompt, exactly as generation will continue it.
+        prompt = "".join(turns) + self.opener.format(role="assistant")
+        return Rendered(prompt=prompt, completion=example.output + self.end)
+
+
+@dataclass(frozen=True)
+class Phi3Template(_TurnTemplate):
+    """Microsoft Phi-3's chat format (<|user|> ... <|end|>)."""
+
+    name = "phi3"
+    title = "Phi-3 chat"
+    description = "<|system|> / <|user|> / <|assistant|> turns closed by <|end|>, history included."
+    stop_strings = ("<|end|>",)
+    opener = "<|{role}|>\n"
+    end = "<|end|>"
+
+
+@dataclass(frozen=True)
+class ChatMLTemplate(_TurnTemplate):
+    """OpenAI's ChatML as used by Qwen and many chat models (<|im_start|>role ... <|im_end|>)."""
+
+    name = "chatml"
+    title = "ChatML"
+    description = "<|im_start|>role ... <|im_end|> turns (Qwen and many chat models), history included."
+    stop_strings = ("<|im_end|>",)
+    opener = "<|im_start|>{role}\n"
+    end = "<|im_end|>"
+
+
+@dataclass(frozen=True)
+class CustomTemplate(PromptTemplate):
+    """A user format string; validated when built so a bad one fails before any training starts."""
+
+    name = "custom"
+    title = "Custom format string"
+    description = "Your own format with {instruction} {input} {output} {system}; {output} comes last."
+
+    fmt: str = ""
+    # Parsed (literal, field) pieces; rendering joins them instead of str.format so braces in data are harmless.
+    pieces: tuple[tuple[str, str | None], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pieces", parse_custom(self.fmt))
+
+    def render(self, example: Example) -> Rendered:
+        """Split the example into prompt and completion text."""
+        # A format without {input} would silently lose the input: fold it into the instruction instead.
+        has_input = any(n == "input" for _, n in self.pieces)
+        instruction = instruction_with_history(example) if has_input else question_with_history(example)
+        values = {"instruction": instruction, "input": example.input, "system": self.system_for(example)}
+        prompt, completion, after = [], [], False
+        for literal, name in self.pieces:
+            (completion if after else prompt).append(literal)
+            if name == "output":
+                completion.append(example.output)
+                after = True
+            elif name:
+                prompt.append(values[name])
+        return Rendered(prompt="".join(prompt), completion="".join(completion))
+
+
+def parse_custom(fmt: str) -> tuple[tuple[str, str | None], ...]:
+    """Parse and validate a custom format string into (literal, field) pieces, raising TemplateError."""
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError:
+        raise TemplateError("The custom template has an unbalanced { or }; write {{ or }} for a literal one.") from None
+    allowed = ", ".join("{" + f + "}" for f in CUSTOM_FIELDS)
+    for _, name, spec, conversion in parsed:
+        if name is not None and (name == "" or name.isdigit()):
+            raise TemplateError(f"The custom template has a positional field {{{name}}}; use one of {allowed}.")
+        if name is not None and name not in CUSTOM_FIELDS:
+            raise TemplateError(f"The custom template has an unknown field {{{name}}}; allowed fields are {allowed}.")
+        if spec or conversion:
+            raise TemplateError(f"The custom template field {{{name}}} must be plain, without ! or : after its name.")
+    names = [name for _, name, _, _ in parsed if name]
+    if names.count("output") != 1:
+        raise TemplateError("The custom template must contain {output} exactly once, where the answer goes.")
+    if names[-1] != "output":
+        raise TemplateError("The custom template must end with {output}: no field may come after it.")
+    return tuple((literal, name) for literal, name, _, _ in parsed)
+
+
+@dataclass(frozen=True, eq=False)
+class TokenizerTemplate(PromptTemplate):
+    """The model's own chat template (`tokenizer.apply_chat_template`), for instruction-tuned base models."""
+
+    name = "tokenizer"
+    title = "Model's own chat template"
+    description = "The chat template that ships with the model's tokenizer (instruct models only)."
+
+    tokenizer: Any = None
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is None:
+            raise TemplateError("The tokenizer template needs the model's tokenizer; load a model first.")
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise TemplateError(f"This model's tokenizer has no chat template; {PICK_ANOTHER}")
+        object.__setattr__(self, "stop_strings", self._end_marker())
+
+    def render(self, example: Example) -> Rendered:
+        """Split the example into prompt and completion text."""
+        messages = example.messages()
+        if not example.system and self.system:
+            messages.insert(0, {"role": "system", "content": self.system})
+        prompt, full = self._apply(messages[:-1], generation=True), self._apply(messages, generation=False)
+        if not full.startswith(prompt):
+            raise TemplateError(
+                f"This model's chat template writes the answer turn differently from its generation prompt, "
+                f"so the prompt cannot be masked; {PICK_ANOTHER}"
+            )
+        # formatting appends eos_token_id itself; a template that writes the EOS text would otherwise get two.
+        completion, eos = full[len(prompt):], self.tokenizer.eos_token
+        if eos and completion.rstrip().endswith(eos):
+            completion = completion.rstrip().removesuffix(eos)
+        return Rendered(prompt=prompt, completion=completion)
+
+    def _apply(self, messages: list[dict[str, str]], generation: bool) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=generation, tokenize=False)
+        except (JinjaTemplateError, ValueError, TypeError, KeyError) as exc:
+            raise TemplateError(f"This model's chat template rejected the conversation ({exc}).") from None
+
+    def _end_marker(self) -> tuple[str, ...]:
+        """The text the template writes after an answer (e.g. <end_of_turn>), so generation can stop there."""
+        # Rendering a probe here also surfaces a template that cannot split prompt from answer up front.
+        probe = "\x00answer\x00"
+        completion = self.render(Example(instruction="question", output=probe)).completion
+        marker = completion.partition(probe)[2].strip()
+        return (marker,) if marker and marker != self.tokenizer.eos_token else ()
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    t.name: t for t in (InstructionOutputTemplate(), AlpacaTemplate(), QuestionAnswerTemplate(), Phi3Template(),
+                        ChatMLTemplate())
+}
+DEFAULT_TEMPLATE = InstructionOutputTemplate.name
+
+
+def get_template(name: str, custom: str = "", tokenizer: Any = None, system: str = "") -> PromptTemplate:
+    """The template called `name`, validated up front; `system` is the default system text for rows without one."""
+    if name == CustomTemplate.name:
+        return CustomTemplate(system=system, fmt=custom)
+    if name == TokenizerTemplate.name:
+        return TokenizerTemplate(system=system, tokenizer=tokenizer)
+    if name not in TEMPLATES:
+        known = ", ".join([*TEMPLATES, CustomTemplate.name, TokenizerTemplate.name])
+        raise TemplateError(f"Unknown template {name!r}; choose one of {known}.")
+    return type(TEMPLATES[name])(system=system)
+
+
+def template_for(data: DataSettings, tokenizer: Any = None) -> PromptTemplate:
+    """The template a run's data settings name, with its custom format and default system prompt."""
+    return get_template(data.template, custom=data.custom_template, tokenizer=tokenizer, system=data.system_prompt)
+
+
+def template_choices() -> list[tuple[str, str]]:
+    """(title, name) pairs for a dropdown, the fixed templates first, then custom and the tokenizer's own."""
+    classes = [type(t) for t in TEMPLATES.values()] + [CustomTemplate, TokenizerTemplate]
+    return [(c.title, c.name) for c in classes]

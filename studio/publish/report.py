@@ -1,0 +1,292 @@
+"""The stakeholder report: a run in, one self-contained HTML page and a Markdown twin out.
+
+`render_html` and `render_markdown` are pure; `write_report` is the one function that reads and writes files.
+The HTML loads nothing from anywhere (inline CSS, the loss chart drawn as inline SVG) and escapes all user text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from studio.errors import RunError
+from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
+from studio.publish.report_style import CSS
+from studio.publish.svg import Series, line_chart
+from studio.runs import RunFolder, atomic_write, read_run
+
+SECTIONS = (("lora", "LoRA"), ("train", "Training"), ("data", "Data"), ("generation", "Generation"))
+SHOWN_EXAMPLES = 3
+
+
+# ---- shared content: the same facts feed the HTML and the Markdown ----
+
+def _date(created: str) -> str:
+    try:
+        return datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return created or "unknown"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "(default)"
+    if isinstance(value, dict):
+        return json.dumps(value) if value else "(none)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else "(none)"
+
+
+def settings_rows(settings: dict, comparison: Comparison) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(section title, [(setting, value)]) for the hyperparameter tables; generation is what Compare used."""
+    chosen = {**settings, "generation": comparison.generation or settings.get("generation", {})}
+    out = []
+    for key, title in SECTIONS:
+        values = dict(chosen.get(key, {}))
+        if key == "data" and values.get("template") != "custom":
+            values.pop("custom_template", None)  # only meaningful for the custom template
+        out.append((title, [(name, _value(v)) for name, v in values.items()]))
+    return out
+
+
+def _percent(fraction: float) -> str:
+    value = 100 * fraction
+    return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
+
+
+def metric_cards(comparison: Comparison) -> list[tuple[str, str, str, float, str]]:
+    """(label, before, after, change, note) for BLEU, chrF and exact match."""
+    b, t = comparison.base, comparison.tuned
+    exact_note = f"{round(b.exact_match * b.n)} → {round(t.exact_match * t.n)} of {t.n} answers exactly right"
+    return [
+        ("BLEU", f"{b.bleu:.1f}", f"{t.bleu:.1f}", t.bleu - b.bleu, "corpus BLEU, 0-100"),
+        ("chrF", f"{b.chrf:.1f}", f"{t.chrf:.1f}", t.chrf - b.chrf, "character n-gram F-score, 0-100"),
+        ("Exact match", _percent(b.exact_match), _percent(t.exact_match), 100 * (t.exact_match - b.exact_match),
+         exact_note),
+    ]
+
+
+def gains_and_losses(comparison: Comparison, k: int = SHOWN_EXAMPLES) -> tuple[list[ComparisonRow], ...]:
+    """The k examples that gained most BLEU and the (up to k) that lost most."""
+    ranked = sorted(comparison.rows, key=lambda r: r.delta_bleu, reverse=True)
+    gains = [r for r in ranked if r.delta_bleu > 0][:k]
+    losses = [r for r in reversed(ranked) if r.delta_bleu < 0][:k]
+    return gains, losses
+
+
+def loss_points(history: list[dict], key: str = "loss") -> list[tuple[float, float]]:
+    """(step, value) of every record that logged `key`."""
+    return [(float(r.get("step") or 0), float(r[key])) for r in history if r.get(key) is not None]
+
+
+def _sampled(points: list[tuple[float, float]], n: int = 8) -> list[tuple[float, float]]:
+    if len(points) <= n:
+        return points
+    picks = sorted({round(i * (len(points) - 1) / (n - 1)) for i in range(n)})
+    return [points[i] for i in picks]
+
+
+def _headline(comparison: Comparison) -> str:
+    return f"BLEU {comparison.base.bleu:.1f} → {comparison.tuned.bleu:.1f}"
+
+
+def _subline(comparison: Comparison) -> str:
+    gen = comparison.generation
+    decoding = "sampling" if gen.get("do_sample") else f"beam search ({gen['num_beams']})" \
+        if gen.get("num_beams", 1) > 1 else "greedy"
+    return (f"on {comparison.tuned.n} held-out examples, {decoding} decoding, "
+            f"up to {gen.get('max_new_tokens', '?')} new tokens, template {comparison.template}")
+
+
+def _training_caption(run: dict, history: list[dict]) -> str:
+    parts = []
+    if run.get("final_loss") is not None:
+        parts.append(f"final train loss {run['final_loss']:.3f}")
+    if run.get("step"):
+        parts.append(f"{run['step']} steps")
+    if run.get("train_seconds"):
+        parts.append(f"{run['train_seconds'] / 60:.1f} min of training")
+    return ", ".join(parts) or f"{len(history)} logged records"
+
+
+# ---- HTML ----
+
+def _e(text: Any) -> str:
+    return escape(str(text), quote=True)
+
+
+def _pill(change: float) -> str:
+    kind = "up" if change > 0.05 else "down" if change < -0.05 else "flat"
+    return f'<span class="pill {kind}">{change:+.1f} pts</span>'
+
+
+def _html_header(run: dict, comparison: Comparison) -> str:
+    meta = [("Run", run.get("run_id", "")), ("Base model", run.get("base_model", "")),
+            ("Dataset", run.get("dataset", "")), ("Template", comparison.template or run.get("template", "")),
+            ("Date", _date(run.get("created", ""))), ("Status", run.get("status", ""))]
+    items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in meta)
+    title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
+    return (f'<header class="top"><p class="eyebrow">Instruction-tuning report</p><h1>{_e(title)}</h1>'
+            f'<dl class="meta">{items}</dl></header>')
+
+
+def _html_scores(run: dict, comparison: Comparison) -> str:
+    cards = "".join(
+        f'<div class="card"><div class="label">{_e(label)}</div><div class="value"><span class="before">{_e(before)}'
+        f'</span><span class="arrow">→</span>{_e(after)}</div>{_pill(change)}<p class="note">{_e(note)}</p></div>'
+        for label, before, after, change, note in metric_cards(comparison)
+    )
+    b, t = comparison.base.bleu, comparison.tuned.bleu
+    return (f'<section class="headline"><p class="big"><span class="before">BLEU {b:.1f}</span> → {t:.1f}</p>'
+            f'<p class="sub">{_e(_subline(comparison))}</p></section><section class="cards">{cards}</section>')
+
+
+def _html_loss(run: dict, history: list[dict]) -> str:
+    chart = line_chart([Series("train loss", loss_points(history), "#4f46e5"),
+                        Series("eval loss", loss_points(history, "eval_loss"), "#f59e0b", dots_only=True)],
+                       x_label="step", y_label="loss", empty="No loss logged yet")
+    caption = _e(_training_caption(run, history))
+    return f'<section><h2>Training loss</h2>{chart}<p class="caption">{caption}</p></section>'
+
+
+def _html_example(row: ComparisonRow) -> str:
+    task = _e(row.instruction) + (f'<span class="input">{_e(row.input)}</span>' if row.input else "")
+    answers = [("Reference", row.reference, "", "reference"), ("Base", row.base, f"BLEU {row.base_bleu:.1f}", "base"),
+               ("Tuned", row.tuned, f"BLEU {row.tuned_bleu:.1f}", "tuned")]
+    cells = "".join(f'<div class="answer {cls}"><span class="score">{_e(score)}</span><h3>{title}</h3>'
+                    f"<pre>{_e(text) or '<em>(empty)</em>'}</pre></div>" for title, text, score, cls in answers)
+    return f'<div class="example"><p class="task">{task}</p><div class="answers">{cells}</div></div>'
+
+
+def _html_examples(title: str, rows: list[ComparisonRow], none: str) -> str:
+    body = "".join(map(_html_example, rows)) or f'<p class="none">{_e(none)}</p>'
+    return f"<section><h2>{_e(title)}</h2>{body}</section>"
+
+
+def _html_table(rows: list[tuple[str, str]]) -> str:
+    return "<table>" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _html_settings(settings: dict, comparison: Comparison) -> str:
+    blocks = "".join(f"<div><h3>{_e(title)}</h3>{_html_table(rows)}</div>"
+                     for title, rows in settings_rows(settings, comparison))
+    return f'<section><h2>Hyperparameters</h2><div class="settings">{blocks}</div></section>'
+
+
+def _html_all(comparison: Comparison) -> str:
+    head = ("<tr><th>#</th><th>Instruction</th><th>Reference</th><th>Base</th><th>Tuned</th>"
+            '<th class="num">BLEU base</th><th class="num">BLEU tuned</th></tr>')
+    body = "".join(
+        f"<tr><td>{i}</td><td><pre>{_e(r.instruction)}{_e(chr(10) + r.input) if r.input else ''}</pre></td>"
+        f"<td><pre>{_e(r.reference)}</pre></td><td><pre>{_e(r.base)}</pre></td><td><pre>{_e(r.tuned)}</pre></td>"
+        f'<td class="num">{r.base_bleu:.1f}</td><td class="num">{r.tuned_bleu:.1f}</td></tr>'
+        for i, r in enumerate(comparison.rows, start=1)
+    )
+    return (f'<section class="full"><details><summary>All {len(comparison.rows)} examples</summary>'
+            f'<table class="all">{head}{body}</table></details></section>')
+
+
+def render_html(run: dict, settings: dict, history: list[dict], comparison: Comparison) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG, no external resources)."""
+    gains, losses = gains_and_losses(comparison)
+    seconds = comparison.base_seconds + comparison.tuned_seconds
+    parts = [
+        _html_header(run, comparison), _html_scores(run, comparison), _html_loss(run, history),
+        _html_examples("Biggest gains", gains, "No example improved."),
+        _html_examples("Got worse", losses, "No example got worse."),
+        _html_settings(settings, comparison), _html_all(comparison),
+        f"<footer>Instruction-Tuning Studio · answers generated in {seconds:.0f} s · "
+        f"BLEU and chrF by SacreBLEU</footer>",
+    ]
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Instruction-tuning report · {_e(run.get('run_id', ''))}</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>")
+
+
+# ---- Markdown ----
+
+def _cell(text: Any) -> str:
+    """A Markdown table cell: user text stays literal (no raw HTML, no markup, no pipes), newlines as <br>."""
+    safe = escape(str(text), quote=False)
+    for char in "\\`*_[]|":
+        safe = safe.replace(char, "\\" + char)
+    return safe.replace("\r\n", "\n").replace("\n", "<br>") or " "
+
+
+def _loss_table(history: list[dict]) -> list[list[str]]:
+    """A few evenly spaced train-loss steps plus every eval step, as table rows."""
+    train, evals = dict(_sampled(loss_points(history))), dict(loss_points(history, "eval_loss"))
+    return [[f"{step:g}", f"{train[step]:.4f}" if step in train else "", f"{evals[step]:.4f}" if step in evals else ""]
+            for step in sorted(train.keys() | evals.keys())]
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
+    lines = [f"## {title}", ""]
+    if not rows:
+        return lines + [f"_{none}_", ""]
+    for r in rows:
+        task = r.instruction + (f"\n{r.input}" if r.input else "")
+        lines += _md_table(["", "Answer", "BLEU"], [["Instruction", task, ""], ["Reference", r.reference, ""],
+                                                    ["Base", r.base, f"{r.base_bleu:.1f}"],
+                                                    ["Tuned", r.tuned, f"{r.tuned_bleu:.1f}"]]) + [""]
+    return lines
+
+
+def _md_summary(run: dict, history: list[dict], comparison: Comparison) -> list[str]:
+    title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
+    facts = [f"Run `{run.get('run_id', '')}`", f"template {_cell(comparison.template)}",
+             _date(run.get("created", "")), f"status {run.get('status', '')}"]
+    cards = [[label, before, after, f"{change:+.1f}"] for label, before, after, change, _ in metric_cards(comparison)]
+    loss = _loss_table(history)
+    return ([f"# {_cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
+             _subline(comparison), ""] + _md_table(["Metric", "Base", "Tuned", "Change"], cards)
+            + ["", "## Training loss", "", _training_caption(run, history), ""]
+            + (_md_table(["Step", "Train loss", "Eval loss"], loss) if loss else ["_No loss logged yet._"]) + [""])
+
+
+def _md_all(comparison: Comparison) -> list[str]:
+    rows = [[i, r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned,
+             f"{r.base_bleu:.1f}", f"{r.tuned_bleu:.1f}"] for i, r in enumerate(comparison.rows, start=1)]
+    header = ["#", "Instruction", "Reference", "Base", "Tuned", "BLEU base", "BLEU tuned"]
+    return ([f"## All {len(comparison.rows)} examples", "", "<details><summary>Show the table</summary>", ""]
+            + _md_table(header, rows) + ["", "</details>", ""])
+
+
+def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison) -> str:
+    """The same report as Markdown: tables throughout, the loss curve as a few sampled steps."""
+    gains, losses = gains_and_losses(comparison)
+    lines = _md_summary(run, history, comparison)
+    lines += _md_examples("Biggest gains", gains, "No example improved.")
+    lines += _md_examples("Got worse", losses, "No example got worse.")
+    lines += ["## Hyperparameters", ""]
+    for section, rows in settings_rows(settings, comparison):
+        lines += [f"### {section}", ""] + _md_table(["Setting", "Value"], [list(r) for r in rows]) + [""]
+    return "\n".join(lines + _md_all(comparison))
+
+
+# ---- files ----
+
+def write_report(run_dir: Path) -> tuple[Path, Path]:
+    """Render the HTML and Markdown report into the run folder from its saved files; returns both paths."""
+    info = read_run(run_dir.parent, run_dir.name)  # first: a deleted run says so, not "compare first"
+    comparison = load_comparison(run_dir)
+    if comparison is None:
+        raise RunError("Run the comparison first; this run has no before/after results yet.")
+    run = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
+    folder = RunFolder(run_dir)
+    settings, history = folder.read_settings().to_dict(), folder.read_metrics()
+    atomic_write(folder.report_html, render_html(run, settings, history, comparison))
+    atomic_write(folder.report_md, render_markdown(run, settings, history, comparison))
+    return folder.report_html, folder.report_md

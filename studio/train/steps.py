@@ -1,0 +1,167 @@
+"""The named steps of a training run: prepare data -> tokenize -> build the trainer -> train -> save the adapter.
+
+`TrainingJob` (studio.jobs) runs them in a thread; each step is a plain function here. Settings become
+`LoraConfig`/`SFTConfig` in `studio.train.config`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from studio import runs
+from studio.errors import RunError, StudioError, TrainingError
+from studio.runs import RunFolder
+from studio.settings import StudioSettings
+from studio.train.callbacks import BalanceThreads
+from studio.train.config import build_lora_config, build_sft_config
+from studio.train.trainer import IGNORE_INDEX, FastSFTTrainer
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from studio.data.dataset import Splits
+    from studio.data.formatting import Features
+    from studio.data.templates import PromptTemplate
+
+RESUMABLE = ("stopped", "interrupted", "failed")
+OOM_PHRASES = ("out of memory", "can't allocate memory")  # CUDA's and the CPU allocator's wording
+
+
+def prepare_data(settings: StudioSettings, token: str | None = None) -> Splits:
+    """Load the dataset source and split it (train / test / validation)."""
+    from studio.data.dataset import load_source, prepare_splits
+
+    d = settings.data
+    loaded = load_source(d.dataset, column_map=d.column_map or None, hub_split=d.hub_split, token=token)
+    return prepare_splits(loaded, d)
+
+
+def write_splits(run_dir: Path, splits: Splits) -> None:
+    """Save the splits in the run folder (Compare, reports and the bundle read them back)."""
+    RunFolder(run_dir).write_splits({"train": splits.train, "test": splits.test,
+                                     "validation": list(getattr(splits, "validation", None) or [])})
+
+
+def features_to_dataset(features: list[Features], completion_only_loss: bool = True) -> Dataset:
+    """A datasets.Dataset of input_ids, labels (-100 where untrained) and length; rows with nothing to learn go."""
+    from datasets import Dataset
+
+    rows: dict[str, list] = {"input_ids": [], "labels": [], "length": []}
+    for f in features:
+        ids = list(f.input_ids)
+        labels = [t if m or not completion_only_loss else IGNORE_INDEX for t, m in zip(ids, f.completion_mask)]
+        # Position 0 is never predicted, so a row needs a trained label after it.
+        if all(label == IGNORE_INDEX for label in labels[1:]):
+            continue
+        rows["input_ids"].append(ids)
+        rows["labels"].append(labels)
+        rows["length"].append(len(ids))
+    return Dataset.from_dict(rows)
+
+
+def tokenize_splits(
+    tokenizer: Any, template: PromptTemplate, splits: Splits, settings: StudioSettings,
+) -> tuple[Dataset, Dataset | None]:
+    """(train dataset, validation dataset or None), tokenised exactly as the Data tab previews."""
+    from studio.data.formatting import tokenize_dataset
+
+    max_length, only = settings.data.max_length, settings.train.completion_only_loss
+    train = features_to_dataset(tokenize_dataset(tokenizer, template, splits.train, max_length), only)
+    if len(train) == 0:
+        raise TrainingError("No training example has any answer tokens left after truncation; raise data.max_length.")
+    validation = list(getattr(splits, "validation", None) or [])
+    if not validation:
+        return train, None
+    evaluation = features_to_dataset(tokenize_dataset(tokenizer, template, validation, max_length), only)
+    return train, (evaluation if len(evaluation) else None)
+
+
+def build_trainer(
+    model: Any, tokenizer: Any, settings: StudioSettings, output_dir: Path,
+    train_dataset: Dataset, eval_dataset: Dataset | None = None, callbacks: list | None = None,
+) -> FastSFTTrainer:
+    """Wrap the base model with LoRA and build the fast SFT trainer around it.
+
+    TRL's collator pads on the right by itself, so the (shared) tokenizer's padding side is left alone.
+    """
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+    from transformers import PrinterCallback
+
+    if getattr(model, "is_loaded_in_4bit", False):  # QLoRA: fp32 norms/head, input grads for checkpointing
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.train.gradient_checkpointing)
+    if not isinstance(model, PeftModel):
+        model = get_peft_model(model, build_lora_config(settings.lora, model))
+    args = build_sft_config(settings, output_dir, len(train_dataset), eval_dataset is not None)
+    callbacks = list(callbacks or [])
+    if settings.train.threads == 0 and not torch.cuda.is_available():
+        callbacks.append(BalanceThreads())
+    trainer = FastSFTTrainer(
+        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+        processing_class=tokenizer, callbacks=callbacks, fast_loss=settings.train.fast_loss,
+    )
+    trainer.remove_callback(PrinterCallback)  # our callback reports; the printer would spam stdout
+    return trainer
+
+
+def set_threads(settings: StudioSettings) -> int:
+    """Use train.threads CPU threads for torch (0: every core, then ThreadBalancer adapts) and return the number."""
+    threads = settings.train.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads
+
+
+def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> Path:
+    """Write the LoRA adapter and tokenizer into the run folder (whole, never half written)."""
+    def save(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+    return RunFolder(run_dir).save_adapter(save)
+
+
+def open_for_resume(root: Path, run_id: str, owner: str) -> tuple[runs.RunInfo, StudioSettings, Path]:
+    """(run info, its saved settings, its last checkpoint) of a run `owner` may resume; RunError otherwise."""
+    info = runs.read_run(root, run_id)
+    if info.owner and info.owner != owner:
+        raise RunError("This run belongs to another session, so it cannot be resumed from here.")
+    if info.status not in RESUMABLE:
+        raise RunError(f"Run {run_id} is {info.status}; only a stopped, interrupted or failed run can be resumed.")
+    checkpoint = info.folder.latest_checkpoint()
+    if checkpoint is None:
+        raise RunError(f"Run {run_id} has no checkpoint to resume from; start a new run instead.")
+    runs.update_run(info.path, status="queued", error="", message="", resumed_from=checkpoint.name)
+    return info, info.folder.read_settings(), checkpoint
+
+
+def outcome_message(step: int, total: int, stopped: bool, adapter: Path | None) -> str:
+    """What was trained and where the adapter is, as one plain sentence."""
+    if adapter is None or step == 0:
+        return "No steps were trained before the stop, so no adapter was saved."
+    where = display_path(adapter)
+    if stopped:
+        return f"Stopped at step {step} of {total}; the adapter trained so far is saved in {where}."
+    return f"Trained {step} steps; the adapter is saved in {where}."
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the working folder when it is inside it (shorter to read), else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def failure_message(exc: BaseException, settings: StudioSettings) -> str:
+    """One sentence for the UI: studio errors as they are, out-of-memory as advice, anything else summarised."""
+    from studio.model.resources import oom_message
+
+    if isinstance(exc, StudioError):
+        return str(exc)
+    text = str(exc)
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or any(p in text.lower() for p in OOM_PHRASES):
+        return oom_message(settings)
+    first = text.strip().splitlines()[0][:200].rstrip(".") if text.strip() else ""
+    return f"Training failed with {type(exc).__name__}" + (f": {first}." if first else ".")

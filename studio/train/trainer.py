@@ -1,0 +1,105 @@
+"""The fast SFT trainer: logits only where the loss is taken, no full-vocabulary metrics, real tokens counted.
+
+Why it is faster than TRL's defaults on a CPU: Gemma 3's output head is 640 x 262,144, more FLOPs than the rest of
+the model. TRL scores every position through the head on non-Triton devices and also computes entropy and token
+accuracy over the full vocabulary; here the decoder runs to hidden states, only positions whose next token is
+trained go through the head, and no extra metrics are computed. The top-level model's forward is therefore not
+called during training: hooks meant to fire per step belong on `model.get_decoder()`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from trl import SFTTrainer
+
+IGNORE_INDEX = -100
+
+
+def causal_parts(model: nn.Module) -> tuple[nn.Module, nn.Module, float | None, float]:
+    """Decoder, output head, logit soft-cap and logit scale of a causal LM, looking through PEFT wrappers."""
+    base = model
+    while hasattr(base, "get_base_model") and base.get_base_model() is not base:
+        base = base.get_base_model()  # PeftModel -> the transformers model with LoRA layers injected
+    head = base.get_output_embeddings()
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+    if head is None or decoder is None or decoder is base:
+        raise TypeError(f"{type(base).__name__} exposes no decoder/output head for the fast loss.")
+    config = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    return decoder, head, getattr(config, "final_logit_softcapping", None), _logit_scale(config)
+
+
+def _logit_scale(config: Any) -> float:
+    """The multiplier some families put on the logits before the soft-cap (Cohere, Granite, ...), as TRL reads it."""
+    for name in ("logit_scale", "output_multiplier", "lm_head_multiplier"):
+        if getattr(config, name, None) is not None:
+            return float(getattr(config, name))
+    scaling = getattr(config, "logits_scaling", None)
+    if scaling is None:
+        return 1.0
+    return float(scaling) if config.model_type == "hyperclovax" else 1.0 / float(scaling)
+
+
+def _project(head: nn.Module, hidden: torch.Tensor, cap: float | None, scale: float) -> torch.Tensor:
+    """Logits as the model's own forward makes them: head, scale, then tanh soft-cap."""
+    logits = head(hidden)
+    if scale != 1.0:
+        logits = logits * scale
+    return logits if not cap else torch.tanh(logits / cap) * cap
+
+
+def _normaliser(n_labels: torch.Tensor, num_items_in_batch: Any) -> torch.Tensor:
+    """Divide by the tokens of the whole accumulated batch when the Trainer counted them, else by this batch's."""
+    total = n_labels if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
+    return total.to(n_labels.device).clamp(min=1)
+
+
+def fast_completion_loss(
+    model: nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None,
+) -> torch.Tensor:
+    """Next-token loss with the output head applied only at positions whose label is trained."""
+    decoder, head, cap, scale = causal_parts(model)
+    hidden = decoder(
+        input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False
+    ).last_hidden_state
+    labels = inputs["labels"][:, 1:].to(hidden.device)
+    mask = labels != IGNORE_INDEX
+    # Boolean indexing gathers the trained positions: (n_trained, hidden) instead of (batch, seq, hidden).
+    logits = _project(head, hidden[:, :-1][mask], cap, scale).float()
+    loss_sum = F.cross_entropy(logits, labels[mask], reduction="sum")
+    return loss_sum / _normaliser(mask.sum(), num_items_in_batch)
+
+
+def reference_completion_loss(
+    model: nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None,
+) -> torch.Tensor:
+    """The standard loss: full logits from the model's own forward, shifted cross-entropy over trained labels."""
+    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False).logits
+    labels = inputs["labels"][:, 1:].to(logits.device)
+    logits = logits[:, :-1].float()
+    loss_sum = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="sum")
+    return loss_sum / _normaliser((labels != IGNORE_INDEX).sum(), num_items_in_batch)
+
+
+class FastSFTTrainer(SFTTrainer):
+    """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
+
+    def __init__(self, *args: Any, fast_loss: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_loss = fast_loss
+        self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Completion loss through the fast path (or the full-logits reference path when fast_loss is off)."""
+        if return_outputs:  # only prediction with logits needs them; keep TRL's behaviour there
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mode = "train" if model.training else "eval"
+        loss_fn = fast_completion_loss if self.fast_loss else reference_completion_loss
+        loss = loss_fn(model, inputs, num_items_in_batch)
+        if mode == "train":
+            mask = inputs.get("attention_mask")
+            self.real_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            self._metrics[mode]["num_tokens"] = [self.real_tokens]
+        return loss

@@ -1,0 +1,160 @@
+"""The bench's pure parts (FLOPs, padding, medians, verdicts, tables, JSON) and a tiny end-to-end run of it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import demo as bench_demo
+from bench import main as bench
+from bench.flops import ModelShape, gemm_flops_per_second, lora_parameters, model_shape, training_flops
+from bench.report import format_table
+from bench.train import completion_loss, run_contender, summarise_steps
+from studio.model.loading import LoadedModel
+from tests.tiny import make_tiny_model
+
+SHAPE = ModelShape(n_body=1000, hidden=10, vocab=100, layers=2, attn_width=4)
+
+
+def test_training_flops_counts_each_term_as_documented():
+    # body 4*1000*6 + LoRA 6*50*6 + attention 12*2*4*(3*4/2 + 3*4/2)=12*2*4*12 + head 4*10*100*2
+    assert training_flops(SHAPE, 50, positions=6, head_positions=2, lengths=[3, 3]) == \
+        24_000 + 1_800 + 1_152 + 8_000
+
+
+def test_head_positions_are_what_separates_the_contenders():
+    only_answers = training_flops(SHAPE, 0, positions=30, head_positions=6, lengths=[30])
+    every_position = training_flops(SHAPE, 0, positions=30, head_positions=29, lengths=[30])
+    assert every_position - only_answers == 4 * 10 * 100 * 23
+
+
+def test_model_shape_of_a_lora_model_excludes_the_adapter(tiny_tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    model = make_tiny_model(tiny_tokenizer)
+    plain = model_shape(model)
+    config = model.config
+    assert plain.vocab == config.vocab_size and plain.hidden == config.hidden_size and plain.layers == 2
+    assert plain.attn_width == config.num_attention_heads * config.head_dim
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    assert model_shape(lora).n_body == plain.n_body
+    assert lora_parameters(lora) == 2 * 2 * ((32 + 32) + (32 + 16))  # r * (in + out) per module, 2 layers
+
+
+def _step(seconds, real, positions, head=5, lengths=(10,), threads=2):
+    return {"seconds": seconds, "real": real, "positions": positions, "head": head, "lengths": list(lengths),
+            "threads": threads}
+
+
+def test_summary_skips_warmup_takes_medians_and_counts_padding():
+    steps = [_step(9.0, 10, 20), _step(1.0, 10, 20), _step(2.0, 10, 20), _step(4.0, 30, 40)]
+    s = summarise_steps(steps, SHAPE, n_lora=0, warmup=1)
+    assert s["measured_steps"] == 3 and s["seconds_per_step"] == 2.0
+    assert s["tokens_per_second"] == 7.5  # per-step rates 10, 5, 7.5
+    assert s["padding_fraction"] == pytest.approx(1 - 60 / 100)
+    assert s["real_tokens"] == 60 and s["threads"] == 2
+
+
+def test_gemm_rate_is_positive_and_sized_by_the_flop_count():
+    assert gemm_flops_per_second(size=64, threads=1, repeats=1) > 1e6
+
+
+def _figures():
+    contender = {"tokens_per_second": 100.0, "seconds_per_step": 2.0, "padding_fraction": 0.1, "final_loss": 1.0,
+                 "peak_rss_gb": 2.5, "mfu": 0.4, "gflops": 60.0, "flops_per_real_token": 6e8, "threads": 1,
+                 "head_share_of_positions": 0.2, "load_seconds": 3.0, "loads": [[1.0, 1.5]],
+                 "rounds_tokens_per_second": [100.0]}
+    train = {"gemm_ceiling_gflops": 150.0, "ceiling_loads": [1.0], "studio": {**contender, "first_loss_seconds": 9.0},
+             "trl": {**contender, "tokens_per_second": 40.0, "final_loss": 1.02},
+             "tutorial": {**contender, "tokens_per_second": 20.0}}
+    train.update(ratio_vs_trl=2.5, ratio_vs_tutorial=5.0, loss_gap_vs_trl=0.02 / 1.02)
+    gen = {"seconds": 1.0, "prompts_per_second": 8.0, "generated_tokens": 100, "tokens_per_second": 100.0,
+           "runs": [1.0], "loads": [1.0]}
+    evaluation = {"prompts": 8, "max_new_tokens": 16, "batch_size": 24, "peak_rss_bytes": 2e9, "studio": gen,
+                  "single": {**gen, "prompts_per_second": 1.0}, "pipeline": {**gen, "prompts_per_second": 0.5},
+                  "identical": 8, "first_difference": None, "ratio_vs_single": 8.0, "ratio_vs_pipeline": 16.0}
+    latency = {"warm_load_s": 3.0, "warm_load_load": 1.0, "first_loss_s": 9.0}
+    return {"cpu_count": 2, "load_start": 1.0, "load_end": 1.2, "train": train, "eval": evaluation, "latency": latency}
+
+
+def test_verdicts_pass_fail_and_skip():
+    figures = _figures()
+    verdicts = bench.verdicts(figures)
+    assert [name for name, ok in verdicts.items() if not ok] == ["MFU > 50% of the GEMM ceiling (aim)"]
+    figures["eval"]["identical"] = 7
+    assert bench.verdicts(figures)["batched eval >= 4x one at a time, identical"] is False
+    del figures["latency"]
+    assert bench.verdicts(figures)["warm load < 5 s"] is None
+
+
+def test_table_shows_every_contender_ratio_and_verdict_and_the_json_round_trips():
+    figures = _figures()
+    figures["verdicts"] = bench.verdicts(figures)
+    table = format_table(figures)
+    for text in ("(a) studio TrainingJob", "(b) TRL SFTTrainer", "(c) tutorial Trainer", "2.50x", "5.00",
+                 "identical (a) vs (b): 8/8", "PASS  warm load < 5 s", "FAIL  MFU", "1.0-1.5"):
+        assert text in table
+    assert json.loads(json.dumps(figures, default=float))["train"]["ratio_vs_trl"] == 2.5
+
+
+def test_demo_verdicts_and_table():
+    figures = {"train_s": 80.0, "first_loss_s": 9.0, "base_gen_s": 5.0, "tuned_gen_s": 4.0, "compare_s": 10.0,
+               "total_s": 95.0, "steps": 20, "final_loss": 0.3, "n_test": 24, "bleu_base": 0.3, "bleu_tuned": 60.0,
+               "bleu_gain": 59.7, "chrf_base": 18.0, "chrf_tuned": 80.0, "exact_base": 0, "exact_tuned": 12,
+               "peak_rss_gb": 2.6, "load_start": 1.0, "load_end": 1.1, "examples": [("A B", "junk", "A B")]}
+    assert all(bench_demo.demo_verdicts(figures).values())
+    assert "FAIL" not in bench_demo.demo_table(figures) and "0.3 -> 60.0 (+59.7)" in bench_demo.demo_table(figures)
+    assert not bench_demo.demo_verdicts({**figures, "total_s": 130.0})["total <= 120 s"]
+
+
+@pytest.fixture()
+def tiny_loader(tiny_tokenizer):
+    def loader(model_settings, token=None, **kwargs):
+        return LoadedModel(make_tiny_model(tiny_tokenizer), tiny_tokenizer, "tiny", "local", 0.01, False)
+    return loader
+
+
+def test_tiny_end_to_end_bench(tiny_loader, tiny_tokenizer):
+    from bench.eval import run_eval
+
+    raw = {"runs": {}, "ceilings": [{"flops_per_second": 1e9, "load": 1.0}]}
+    for name in ("studio", "trl", "tutorial"):
+        result = run_contender(name, steps=2, examples=8, seed=1, warmup=1, pad_to=96, threads=0, prompts=2,
+                               loader=tiny_loader)
+        assert result["steps"] == 2 and result["real_tokens"] > 0 and result["final_loss"] > 0
+        raw["runs"][name] = [result]
+    train = bench.summarise_training(raw)
+    # Only the studio projects just the answer positions; the tutorial pads, the others pad to the batch's longest.
+    assert train["studio"]["head_share_of_positions"] < 0.5 < train["trl"]["head_share_of_positions"]
+    assert train["tutorial"]["padding_fraction"] > train["studio"]["padding_fraction"]
+    assert train["studio"]["first_loss_seconds"] > 0
+    evaluation = bench.summarise_eval(run_eval(3, 1, loader=tiny_loader, max_new_tokens=4))
+    assert evaluation["identical"] == 3 and evaluation["studio"]["generated_tokens"] > 0
+    figures = {"cpu_count": 2, "load_start": 1.0, "load_end": 1.0, "train": train, "eval": evaluation}
+    figures["verdicts"] = bench.verdicts(figures)
+    assert "Training (GEMM ceiling" in format_table(figures)
+    json.dumps(figures, default=float)
+
+
+def test_completion_loss_is_the_mean_over_answer_tokens(tiny_loader, tiny_tokenizer):
+    import torch
+
+    from studio.data.formatting import Features
+
+    model = tiny_loader(None).model
+    feats = [Features(input_ids=[2, 10, 11, 12], completion_mask=[0, 0, 1, 1], n_prompt=2, n_completion=2,
+                      truncated=False)]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([[2, 10, 11, 12]])).logits[0, 1:3]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([11, 12])).item()
+    assert completion_loss(model, feats) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tiny_demo_reports_every_figure(tiny_loader, tmp_path):
+    from studio.settings import StudioSettings, apply_overrides
+
+    settings = apply_overrides(StudioSettings(), {"train": {"max_steps": 1}, "data": {"max_test_examples": 2},
+                                                  "generation": {"max_new_tokens": 3}})
+    figures = bench_demo.run_demo(settings, tmp_path, say=lambda line: None, model_loader=tiny_loader)
+    assert figures["steps"] == 1 and figures["n_test"] == 2 and figures["total_s"] >= figures["train_s"]
+    assert set(bench_demo.demo_verdicts(figures)) and json.dumps(figures)

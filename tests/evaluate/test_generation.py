@@ -1,0 +1,93 @@
+"""Generation, scoring and the before/after comparison on the tiny in-process model."""
+from __future__ import annotations
+
+import pytest
+
+from studio.data.templates import get_template
+from studio.evaluate.generation import GenerationStopped, cut_at_stop, generate, plan_batches
+from studio.examples import Example
+from studio.settings import GenerationSettings
+from tests.builders import one_at_a_time
+
+PROMPTS = [
+    "### Instruction:\nUppercase the word.\n\n### Input:\napple\n\n### Response:\n",
+    "apple",
+    "### Instruction:\nSort the words alphabetically.\n\n### Input:\nriver ocean kite lemon mango\n\n### Response:\n",
+    "What is the capital of France?",
+    "Count the words. First word.",
+    "### Instruction:\nReverse the letters.\n\n### Response:\n",
+    "banana cherry",
+]
+GREEDY = GenerationSettings(max_new_tokens=12, batch_size=3)
+
+
+def test_batched_greedy_equals_one_at_a_time_in_order(tiny_model, tiny_tokenizer):
+    assert len({len(tiny_tokenizer(p)["input_ids"]) for p in PROMPTS}) > 3  # lengths differ, so batches pad
+    batched = generate(tiny_model, tiny_tokenizer, PROMPTS, GREEDY)
+    assert batched == one_at_a_time(tiny_model, tiny_tokenizer, PROMPTS, GREEDY.max_new_tokens)
+    assert any(batched)
+
+
+def test_generate_leaves_tokenizer_and_model_mode_alone(tiny_model, tiny_tokenizer):
+    tiny_tokenizer.padding_side = "right"
+    tiny_model.train()
+    try:
+        generate(tiny_model, tiny_tokenizer, PROMPTS[:2], GREEDY)
+        assert tiny_tokenizer.padding_side == "right" and tiny_model.training
+    finally:
+        tiny_tokenizer.padding_side = "left"
+
+
+def test_plan_batches_groups_exact_lengths_then_sorted_leftovers():
+    plan = plan_batches([5, 3, 5, 9, 5, 3, 7], batch_size=2)
+    assert sorted(i for batch in plan for i in batch) == list(range(7))
+    assert [1, 5] in plan and [0, 2] in plan  # two full exact-length buckets
+    assert all(len(batch) <= 2 for batch in plan)
+
+
+def test_stop_strings_cut_the_answer(tiny_model, tiny_tokenizer):
+    gen = GenerationSettings(max_new_tokens=16)
+    answers = generate(tiny_model, tiny_tokenizer, PROMPTS, gen)
+    prompt, full = max(zip(PROMPTS, answers), key=lambda pair: len(pair[1]))
+    stop = full[len(full) // 2:len(full) // 2 + 3]
+    cut = generate(tiny_model, tiny_tokenizer, [prompt], gen, stop_strings=("never appears", stop))[0]
+    assert cut == full[:full.index(stop)].strip() and len(cut) < len(full)
+    assert cut_at_stop("  yes<|end|>more<|im_end|>", ("<|im_end|>", "<|end|>")) == "yes"
+    assert cut_at_stop(" no stop ", ("###",)) == "no stop"
+
+
+def test_beams_and_seeded_sampling_run(tiny_model, tiny_tokenizer):
+    beams = generate(tiny_model, tiny_tokenizer, PROMPTS[:3], GenerationSettings(max_new_tokens=6, num_beams=3))
+    assert len(beams) == 3 and all(isinstance(b, str) for b in beams)
+    sampling = GenerationSettings(max_new_tokens=8, do_sample=True, temperature=1.5, top_p=0.95, seed=7,
+                                  repetition_penalty=1.3)
+    first = generate(tiny_model, tiny_tokenizer, PROMPTS[:3], sampling)
+    assert generate(tiny_model, tiny_tokenizer, PROMPTS[:3], sampling) == first
+
+
+def test_progress_after_each_batch_and_stop_between_batches(tiny_model, tiny_tokenizer):
+    calls: list[tuple[int, int]] = []
+    generate(tiny_model, tiny_tokenizer, PROMPTS, GREEDY, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (7, 7) and len(calls) == 3
+    with pytest.raises(GenerationStopped) as stopped:
+        generate(tiny_model, tiny_tokenizer, PROMPTS, GREEDY, should_stop=lambda: len(calls) > 3,
+                 progress=lambda done, total: calls.append((done, total)))
+    answered = [a for a in stopped.value.answers if a is not None]
+    assert len(answered) == 3 and "after 3 of 7" in str(stopped.value)
+
+
+@pytest.mark.slow
+def test_batched_greedy_equals_one_at_a_time_on_the_real_model():
+    from studio.model.loading import load_base_model
+    from studio.settings import ModelSettings
+
+    loaded = load_base_model(ModelSettings(), for_training=False)
+    template = get_template("alpaca")
+    examples = [Example("Uppercase the word.", "", "river"), Example("Reverse the letters.", "", "lemon"),
+                Example("Sort the words alphabetically.", "", "pear apple fig kiwi"),
+                Example("Count the words.", "", "red fox runs"), Example("Give the first word.", ""),
+                Example("Uppercase the words.", "", "one two three four five six")]
+    prompts = [template.prompt(ex) for ex in examples]
+    gen = GenerationSettings(max_new_tokens=16, batch_size=4)
+    batched = generate(loaded.model, loaded.tokenizer, prompts, gen)
+    assert batched == one_at_a_time(loaded.model, loaded.tokenizer, prompts, gen.max_new_tokens)

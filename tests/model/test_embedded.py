@@ -1,0 +1,39 @@
+"""The embedded model's fp32 cache (studio.model.embedded)."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from studio.model import embedded
+from studio.model.embedded import studio_home
+from studio.model.loading import load_base_model
+from studio.settings import EMBEDDED_MODEL, ModelSettings
+from tests.tiny import save_tiny_model
+
+
+def test_studio_home_follows_the_environment(home, monkeypatch):
+    assert studio_home() == home
+    monkeypatch.delenv("STUDIO_HOME")
+    assert studio_home() == Path.home() / ".cache" / "instruction-tuning-studio"
+
+
+def test_embedded_cache_is_built_once_atomically_and_reused(home, tiny_tokenizer, monkeypatch):
+    calls = []
+
+    def fake_build(out: Path) -> None:
+        calls.append(out)
+        assert not embedded.embedded_cache_dir().exists()  # written elsewhere, renamed at the end
+        save_tiny_model(out, tiny_tokenizer)
+
+    monkeypatch.setattr(embedded, "_build_embedded_copy", fake_build)
+    threads = [threading.Thread(target=embedded.ensure_embedded_cache) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    loaded = load_base_model(ModelSettings(model=EMBEDDED_MODEL))
+    assert loaded.source == "embedded" and loaded.from_cache
+    assert loaded.tokenizer("Uppercase the word.")["input_ids"] == tiny_tokenizer("Uppercase the word.")["input_ids"]
+    assert sorted(p.name for p in embedded.embedded_cache_dir().parent.iterdir() if not p.name.endswith(".lock")) == [
+        embedded.EMBEDDED_CACHE_NAME]

@@ -1,0 +1,82 @@
+"""The stakeholder report: self-contained, escaped HTML and a Markdown twin, written from a run folder."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from studio.errors import RunError
+from studio.evaluate.comparison import save_comparison
+from studio.publish.report import render_html, render_markdown, write_report
+from studio.publish.svg import Series, line_chart, nice_ticks
+from studio.runs import RunFolder, create_run, update_run
+from studio.settings import StudioSettings
+from tests.builders import sample_comparison
+
+RUN = {"run_id": "20250101-120000-abcdef", "base_model": "embedded:gemma-3-270m", "dataset": "sample:word_tasks",
+       "template": "alpaca", "created": "2025-01-01T12:00:00", "status": "completed", "final_loss": 0.41,
+       "step": 3, "train_seconds": 95.0}
+HISTORY = [{"step": 1, "loss": 2.5, "learning_rate": 3e-4}, {"step": 2, "loss": 1.2, "learning_rate": 2e-4},
+           {"step": 3, "loss": 0.41, "learning_rate": 1e-4}, {"step": 3, "eval_loss": 0.7}]
+
+
+def script_comparison():
+    """The sample comparison with an instruction that tries to inject a script."""
+    comparison = sample_comparison()
+    comparison.rows[1].instruction = "<script>alert('x')</script> & reverse"
+    return comparison
+
+
+def test_html_shows_the_numbers_and_settings():
+    html = render_html(RUN, StudioSettings().to_dict(), HISTORY, sample_comparison())
+    assert "BLEU 2.1</span> → 71.4" in html
+    for text in ("15.0", "80.2", "0%", "50%", "+69.3", "embedded:gemma-3-270m", "sample:word_tasks",
+                 "20250101-120000-abcdef", "2025-01-01 12:00", "learning_rate", "0.001", "max_new_tokens"):
+        assert text in html, text
+    assert "<svg" in html and "<polyline" in html and "<details>" in html
+    assert "Biggest gains" in html and "Got worse" in html
+
+
+def test_html_escapes_user_text_and_is_self_contained():
+    html = render_html(RUN, StudioSettings().to_dict(), HISTORY, script_comparison())
+    assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; reverse" in html
+    assert "&lt;b&gt;" in html  # the first instruction's "<b>" too
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert not re.search(r"<link|@import|url\(", html, re.IGNORECASE)
+
+
+def test_html_without_history_or_regressions():
+    comparison = sample_comparison()
+    comparison.rows = comparison.rows[:1]
+    html = render_html(RUN, StudioSettings().to_dict(), [], comparison)
+    assert "No loss logged" in html and "No example got worse." in html
+
+
+def test_markdown_tables():
+    md = render_markdown(RUN, StudioSettings().to_dict(), HISTORY, script_comparison())
+    assert "## BLEU 2.1 → 71.4" in md
+    assert "| Metric | Base | Tuned | Change |" in md and "| BLEU | 2.1 | 71.4 | +69.3 |" in md
+    assert "| 3 | 0.4100 | 0.7000 |" in md  # loss sampled by step, eval loss alongside
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "| r | 16 |" in md and "### Generation" in md
+
+
+def test_svg_chart_axes_and_single_point():
+    svg = line_chart([Series("loss", [(1.0, 2.0)], "#000")], x_label="step", y_label="loss")
+    assert svg.count("<circle") == 1 and "<polyline" not in svg and ">step<" in svg
+    assert nice_ticks(0, 2.1) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+def test_write_report_from_a_run_folder(runs_dir):
+    run = create_run(runs_dir, StudioSettings())
+    with pytest.raises(RunError, match="Run the comparison first"):
+        write_report(run.path)
+    for record in HISTORY:
+        RunFolder(run.path).append_metric(record)
+    update_run(run.path, status="completed", final_loss=0.41)
+    save_comparison(run.path, sample_comparison())
+    html_path, md_path = write_report(run.path)
+    assert html_path == run.path / "report.html" and md_path == run.path / "report.md"
+    html = html_path.read_text(encoding="utf-8")
+    assert run.run_id in html and "71.4" in html and "final train loss 0.410" in html
+    assert "| BLEU | 2.1 | 71.4 | +69.3 |" in md_path.read_text(encoding="utf-8")

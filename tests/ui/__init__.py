@@ -1,0 +1,1 @@
+"""Tests of the Gradio layer (ui/ and app.py)."""

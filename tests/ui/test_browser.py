@@ -1,0 +1,176 @@
+"""End to end in headless Chromium: load a sample, preview, train (watching the chart grow), compare, runs.
+
+Screenshots of every tab land in screenshots/ (gitignored) for a human to look at.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser_utils import launch_chromium, launch_studio
+
+pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """The studio with the tiny model, each training step slowed to 0.15 s so the chart can be watched."""
+    demo, url = launch_studio(tmp_path_factory.mktemp("runs"), step_delay=0.15)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api").sync_playwright().start()
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture()
+def page(browser, studio):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(studio)
+    page.get_by_role("button", name="Load data").wait_for()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def open_tab(page, title: str) -> None:
+    page.get_by_role("tab", name=title).click()
+
+
+def loss_points(page) -> int:
+    """Points in the loss chart's first trace (0 before the chart exists)."""
+    return page.evaluate("""() => {
+        const plot = document.querySelector('#loss-plot .js-plotly-plot');
+        return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0;
+    }""")
+
+
+def set_number(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Tab")
+
+
+def test_studio_end_to_end(page):
+    # Data: load the default sample, see shape, counts, preview with trained/masked tokens, step through examples.
+    page.get_by_role("button", name="Load data").click()
+    page.get_by_text("detected shape").first.wait_for()
+    page.locator(".token-preview .tok-trained").first.wait_for()
+    page.get_by_role("button", name="Next ▶").click()
+    page.get_by_text("Example 2 of").first.wait_for()
+    page.locator("#length-plot .js-plotly-plot").wait_for()
+    page.get_by_text("examples fit in").first.wait_for()
+    shot(page, "1-data")
+
+    # Model & LoRA: inspect the (tiny) model and ask for a short run.
+    open_tab(page, "2 · Model & LoRA")
+    page.get_by_role("button", name="Load / inspect").click()
+    page.get_by_text("Time / epoch").first.wait_for()
+    set_number(page, "Max steps", "40")
+    shot(page, "2-model")
+
+    # Train: the chart gains points while the job runs, then the job says what it saved.
+    open_tab(page, "3 · Train")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_function("() => { const p = document.querySelector('#loss-plot .js-plotly-plot');"
+                           " return p && p.data && p.data.length && p.data[0].x.length >= 2; }")
+    early = loss_points(page)
+    shot(page, "3-train-running")
+    page.wait_for_function(f"() => {{ const p = document.querySelector('#loss-plot .js-plotly-plot');"
+                           f" return p && p.data && p.data[0].x.length > {early}; }}")
+    page.get_by_text("the adapter is saved in").first.wait_for()
+    assert loss_points(page) >= 40 > early
+    page.get_by_role("button", name="Download the adapter (.zip)").wait_for()
+    shot(page, "3-train-done")
+
+    # Compare: both BLEU numbers and the side-by-side table, then the free prompt box.
+    open_tab(page, "4 · Compare")
+    page.get_by_role("button", name="Compare on the test split").click()
+    page.get_by_text("BLEU after").first.wait_for()
+    assert page.get_by_text("BLEU before").first.is_visible()
+    assert page.locator(".card.big .value").count() == 2
+    page.get_by_label("Instruction", exact=True).fill("Sort the words.")
+    page.get_by_role("button", name="Answer with both").click()
+    page.get_by_text("Tuned: run").first.wait_for()
+    time.sleep(1.0)
+    shot(page, "4-compare")
+
+    # Runs: the run is listed as completed and marked as ours.
+    open_tab(page, "5 · Runs")
+    page.get_by_role("gridcell", name="completed").first.wait_for()
+    assert page.get_by_role("gridcell", name="yes").count() >= 1
+    shot(page, "5-runs")
+
+
+def test_reload_reattaches_to_the_running_job(page):
+    page.get_by_role("button", name="Load data").click()
+    page.get_by_text("detected shape").first.wait_for()
+    open_tab(page, "2 · Model & LoRA")
+    set_number(page, "Max steps", "200")  # 30 s: long enough that the stop below always comes first
+    open_tab(page, "3 · Train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"step [1-9]\d* / 200")).first.wait_for()
+    page.reload()
+    open_tab(page, "3 · Train")
+    page.wait_for_function("() => { const p = document.querySelector('#loss-plot .js-plotly-plot');"
+                           " return p && p.data && p.data.length && p.data[0].x.length >= 1; }")
+    before = loss_points(page)
+    page.wait_for_function(f"() => document.querySelector('#loss-plot .js-plotly-plot').data[0].x.length > {before}")
+    page.get_by_role("button", name="Stop (keeps the adapter trained so far)").click()
+    page.get_by_text("Stopped at step").first.wait_for()
+
+
+def test_bad_upload_shows_one_sentence(page, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("just some notes")
+    page.get_by_label("Upload a file").check()
+    page.locator("#data-upload input[type=file]").set_input_files(str(bad))
+    page.get_by_role("button", name="Load data").click()
+    toast = page.get_by_text("which is not a supported format").first
+    toast.wait_for()
+    time.sleep(0.5)  # let the toast finish sliding in
+    assert "Traceback" not in page.content()
+    shot(page, "6-bad-upload")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a Gradio dropdown."""
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    box.fill(option)
+    box.press("Enter")
+    page.locator("body").click(position={"x": 5, "y": 5})  # close the option list
+
+
+def test_unknown_columns_are_mapped_in_the_page(page, tmp_path):
+    data = tmp_path / "pairs.csv"
+    data.write_text("question_text,reply\n" + "".join(f"say {w},{w}\n" for w in "abcdefghij"))
+    page.get_by_label("Upload a file").check()
+    page.locator("#data-upload input[type=file]").set_input_files(str(data))
+    page.get_by_role("button", name="Load data").click()
+    page.get_by_text("⚠ No known dataset shape fits the columns").first.wait_for()
+    choose(page, "Instruction column", "question_text")
+    choose(page, "Output column", "reply")
+    page.get_by_role("button", name="Apply mapping").click()
+    page.get_by_text("mapped by hand").first.wait_for()
+    page.get_by_text("Example 1 of").first.wait_for()
+    page.locator("#length-plot .js-plotly-plot").wait_for()
+    time.sleep(0.5)
+    shot(page, "7-column-mapping")
