@@ -24,7 +24,8 @@ def sample_comparison() -> Comparison:
     """A small hand-made comparison (no model needed), with intervals, a tally, stop strings and raw answers."""
     rows = [
         ComparisonRow("Uppercase <b>", "dog", "DOG", "dog dog", "DOG", 0.0, 100.0, 10.0, 100.0, False, True,
-                      base_raw="dog dog\n### Input:\ncat", tuned_raw="DOG<eos>", base_rouge_l=66.7, tuned_rouge_l=100.0),
+                      base_raw="dog dog\n### Input:\ncat", tuned_raw="DOG<eos>", base_rouge_l=66.7,
+                      tuned_rouge_l=100.0),
         ComparisonRow("Reverse", "", "god", "go", "dgo", 20.0, 5.0, 30.0, 20.0, False, False,
                       base_raw="go", tuned_raw="dgo<eos>", base_rouge_l=0.0, tuned_rouge_l=0.0),
     ]

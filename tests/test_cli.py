@@ -51,7 +51,8 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "step 1/2" in out and "Before / after instruction tuning" in out
-    assert re.search(r"\n  BLEU +[\d.]+ -> +[\d.]+ +[+-][\d.]+ \[95% CI [+-][\d.]+, [+-][\d.]+\], (not )?significant", out)
+    interval = r"\[95% CI [+-][\d.]+, [+-][\d.]+\], (not )?significant"
+    assert re.search(r"\n  BLEU +[\d.]+ -> +[\d.]+ +[+-][\d.]+ " + interval, out)
     assert re.search(r"\n  Exact match .*\(\d/4 -> \d/4 answers\)", out) and "\n  ROUGE-L " in out
     assert re.search(r"\n  Per example: \d better, \d the same, \d worse by sentence BLEU", out)
     assert '\n  Answers cut at the first "\\n### " or at <eos>, the same rule for base and tuned' in out

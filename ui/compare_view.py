@@ -24,7 +24,7 @@ def _metric_card(line: scorecard.MetricLine, big: bool = False) -> str:
 
 
 def score_cards_html(cmp: Comparison) -> str:
-    """The verdict sentence, one card per metric (BLEU big, with its interval), win/tie/loss, and how answers were cut."""
+    """The verdict sentence, a card per metric (BLEU big, with its interval), win/tie/loss, how answers were cut."""
     lines = scorecard.metric_lines(cmp)
     items = [_metric_card(line, big=line.key == "bleu") for line in lines]
     if cmp.tally is not None:

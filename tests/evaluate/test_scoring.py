@@ -55,7 +55,8 @@ def test_rouge_l_equals_rouge_score_on_ascii_text(prediction, reference):
 
 def test_rouge_tokens_keep_accented_words_and_split_cjk():
     module = sys.modules[type(studio_metric()).__module__]
-    assert module.rouge_tokens("Café au lait, s'il vous plaît") == ["café", "au", "lait", "s", "il", "vous", "plaît"]
+    words = ["café", "au", "lait", "s", "il", "vous", "plaît"]
+    assert module.rouge_tokens("Café au lait, s'il vous plaît") == words
     assert module.rouge_tokens("我爱北京 ok") == ["我", "爱", "北", "京", "ok"]
 
 
@@ -102,7 +103,8 @@ def test_users_load_it_by_path_offline_and_the_repo_is_not_written(tmp_path):
 def test_an_unwritable_cache_falls_back_to_a_temporary_folder(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where evaluate wants its cache folder")
-    code = "from studio.evaluate.scoring import score; print(score(['the cat sat on the mat'] * 2, ['the cat sat on the mat', 'x'])[0].chrf)"
+    code = ("from studio.evaluate.scoring import score; "
+            "print(score(['the cat sat on the mat'] * 2, ['the cat sat on the mat', 'x'])[0].chrf)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
                           env=_env(tmp_path, HF_MODULES_CACHE=str(blocker / "modules"),
                                    HF_METRICS_CACHE=str(blocker / "metrics")))

@@ -78,7 +78,8 @@ def test_load_preview_train_compare(studio):
 
     scores, _scores_fig, _delta_fig, table, raw, reports = c.predict(**QUICK_GEN, api_name="/compare")
     bleu = r'>BLEU</div><div class="value"><span class="before">[\d.]+</span> → [\d.]+</div>'
-    interval = r'<div class="sub">[+-]\d+\.\d \[95% CI [+-]\d+\.\d, [+-]\d+\.\d\]</div><span class="badge">(not )?significant'
+    interval = (r'<div class="sub">[+-]\d+\.\d \[95% CI [+-]\d+\.\d, [+-]\d+\.\d\]</div>'
+                r'<span class="badge">(not )?significant')
     assert re.search(bleu + interval, scores)
     assert ">ROUGE-L<" in scores and ">Per example<" in scores and "held-out examples" in scores
     assert "Answers cut at the first &quot;\\n### &quot; or at &lt;eos&gt;, the same rule for base and tuned" in scores

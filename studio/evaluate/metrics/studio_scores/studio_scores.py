@@ -83,7 +83,8 @@ class StudioScores(evaluate.Metric):
                                    "references": datasets.Sequence(datasets.Value("string"))}),
                 datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
             ],
-            codebase_urls=["https://github.com/mjpost/sacrebleu", "https://github.com/google-research/google-research/tree/master/rouge"],
+            codebase_urls=["https://github.com/mjpost/sacrebleu",
+                           "https://github.com/google-research/google-research/tree/master/rouge"],
             reference_urls=["https://aclanthology.org/W18-6319", "https://aclanthology.org/W04-1013"],
         )
 
