@@ -9,7 +9,9 @@ from typing import Any
 
 from studio import runs
 from studio.errors import StudioError
+from studio.evaluate.comparison import Comparison
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
+from studio.publish import scorecard
 from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides, parse_assignments
 
@@ -140,16 +142,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(result, train_seconds: float, total_seconds: float, run_dir: Path) -> None:
+def summary_lines(result: Comparison) -> list[str]:
+    """The before/after as terminal lines: the verdict, each metric with its interval, per-example tally, the cut."""
+    lines = ["Before / after instruction tuning", f"  {scorecard.headline(result)}"]
     b, t = result.base, result.tuned
-    print("\nBefore / after instruction tuning", flush=True)
-    print(f"  corpus BLEU   {b.bleu:6.1f} -> {t.bleu:6.1f}  ({t.bleu - b.bleu:+.1f})")
-    print(f"  chrF          {b.chrf:6.1f} -> {t.chrf:6.1f}")
-    print(f"  exact match   {b.exact_match * b.n:4.0f}/{b.n} -> {t.exact_match * t.n:.0f}/{t.n}")
-    print(f"  time          train {train_seconds:.0f} s, total {total_seconds:.0f} s")
+    for m in scorecard.metric_lines(result):
+        exact = f"{round(b.exact_match * b.n)}/{b.n} -> {round(t.exact_match * t.n)}/{t.n}"
+        counts = f"  ({exact} answers)" if m.key == "exact_match" else ""
+        lines.append(f"  {m.label:12s}{m.before:>6} -> {m.after:>6}   {scorecard.change_text(m.change)}{counts}")
+    if result.tally is not None:
+        lines.append(f"  Per example: {scorecard.tally_text(result)}")
+    return lines + [f"  {scorecard.cut_note(result)}"]
+
+
+def _print_summary(result: Comparison, train_seconds: float, total_seconds: float, run_dir: Path) -> None:
+    print("\n" + "\n".join(summary_lines(result)), flush=True)
+    print(f"  {'time':12s}train {train_seconds:.0f} s, total {total_seconds:.0f} s")
     folder = RunFolder(run_dir)
     shown = (folder.report_html.name, folder.comparison_rows_file.name, f"{folder.adapter_dir.name}/")
-    print(f"  run folder    {run_dir}  ({', '.join(shown)})")
+    print(f"  {'run folder':12s}{run_dir}  ({', '.join(shown)})")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -49,7 +50,12 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
                     model_loader=tiny_loader)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "step 1/2" in out and "corpus BLEU" in out and "exact match" in out
+    assert "step 1/2" in out and "Before / after instruction tuning" in out
+    interval = r"\[95% CI [+-][\d.]+, [+-][\d.]+\], (not )?significant"
+    assert re.search(r"\n  BLEU +[\d.]+ -> +[\d.]+ +[+-][\d.]+ " + interval, out)
+    assert re.search(r"\n  Exact match .*\(\d/4 -> \d/4 answers\)", out) and "\n  ROUGE-L " in out
+    assert re.search(r"\n  Per example: \d better, \d the same, \d worse by sentence BLEU", out)
+    assert '\n  Answers cut at the first "\\n### " or at <eos>, the same rule for base and tuned' in out
     run_dir = next(root.iterdir())
     assert (run_dir / "report.html").is_file() and (run_dir / "comparison.jsonl").is_file()
     summary = json.loads((run_dir / "comparison.json").read_text())
@@ -59,6 +65,8 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     assert run_dir.name in capsys.readouterr().out
     assert cli.main(["compare", run_dir.name, "--runs-dir", str(root), "--limit", "2",
                      "--set", "generation.max_new_tokens=3"], model_loader=tiny_loader) == 0
+    out = capsys.readouterr().out
+    assert "on 2 held-out examples" in out and "95% CI" in out and "Answers cut at" in out
     assert json.loads((run_dir / "comparison.json").read_text())["base"]["n"] == 2
     assert cli.main(["export", run_dir.name, "--runs-dir", str(root)]) == 0
     assert list((run_dir / "exports").glob("*.zip"))

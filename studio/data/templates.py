@@ -35,6 +35,8 @@ ALPACA_NO_INPUT = (
     "### Instruction:\n{instruction}\n\n### Response:\n"
 )
 CUSTOM_FIELDS = ("instruction", "input", "output", "system")
+# Where a `### ...` template's answer ends: the start of a new section ("### Input:", "### Instruction:", ...).
+SECTION_MARKER = "\n### "
 PICK_ANOTHER = "pick ChatML, Phi-3 or another template instead."
 
 
@@ -53,7 +55,8 @@ class PromptTemplate(ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # Extra end-of-answer markers generation should stop at; EOS itself always stops generation.
+    # End-of-answer markers generation stops at, the same for base and tuned answers: the template's own next
+    # section or turn markers. EOS always stops as well. A marker that is one special token is matched on token ids.
     stop_strings: ClassVar[tuple[str, ...]] = ()
 
     system: str = ""
@@ -103,6 +106,7 @@ class AlpacaTemplate(_PlainTemplate):
     name = "alpaca"
     title = "Alpaca"
     description = "The Stanford Alpaca prompt, with an ### Input: section only when the row has one."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The Alpaca prompt up to and including `### Response:`."""
@@ -119,6 +123,7 @@ class InstructionOutputTemplate(_PlainTemplate):
     name = "instruction_output"
     title = "Instruction / Output"
     description = "### Instruction: ... ### Output: (the CodeAlpaca tutorial's format; short and fast)."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The prompt up to and including `### Output:`."""
@@ -135,6 +140,7 @@ class QuestionAnswerTemplate(_PlainTemplate):
     name = "question_answer"
     title = "Question / Answer"
     description = "### Question: ... ### Answer: (the Lamini docs Q&A tutorial's format)."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The prompt up to and including `### Answer:`."""
@@ -169,7 +175,7 @@ class Phi3Template(_TurnTemplate):
     name = "phi3"
     title = "Phi-3 chat"
     description = "<|system|> / <|user|> / <|assistant|> turns closed by <|end|>, history included."
-    stop_strings = ("<|end|>",)
+    stop_strings = ("<|end|>", "<|user|>", "<|assistant|>", "<|system|>")
     opener = "<|{role}|>\n"
     end = "<|end|>"
 
@@ -181,7 +187,7 @@ class ChatMLTemplate(_TurnTemplate):
     name = "chatml"
     title = "ChatML"
     description = "<|im_start|>role ... <|im_end|> turns (Qwen and many chat models), history included."
-    stop_strings = ("<|im_end|>",)
+    stop_strings = ("<|im_end|>", "<|im_start|>")
     opener = "<|im_start|>{role}\n"
     end = "<|im_end|>"
 
@@ -200,6 +206,7 @@ class CustomTemplate(PromptTemplate):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pieces", parse_custom(self.fmt))
+        object.__setattr__(self, "stop_strings", custom_stop_strings(self.pieces))
 
     def render(self, example: Example) -> Rendered:
         """Split the example into prompt and completion text."""
@@ -238,6 +245,21 @@ def parse_custom(fmt: str) -> tuple[tuple[str, str | None], ...]:
     if names[-1] != "output":
         raise TemplateError("The custom template must end with {output}: no field may come after it.")
     return tuple((literal, name) for literal, name, _, _ in parsed)
+
+
+def custom_stop_strings(pieces: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
+    """A custom format's end markers: the text it writes after {output}, and a new line opening any of its lines."""
+    stops, tail, after = [], "", False
+    for i, (literal, name) in enumerate(pieces):
+        if after:
+            tail += literal  # trained right after every answer, so the model learns to write it
+        else:
+            # "Q: {instruction}\nA: {output}" -> "\nQ:" and "\nA:": text that opens a line of the format starts the
+            # next example; the first segment opens a line only at the very start of the format.
+            lines = literal.split("\n")
+            stops += ["\n" + line.strip() for line in (lines if i == 0 else lines[1:])]
+        after = after or name == "output"
+    return tuple(dict.fromkeys(s for s in [tail.strip(), *stops] if s.strip()))
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,8 @@ import yaml
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, load_comparison
 from studio.examples import Example
-from studio.publish.report import gains_and_losses, loss_points, metric_cards
+from studio.publish import scorecard
+from studio.publish.report import gains_and_losses, loss_points
 from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, hub_model_id, library_versions
 from studio.publish.svg import Series, line_chart
 from studio.runs import RunFolder, read_run
@@ -162,10 +163,13 @@ def _template_section(settings: StudioSettings) -> list[str]:
 def _results_section(comparison: Comparison | None) -> list[str]:
     if comparison is None:
         return []
-    cards = [[label, before, after, f"{change:+.1f}"] for label, before, after, change, _ in metric_cards(comparison)]
+    cards = [line.cells() for line in scorecard.metric_lines(comparison)]
     intro = (f"Answers of the base and the tuned model to {comparison.tuned.n} held-out examples (generation "
-             "settings below), scored with SacreBLEU against the reference answers.")
-    lines = ["## Before and after tuning", "", intro, "", *md_table(["Metric", "Base", "Tuned", "Change"], cards)]
+             "settings below), scored against the reference answers (BLEU and chrF by SacreBLEU, ROUGE-L, exact "
+             f"match). {scorecard.headline(comparison)}")
+    notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), scorecard.cut_note(comparison),
+                                            scorecard.method_note(comparison)) if text]
+    lines = ["## Before and after tuning", "", intro, "", *md_table(scorecard.CELLS_HEADER, cards), "", *notes]
     gains, _ = gains_and_losses(comparison, SHOWN_EXAMPLES)
     rows = [[r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned] for r in gains]
     if rows:

@@ -69,7 +69,7 @@ def test_phi3_renders_system_and_history_as_turns():
         "<|user|>\nAnd this one?<|end|>\n<|assistant|>\n"
     )
     assert rendered.completion == "PEAR<|end|>"
-    assert get_template("phi3").stop_strings == ("<|end|>",)
+    assert get_template("phi3").stop_strings == ("<|end|>", "<|user|>", "<|assistant|>", "<|system|>")
 
 
 def test_chatml_renders_system_and_history_as_turns():
@@ -79,7 +79,7 @@ def test_chatml_renders_system_and_history_as_turns():
         "<|im_start|>assistant\nAPPLE<|im_end|>\n<|im_start|>user\nAnd this one?<|im_end|>\n<|im_start|>assistant\n"
     )
     assert rendered.completion == "PEAR<|im_end|>"
-    assert get_template("chatml").stop_strings == ("<|im_end|>",)
+    assert get_template("chatml").stop_strings == ("<|im_end|>", "<|im_start|>")
 
 
 def test_plain_template_keeps_history_as_transcript_and_system_as_first_paragraph():
@@ -88,7 +88,8 @@ def test_plain_template_keeps_history_as_transcript_and_system_as_first_paragrap
         "Be brief.\n\n### Instruction:\nUser: Uppercase apple.\nAssistant: APPLE\n\nAnd this one?\n\n### Output:\n"
     )
     assert rendered.completion == "PEAR"
-    assert get_template("alpaca").stop_strings == ()
+    assert all(get_template(name).stop_strings == ("\n### ",)
+               for name in ("alpaca", "instruction_output", "question_answer"))
 
 
 def test_default_system_applies_only_to_rows_without_one():
@@ -119,6 +120,20 @@ def test_custom_template_renders_prompt_and_completion():
 def test_custom_template_folds_input_into_instruction_when_it_has_no_input_field():
     template = get_template("custom", "### Instruction:\n{instruction}\n\n### Output:\n{output}")
     assert template.prompt(WITH_INPUT) == "### Instruction:\nUppercase the word.\n\napple\n\n### Output:\n"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stops"),
+    [
+        ("Q: {instruction}\nA: {output}", ("\nQ:", "\nA:")),
+        ("### Instruction:\n{instruction}\n\n### Output:\n{output}", ("\n### Instruction:", "\n### Output:")),
+        ("[{system}] Q: {instruction} | {input}\nA: {output} {{end}}", ("{end}", "\n[", "\nA:")),  # text after {output}
+        ("{instruction}\n{output}", ()),  # nothing marks the end but EOS
+        ("{instruction} -> {output}\n\n", ()),  # mid-line text opens no line; blank text after {output} is no marker
+    ],
+)
+def test_custom_template_stops_where_its_own_format_says(fmt, stops):
+    assert get_template("custom", fmt).stop_strings == stops
 
 
 def test_custom_template_leaves_braces_in_data_alone():

@@ -12,6 +12,8 @@ from gradio_client.exceptions import AppError
 
 from studio.presets import PRESET_DIR, read_preset
 from tests.browser_utils import launch_studio
+from tests.builders import make_finished_run, write_old_comparison
+from tests.tiny import make_tiny_tokenizer
 
 # Tiny and quick: 3 optimiser steps on the tiny model, 4 held-out prompts with 6 new tokens each.
 QUICK_TRAIN = {"train_max_steps": 3, "train_batch_size": 4, "data_max_test_examples": 4}
@@ -20,12 +22,12 @@ QUICK_GEN = {"generation_max_new_tokens": 6}
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """The studio on a free localhost port with the tiny model injected; yields (url, runs folder)."""
+    """The studio on a free localhost port with the tiny model injected; yields (url, presets folder, runs folder)."""
     runs, presets = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("presets")
     for preset in PRESET_DIR.glob("*.yaml"):
         shutil.copy(preset, presets)
     demo, url = launch_studio(runs, preset_dir=presets)
-    yield url, presets
+    yield url, presets, runs
     demo.close()
 
 
@@ -74,8 +76,14 @@ def test_load_preview_train_compare(studio):
     assert figure is not None and "saved" in result
     assert download["visible"] and download["value"].endswith(".zip")
 
-    scores, _scores_fig, _delta_fig, table, reports = c.predict(**QUICK_GEN, api_name="/compare")
-    assert "BLEU before" in scores and "BLEU after" in scores
+    scores, _scores_fig, _delta_fig, table, raw, reports = c.predict(**QUICK_GEN, api_name="/compare")
+    bleu = r'>BLEU</div><div class="value"><span class="before">[\d.]+</span> → [\d.]+</div>'
+    interval = (r'<div class="sub">[+-]\d+\.\d \[95% CI [+-]\d+\.\d, [+-]\d+\.\d\]</div>'
+                r'<span class="badge">(not )?significant')
+    assert re.search(bleu + interval, scores)
+    assert ">ROUGE-L<" in scores and ">Per example<" in scores and "held-out examples" in scores
+    assert "Answers cut at the first &quot;\\n### &quot; or at &lt;eos&gt;, the same rule for base and tuned" in scores
+    assert raw.count("<details>") == 4 and "Base <span>" in raw and "Tuned <span>" in raw
     assert len(table["data"]) == 4 and table["headers"][-1] == "Change"
     assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
     base, tuned = c.predict(instruction="Sort the words.", input="pear apple", **QUICK_GEN, api_name="/ask")
@@ -87,8 +95,19 @@ def test_load_preview_train_compare(studio):
     assert row[1] == "completed" and row[-1] == "yes" and row[6] is not None
 
 
+def test_a_comparison_saved_by_an_older_version_still_shows(studio):
+    url, _, runs = studio
+    run_dir, _ = make_finished_run(runs, make_tiny_tokenizer())
+    write_old_comparison(run_dir)
+    scores, _scores_fig, _delta_fig, table, raw, reports = client(url).predict(run_dir.name,
+                                                                                api_name="/saved_comparison")
+    assert '0.3</span> → 43.7' in scores and "(no confidence interval)" in scores and "not recorded" in scores
+    assert "saved without raw continuations" in raw and len(table["data"]) == 2
+    assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
+
+
 def test_two_clients_keep_their_own_data(studio):
-    url, _ = studio
+    url, *_ = studio
     a, b = client(url), client(url)
     results: dict[str, str] = {}
 
@@ -127,7 +146,7 @@ def test_errors_reach_the_client_as_one_sentence(studio, tmp_path):
 
 
 def test_a_visitor_cannot_delete_another_visitors_run(studio):
-    url, _ = studio
+    url, *_ = studio
     owner = client(url)
     owner.predict(api_name="/load_data")
     owner.predict(**QUICK_TRAIN, api_name="/train")
@@ -139,7 +158,7 @@ def test_a_visitor_cannot_delete_another_visitors_run(studio):
 
 
 def test_export_and_push_from_the_runs_tab(studio):
-    url, _ = studio
+    url, *_ = studio
     owner = client(url)
     owner.predict(api_name="/load_data")
     owner.predict(**QUICK_TRAIN, api_name="/train")
@@ -175,7 +194,7 @@ def test_hub_offline_is_one_sentence(studio):
 
 
 def test_presets_save_and_load(studio):
-    url, presets = studio
+    url, presets, _ = studio
     c = client(url)
     c.predict(name="small-rank", description="Rank 4 for a quick look.", lora_r=4, train_learning_rate=1e-4,
               api_name="/save_preset")

@@ -100,12 +100,16 @@ def test_studio_end_to_end(page):
     page.get_by_role("button", name="Download the adapter (.zip)").wait_for()
     shot(page, "3-train-done")
 
-    # Compare: both BLEU numbers and the side-by-side table, then the free prompt box.
+    # Compare: BLEU before -> after with its interval, how answers were cut, the raw answers one click away, then
+    # the free prompt box.
     open_tab(page, "4 · Compare")
     page.get_by_role("button", name="Compare on the test split").click()
-    page.get_by_text("BLEU after").first.wait_for()
-    assert page.get_by_text("BLEU before").first.is_visible()
-    assert page.locator(".card.big .value").count() == 2
+    page.get_by_text(re.compile(r"\[95% CI ")).first.wait_for()
+    assert page.locator(".card.big .value").count() == 1 and page.locator(".compare-headline").is_visible()
+    assert page.get_by_text(re.compile(r"^Answers cut at the first")).first.is_visible()
+    page.get_by_text("Raw answers, before the cut").click()
+    page.locator(".raw-list summary").first.click()
+    assert page.locator(".raw-list details[open] pre").count() == 2
     page.get_by_label("Instruction", exact=True).fill("Sort the words.")
     page.get_by_role("button", name="Answer with both").click()
     page.get_by_text("Tuned: run").first.wait_for()
