@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import runs
-from studio.errors import StudioError
+from studio.errors import StudioError, TruncatedFileError
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
 from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides, parse_assignments
@@ -18,6 +18,7 @@ EPILOG = """examples:
   python -m studio train --data my.jsonl --set train.epochs=2 --set lora.r=8
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
+  python -m studio inspect sharegpt.json --keep-truncated   # what is repaired or skipped, and why
   python -m studio compare 20261121-101500-a1b2c3
   python -m studio export 20261121-101500-a1b2c3 --merged
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
@@ -48,10 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--limit", type=int, default=0, help="compare on the first N test rows only (0 = all)")
     _add_runs_dir(compare)
 
-    inspect = sub.add_parser("inspect", help="show a dataset's detected shape, row count and one rendered example")
+    inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
     inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
     inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="explicit column mapping (repeatable)")
-    inspect.add_argument("--template", default=StudioSettings().data.template, help="template used to render the example")
+    inspect.add_argument("--template", default=None, help="template used to render the example (default: chat for chat data, else the default template)")
+    inspect.add_argument("--strict", action="store_true", help="refuse a file with any irregular row instead of repairing or skipping it")
+    inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
+    inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
 
     export = sub.add_parser("export", help="export a run: the adapter as a zip, or the merged model (LoRA folded in)")
     export.add_argument("run_id", help="a run id from `runs`")
@@ -166,23 +170,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Print the detected shape, the row count and one rendered example."""
+    """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
+    from studio.data.loaders import plural
     from studio.data.templates import get_template
 
-    loaded = load_source(args.path, column_map=_column_map(args.map) or None)
-    template = get_template(args.template, custom=StudioSettings().data.custom_template)
+    loaded = load_source(args.path, column_map=_column_map(args.map) or None, strict=args.strict,
+                         keep_truncated=args.keep_truncated)
+    name = args.template or loaded.recommended_template or StudioSettings().data.template
+    template = get_template(name, custom=StudioSettings().data.custom_template)
     print(f"source:  {loaded.source}")
     print(f"shape:   {loaded.shape.name} ({loaded.shape.reason})")
     print(f"columns: {', '.join(loaded.columns)}")
-    print(f"rows:    {len(loaded.examples)} usable of {loaded.n_rows}" + (f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""))
-    rendered = template.render(loaded.examples[0])
-    print(f"\nexample 1 rendered with template '{template.name}' (prompt is masked, completion is trained):")
-    print("----- prompt -----")
-    print(rendered.prompt)
-    print("----- completion -----")
-    print(rendered.completion)
+    fixed = f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""
+    print(f"rows:    {loaded.summary.line()}{fixed}")
+    if loaded.n_multi_turn:
+        trains = ("trains every assistant turn" if template.multi_turn
+                  else "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained")
+        print(f"chats:   {plural(loaded.n_multi_turn, 'multi-turn chat')}; template '{template.name}' {trains}.")
+    _print_reasons(loaded.summary, args.examples)
+    # A multi-turn chat shows best what is trained; otherwise the first example.
+    index = next((i for i, e in enumerate(loaded.examples) if e.history), 0)
+    _print_rendered(template, loaded.examples[index], index + 1)
     return 0
+
+
+def _print_reasons(summary: Any, per_reason: int) -> None:
+    """Each repair/skip reason with its count and a few of its rows."""
+    from studio.data.summary import reason_label
+
+    for key, kind, count, notes in summary.reasons():
+        print(f"\n{reason_label(key)}: {count} {kind}")
+        for note in notes[:per_reason]:
+            print(f"  row {note.row} {note.detail}: {note.text}")
+
+
+def _print_rendered(template: Any, example: Any, number: int) -> None:
+    """One example as the template renders it, piece by piece: masked (prompt) and trained (answers)."""
+    print(f"\nexample {number} rendered with template '{template.name}' (the prompt is masked, completions are trained):")
+    for text, trained in template.render(example).segments():
+        print(f"----- {'completion (trained)' if trained else 'prompt (masked)'} -----")
+        print(text)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -240,4 +268,7 @@ def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
         return COMMANDS[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, TruncatedFileError):
+            print(f"hint: to keep the {exc.complete:,} complete records, add --keep-truncated (inspect) or "
+                  "--set data.keep_truncated=true (train).", file=sys.stderr)
         return 2

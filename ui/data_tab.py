@@ -7,7 +7,8 @@ from typing import Any
 import gradio as gr
 
 from studio.data.dataset import load_source
-from studio.data.formatting import preview, preview_html, token_lengths
+from studio.data.formatting import token_lengths
+from studio.data.preview import preview, preview_html
 from studio.data.samples import SAMPLES
 from studio.data.templates import template_choices
 from studio.errors import DataError, ShapeError, StudioError

@@ -9,13 +9,12 @@ import pytest
 
 from studio.data.formatting import (
     fit,
-    preview,
-    preview_html,
     prompt_ids,
     token_lengths,
     tokenize_dataset,
     tokenize_example,
 )
+from studio.data.preview import preview, preview_html
 from studio.data.templates import get_template
 from studio.errors import TemplateError
 from studio.examples import Example

@@ -103,7 +103,7 @@ def test_registry_and_choices():
         assert template.name == name and template.title and template.description
     names = [name for _, name in template_choices()]
     assert names[0] == "instruction_output"
-    assert names == [*TEMPLATES, "custom", "tokenizer"]
+    assert names == [*TEMPLATES, "chat", "custom", "tokenizer"]
 
 
 def test_unknown_template_name():
