@@ -93,7 +93,8 @@ def _rows(records: Iterator[Record], convert: Callable[[dict, list], Example], l
         except Skip as skip:
             log.skipped(skip.key, number, skip.detail, row)
             continue
-        log.repaired(number, repairs, row)
+        if repairs:
+            log.repaired(number, repairs, row)
         examples.append(example)
     return examples
 

@@ -366,3 +366,10 @@ def template_choices() -> list[tuple[str, str]]:
     classes = [type(t) for t in TEMPLATES.values()]
     return [(c.title, c.name) for c in classes] + [(CHAT_TITLE, CHAT_TEMPLATE)] + [
         (c.title, c.name) for c in (CustomTemplate, TokenizerTemplate)]
+
+
+def trains_every_turn(name: str) -> bool:
+    """Whether the template called `name` trains every assistant turn of a chat (a chat template)."""
+    if name in (CHAT_TEMPLATE, TokenizerTemplate.name):
+        return True
+    return name in TEMPLATES and type(TEMPLATES[name]).multi_turn
