@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
     train.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
     train.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
-    train.add_argument("--template", help="prompt template name (alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom)")
+    train.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
     train.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
@@ -105,6 +105,20 @@ def settings_from_args(args: argparse.Namespace) -> StudioSettings:
     return apply_overrides(settings, parse_assignments(args.set))
 
 
+def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> StudioSettings:
+    """Chat-shaped data trains with the chat template unless --template, --set or the preset chose one."""
+    from studio.data.dataset import recommended_template
+
+    chosen = args.template or any(pair.strip().startswith("data.template=") for pair in args.set)
+    if chosen or settings.data.template != StudioSettings().data.template:
+        return settings
+    recommended = recommended_template(settings.data.dataset)
+    if recommended != "chat":
+        return settings
+    print("Chat-shaped data: training every assistant turn with the chat template (--template picks another).")
+    return apply_overrides(settings, {"data": {"template": recommended}})
+
+
 def _print_progress(job, printed: int) -> int:
     logs = job.logs()
     for line in logs[printed:]:
@@ -117,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from studio.jobs import TrainingJob
     from studio.pipeline import compare_run, from_job
 
-    settings = settings_from_args(args)
+    settings = _with_data_template(settings_from_args(args), args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
     job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)

@@ -101,3 +101,16 @@ def test_push_without_token_is_refused(tmp_path, tiny_loader, capsys, monkeypatc
     capsys.readouterr()
     assert cli.main(["push", run_id, "--repo", "me/x", "--runs-dir", str(root)]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
+    from studio.cli import _with_data_template, build_parser, settings_from_args
+
+    messy = str(Path(__file__).parent / "data" / "messy" / "openai_tools.jsonl")
+    args = build_parser().parse_args(["train", "--data", messy])
+    assert _with_data_template(settings_from_args(args), args).data.template == "chat"
+    assert "Chat-shaped data: training every assistant turn" in capsys.readouterr().out
+    args = build_parser().parse_args(["train", "--data", messy, "--template", "alpaca"])
+    assert _with_data_template(settings_from_args(args), args).data.template == "alpaca"
+    flat = build_parser().parse_args(["train", "--data", str(Path(messy).with_name("dolly.jsonl"))])
+    assert _with_data_template(settings_from_args(flat), flat).data.template == "instruction_output"

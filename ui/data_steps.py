@@ -63,8 +63,10 @@ def split(state: SessionState, settings: StudioSettings) -> str:
     dropped = [f"{c[k]} {label}" for k, label in (("dropped_empty", "empty"), ("dropped_duplicates", "duplicates"),
                ("dropped_with_input", "with input"), ("dropped_overlap", "also in test")) if c.get(k)]
     note = f" (dropped {', '.join(dropped)})" if dropped else ""
-    return (f"**{c['rows']} rows** → **{c['train']} train** · **{c['test']} test** · "
-            f"**{c['validation']} validation**{note}")
+    summary = state.loaded.summary  # rows skipped while loading are in its line, not in these counts
+    usable = c["rows"] - (summary.n_skipped if summary is not None else 0)
+    return (f"**{usable:,} usable rows** → **{c['train']:,} train** · **{c['test']:,} test** · "
+            f"**{c['validation']:,} validation**{note}")
 
 
 def table(state: SessionState) -> pd.DataFrame:

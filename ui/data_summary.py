@@ -116,8 +116,8 @@ def subset_suggestion(runs_root: Path, settings: StudioSettings, lengths: list[i
     epochs = settings.train.epochs
     fits = max(1, int(budget_minutes * 60 / (per_example * epochs)))
     passes = "one epoch" if epochs == 1 else f"{epochs:g} epochs"
-    head = (f"At {tokens_per_second:.0f} tokens/s ({source}), {passes} over the {n_train:,} training examples take "
-            f"about {duration(per_example * epochs * n_train)}")
+    head = (f"At {tokens_per_second:.0f} tokens/s ({source}), {passes} over the {n_train:,} training examples "
+            f"{'takes' if epochs == 1 else 'take'} about {duration(per_example * epochs * n_train)}")
     if settings.train.max_steps:
         return f"{head}; train.max_steps caps the run at {settings.train.max_steps} steps instead.", None
     if fits >= n_train:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
-from studio.data.convert import Converted, convert_records, records_of, to_examples
+from studio.data.convert import DETECT_ROWS, Converted, convert_records, records_of, to_examples
 from studio.data.hub import load_hub_rows
 from studio.data.loaders import SUPPORTED_SUFFIXES, check_file, iter_file_rows, local_path, quote
-from studio.data.shapes import Shape, column_names, detect_shape
+from studio.data.shapes import CHAT_SHAPES, Shape, column_names, detect_shape
 from studio.data.summary import LoadSummary, RowLog
 from studio.errors import DataError
 from studio.examples import Example
@@ -89,6 +90,24 @@ def load_settings_source(data: DataSettings, token: str | None = None) -> Loaded
     """`load_source` for a run's data settings (source, mapping, split, strictness, truncated files)."""
     return load_source(data.dataset, column_map=data.column_map or None, hub_split=data.hub_split, token=token,
                        strict=data.strict, keep_truncated=data.keep_truncated)
+
+
+def recommended_template(spec: str) -> str:
+    """The template a source suits, from its first rows only: a sample's own, "chat" for chat-shaped files, else ""."""
+    from studio.data.samples import SAMPLES  # Lazy, as in _load_sample.
+
+    spec = (spec or "").strip()
+    if spec.startswith(SAMPLE_PREFIX):
+        sample = SAMPLES.get(spec[len(SAMPLE_PREFIX):].strip())
+        return sample.recommended_template if sample else ""
+    if not _is_file_spec(spec):
+        return ""  # a Hub dataset is not downloaded twice; its load says what it is
+    try:
+        head = [row for _, row, _ in islice(iter_file_rows(local_path(spec), RowLog(), keep_truncated=True),
+                                             DETECT_ROWS)]
+        return "chat" if head and detect_shape(head).name in CHAT_SHAPES else ""
+    except DataError:
+        return ""  # the real load refuses the file with its sentence
 
 
 def _is_file_spec(spec: str) -> bool:

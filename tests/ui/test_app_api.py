@@ -205,7 +205,7 @@ def test_a_truncated_file_offers_its_complete_records(studio):
     assert shape.endswith("after 3 complete records; keep those records or fix the file.") and counts == ""
     shape, *_, counts, _table, _template, _index, _problems = c.predict(
         source="Upload a file", upload=upload, data_keep_truncated=True, api_name="/load_data")
-    assert "the file is cut off after its 3 complete records" in shape and "3 rows" in counts
+    assert "the file is cut off after its 3 complete records" in shape and "3 usable rows" in counts
 
 
 def test_the_data_tab_suggests_a_subset_that_fits_the_time_budget(studio):
