@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import runs
-from studio.errors import StudioError
+from studio.errors import StudioError, TruncatedFileError
 from studio.evaluate.comparison import Comparison
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
 from studio.publish import scorecard
@@ -20,6 +20,7 @@ EPILOG = """examples:
   python -m studio train --data my.jsonl --set train.epochs=2 --set lora.r=8
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
+  python -m studio inspect sharegpt.json --keep-truncated   # what is repaired or skipped, and why
   python -m studio compare 20261121-101500-a1b2c3
   python -m studio export 20261121-101500-a1b2c3 --merged
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
     train.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
     train.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
-    train.add_argument("--template", help="prompt template name (alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom)")
+    train.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
     train.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
@@ -50,10 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--limit", type=int, default=0, help="compare on the first N test rows only (0 = all)")
     _add_runs_dir(compare)
 
-    inspect = sub.add_parser("inspect", help="show a dataset's detected shape, row count and one rendered example")
+    inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
     inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
     inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="explicit column mapping (repeatable)")
-    inspect.add_argument("--template", default=StudioSettings().data.template, help="template used to render the example")
+    inspect.add_argument("--template", default=None, help="template used to render the example (default: chat for chat data, else the default template)")
+    inspect.add_argument("--strict", action="store_true", help="refuse a file with any irregular row instead of repairing or skipping it")
+    inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
+    inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
 
     export = sub.add_parser("export", help="export a run: the adapter as a zip, or the merged model (LoRA folded in)")
     export.add_argument("run_id", help="a run id from `runs`")
@@ -103,6 +107,20 @@ def settings_from_args(args: argparse.Namespace) -> StudioSettings:
     return apply_overrides(settings, parse_assignments(args.set))
 
 
+def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> StudioSettings:
+    """Chat-shaped data trains with the chat template unless --template, --set or the preset chose one."""
+    from studio.data.dataset import recommended_template
+
+    chosen = args.template or any(pair.strip().startswith("data.template=") for pair in args.set)
+    if chosen or settings.data.template != StudioSettings().data.template:
+        return settings
+    recommended = recommended_template(settings.data.dataset)
+    if recommended != "chat":
+        return settings
+    print("Chat-shaped data: training every assistant turn with the chat template (--template picks another).")
+    return apply_overrides(settings, {"data": {"template": recommended}})
+
+
 def _print_progress(job, printed: int) -> int:
     logs = job.logs()
     for line in logs[printed:]:
@@ -115,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from studio.jobs import TrainingJob
     from studio.pipeline import compare_run, from_job
 
-    settings = settings_from_args(args)
+    settings = _with_data_template(settings_from_args(args), args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
     job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)
@@ -177,23 +195,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Print the detected shape, the row count and one rendered example."""
+    """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
+    from studio.data.loaders import plural
     from studio.data.templates import get_template
 
-    loaded = load_source(args.path, column_map=_column_map(args.map) or None)
-    template = get_template(args.template, custom=StudioSettings().data.custom_template)
+    loaded = load_source(args.path, column_map=_column_map(args.map) or None, strict=args.strict,
+                         keep_truncated=args.keep_truncated)
+    name = args.template or loaded.recommended_template or StudioSettings().data.template
+    template = get_template(name, custom=StudioSettings().data.custom_template)
     print(f"source:  {loaded.source}")
     print(f"shape:   {loaded.shape.name} ({loaded.shape.reason})")
     print(f"columns: {', '.join(loaded.columns)}")
-    print(f"rows:    {len(loaded.examples)} usable of {loaded.n_rows}" + (f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""))
-    rendered = template.render(loaded.examples[0])
-    print(f"\nexample 1 rendered with template '{template.name}' (prompt is masked, completion is trained):")
-    print("----- prompt -----")
-    print(rendered.prompt)
-    print("----- completion -----")
-    print(rendered.completion)
+    fixed = f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""
+    print(f"rows:    {loaded.summary.line()}{fixed}")
+    if loaded.n_multi_turn:
+        trains = ("trains every assistant turn" if template.multi_turn
+                  else "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained")
+        print(f"chats:   {plural(loaded.n_multi_turn, 'multi-turn chat')}; template '{template.name}' {trains}.")
+    _print_reasons(loaded.summary, args.examples)
+    # A multi-turn chat shows best what is trained; otherwise the first example.
+    index = next((i for i, e in enumerate(loaded.examples) if e.history), 0)
+    _print_rendered(template, loaded.examples[index], index + 1)
     return 0
+
+
+def _print_reasons(summary: Any, per_reason: int) -> None:
+    """Each repair/skip reason with its count and a few of its rows."""
+    from studio.data.summary import reason_label
+
+    for key, kind, count, notes in summary.reasons():
+        print(f"\n{reason_label(key)}: {count} {kind}")
+        for note in notes[:per_reason]:
+            print(f"  row {note.row} {note.detail}: {note.text}")
+
+
+def _print_rendered(template: Any, example: Any, number: int) -> None:
+    """One example as the template renders it, piece by piece: masked (prompt) and trained (answers)."""
+    print(f"\nexample {number} rendered with template '{template.name}' (the prompt is masked, completions are trained):")
+    for text, trained in template.render(example).segments():
+        print(f"----- {'completion (trained)' if trained else 'prompt (masked)'} -----")
+        print(text)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -251,4 +293,7 @@ def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
         return COMMANDS[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, TruncatedFileError):
+            print(f"hint: to keep the {exc.complete:,} complete records, add --keep-truncated (inspect) or "
+                  "--set data.keep_truncated=true (train).", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,39 @@ def test_inspect_prints_shape_and_a_rendered_example(capsys):
 
 
 def test_inspect_bad_file_is_one_line_and_exit_2(tmp_path, capsys):
-    bad = tmp_path / "broken.jsonl"
-    bad.write_text('{"instruction": "a", "output": "b"}\n{oops\n')
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"instruction": "a", "output": "b"},]')
     assert cli.main(["inspect", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: Line 2 of 'broken.jsonl'") and "\n" not in err
+    assert err.startswith("error: File 'broken.json' is not valid JSON") and "\n" not in err
+
+
+def test_inspect_shows_the_summary_and_rows_per_reason(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rows:    Kept 9 of 12 rows: 1 repaired (leading assistant turn)" in out
+    assert "\nleading assistant turn: 1 repaired\n  row 2 starts with 1 turn before the first user turn" in out
+    assert "\nunknown role: 1 skipped\n  row 11 has a turn (2) with the unknown role 'wizard'" in out
+    assert "chats:   1 multi-turn chat; template 'chatml' trains every assistant turn." in out
+    # The multi-turn example is shown, both of its answers as trained pieces.
+    assert "example 9 rendered with template 'chatml'" in out and out.count("----- completion (trained) -----") == 2
+
+
+def test_inspect_single_turn_template_on_chats_says_only_the_last_answer_is_trained(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--template", "alpaca"]) == 0
+    assert "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained" in (
+        capsys.readouterr().out)
+
+
+def test_inspect_truncated_file_offers_the_flag_and_strict_refuses(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy)]) == 2
+    err = capsys.readouterr().err
+    assert "after 12 complete records" in err and "hint: to keep the 12 complete records, add --keep-truncated" in err
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--strict"]) == 2
+    assert "strict mode refuses a file with irregular rows" in capsys.readouterr().err
 
 
 def test_inspect_with_a_column_mapping(tmp_path, capsys):
@@ -80,3 +109,16 @@ def test_push_without_token_is_refused(tmp_path, tiny_loader, capsys, monkeypatc
     capsys.readouterr()
     assert cli.main(["push", run_id, "--repo", "me/x", "--runs-dir", str(root)]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
+    from studio.cli import _with_data_template, build_parser, settings_from_args
+
+    messy = str(Path(__file__).parent / "data" / "messy" / "openai_tools.jsonl")
+    args = build_parser().parse_args(["train", "--data", messy])
+    assert _with_data_template(settings_from_args(args), args).data.template == "chat"
+    assert "Chat-shaped data: training every assistant turn" in capsys.readouterr().out
+    args = build_parser().parse_args(["train", "--data", messy, "--template", "alpaca"])
+    assert _with_data_template(settings_from_args(args), args).data.template == "alpaca"
+    flat = build_parser().parse_args(["train", "--data", str(Path(messy).with_name("dolly.jsonl"))])
+    assert _with_data_template(settings_from_args(flat), flat).data.template == "instruction_output"

@@ -5,12 +5,15 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from studio.presets import PRESET_DIR, read_preset
+from studio.runs import RunFolder, create_run, update_run
+from studio.settings import StudioSettings
 from tests.browser_utils import launch_studio
 from tests.builders import make_finished_run, write_old_comparison
 from tests.tiny import make_tiny_tokenizer
@@ -56,12 +59,12 @@ def test_main_actions_are_named_endpoints(studio):
 
 def test_load_preview_train_compare(studio):
     c = client(studio[0])
-    shape, *_, counts, table, _template, _index = c.predict(api_name="/load_data")
+    shape, *_, counts, table, _template, _index, _problems = c.predict(api_name="/load_data")
     assert "detected shape" in shape and re.search(r"\d+ train", counts)
     assert len(table["data"]) == 20
     html, shown = c.predict(index=3, api_name="/preview")
     assert "tok-trained" in html and "tok-masked" in html and shown == 3
-    figure, note = c.predict(api_name="/lengths")
+    figure, note, _suggestion, _size = c.predict(api_name="/lengths")
     assert figure is not None and "tokens" in note
 
     info = c.predict(api_name="/inspect_model")[0]
@@ -183,9 +186,60 @@ def test_unknown_columns_can_be_mapped_by_hand(studio, tmp_path):
         source="Upload a file", upload=handle_file(str(data)), api_name="/load_data")
     assert shape.startswith("⚠ No known dataset shape fits the columns")
     assert [v for _, v in instruction["choices"]] == ["", "question_text", "reply"] and counts == ""
-    shape, counts, table, _ = c.predict(instruction="question_text", output="reply", input="", api_name="/remap")
+    shape, counts, table, _, _problems = c.predict(instruction="question_text", output="reply", input="",
+                                                   api_name="/remap")
     assert "mapped by hand" in shape and re.search(r"\d+ train", counts)
     assert table["data"][0][0].startswith("say ")
+
+
+MESSY = Path(__file__).parent.parent / "data" / "messy"
+
+
+def test_a_messy_file_loads_with_its_summary_and_rows_per_reason(studio):
+    c = client(studio[0])
+    shape, *_ = c.predict(source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+                          api_name="/load_data")
+    assert shape.startswith("⚠ File 'sharegpt_irregular.json' is cut off in the middle of a record")
+    shape, *_, counts, _table, template, _index, problems = c.predict(
+        source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+        data_keep_truncated=True, api_name="/load_data")
+    assert "**Kept 9 of 12 rows: 1 repaired (leading assistant turn)" in shape and "3 repaired (role alias)" in shape
+    assert template["value"] == "chat" and re.search(r"\d+ train", counts)
+    assert "leading assistant turn: 1 repaired" in problems and "<b>Row 2</b> starts with 1 turn" in problems
+    assert "unknown role: 1 skipped" in problems and "wizard" in problems
+    html, _ = c.predict(index=1, data_template="chat", api_name="/preview")
+    assert html.count("tok-trained") > 2
+    _figure, note, _suggestion, _size = c.predict(data_template="alpaca", api_name="/lengths")
+    assert "only the last answer is trained" in note
+    with pytest.raises(AppError, match=r"^Row 2 starts with 1 turn .*strict mode refuses"):
+        c.predict(source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+                  data_keep_truncated=True, data_strict=True, api_name="/load_data")
+
+
+def test_a_truncated_file_offers_its_complete_records(studio):
+    c = client(studio[0])
+    upload = handle_file(str(MESSY / "truncated_array.json"))
+    shape, *_, counts, _table, _template, _index, _problems = c.predict(source="Upload a file", upload=upload,
+                                                                        api_name="/load_data")
+    assert shape.endswith("after 3 complete records; keep those records or fix the file.") and counts == ""
+    shape, *_, counts, _table, _template, _index, _problems = c.predict(
+        source="Upload a file", upload=upload, data_keep_truncated=True, api_name="/load_data")
+    assert "the file is cut off after its 3 complete records" in shape and "3 usable rows" in counts
+
+
+def test_the_data_tab_suggests_a_subset_that_fits_the_time_budget(studio):
+    url = studio[0]
+    runs_root = Path(studio[2])
+    info = create_run(runs_root, StudioSettings())  # a finished run on this machine that logged its speed
+    for step in range(1, 4):
+        RunFolder(info.path).append_metric({"step": step, "loss": 1.0, "tokens_per_second": 50.0, "elapsed": step})
+    update_run(info.path, status="completed")
+    c = client(url)
+    c.predict(data_max_test_examples=4, api_name="/load_data")
+    _figure, _note, suggestion, size = c.predict(budget=1, api_name="/lengths")
+    assert f"At 50 tokens/s (measured in run {info.run_id})" in suggestion and "examples** train in 1 minute (max examples" in (
+        suggestion)
+    assert isinstance(size, (int, float)) and 5 <= size < 320
 
 
 def test_hub_offline_is_one_sentence(studio):

@@ -178,3 +178,26 @@ def test_unknown_columns_are_mapped_in_the_page(page, tmp_path):
     page.locator("#length-plot .js-plotly-plot").wait_for()
     time.sleep(0.5)
     shot(page, "7-column-mapping")
+
+
+def test_a_messy_cut_off_chat_file_loads_with_its_summary(page):
+    messy = Path(__file__).resolve().parents[1] / "data" / "messy" / "sharegpt_irregular.json"
+    page.get_by_label("Upload a file").check()
+    page.locator("#data-upload input[type=file]").set_input_files(str(messy))
+    page.get_by_role("button", name="Load data").click()
+    keep = page.get_by_role("button", name="Keep the 12 complete records")
+    keep.wait_for()
+    keep.click()
+    page.get_by_text("Kept 9 of 12 rows: 1 repaired (leading assistant turn)").first.wait_for()
+    page.get_by_text("Rows repaired or skipped (examples of each reason)").click()
+    page.get_by_text("leading assistant turn: 1 repaired").first.wait_for()
+    page.get_by_text("unknown role: 1 skipped").first.wait_for()
+    assert page.get_by_label("Template", exact=True).input_value().startswith("Chat (")
+    box = page.get_by_label("Example #", exact=True)
+    box.fill("5")  # the multi-turn chat (seed 42): both of its answers in the trained colour
+    box.press("Enter")
+    page.get_by_text("2 assistant turns").first.wait_for()
+    page.locator("#length-plot .js-plotly-plot").wait_for()
+    assert page.locator(".tok-trained").count() > 4
+    time.sleep(0.5)
+    shot(page, "8-messy-chats")
