@@ -222,13 +222,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_gguf(args: argparse.Namespace, run_dir: Path) -> int:
     from studio.publish.gguf_export import export_gguf, verify_export
 
-    print(f"Writing the {args.quant} GGUF of run {args.run_id} ...", flush=True)
-    result = export_gguf(run_dir, args.quant, base_loader=args.model_loader)
+    result = export_gguf(run_dir, args.quant, base_loader=args.model_loader, progress=_phase_printer())
     print(f"Ollama Modelfile: {result.modelfile}  (ollama create my-model -f Modelfile)")
     if args.verify:
-        _print_check(verify_export(run_dir, args.quant, limit=args.limit, base_loader=args.model_loader))
+        _print_check(verify_export(run_dir, args.quant, limit=args.limit, base_loader=args.model_loader,
+                                   progress=_phase_printer()))
     print(result.path)  # last, alone: scripts read the file's path from here
     return 0
+
+
+def _phase_printer() -> Any:
+    """A progress callback printing each phase once ("GGUF answers 1/24", "2/24", ... print as one line)."""
+    shown: set[str] = set()
+
+    def show(fraction: float, message: str) -> None:
+        phase = " ".join(message.split()[:2])
+        if phase not in shown and fraction < 1.0:
+            shown.add(phase)
+            print(f"  {message}", flush=True)
+    return show
 
 
 def _print_check(check) -> None:
@@ -243,7 +255,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from studio.publish.gguf_export import verify_export
 
     info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    _print_check(verify_export(info.path, args.quant, limit=args.limit, base_loader=args.model_loader))
+    _print_check(verify_export(info.path, args.quant, limit=args.limit, base_loader=args.model_loader,
+                               progress=_phase_printer()))
     return 0
 
 

@@ -161,6 +161,7 @@ def merge_adapter(run_dir: Path, model: Any = None, tokenizer: Any = None, base_
         else:
             _copy_tokenizer(adapter, tmp)
         write_card(run_dir, tmp, "merged")
+        _copy_reproduce(run_dir, tmp)  # the card points to it, in the zip and on the Hub (without the rows)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     return target

@@ -1,7 +1,7 @@
 """The GGUF parts of a model card: how to run the file in llama.cpp, Ollama and transformers, and its check."""
 from __future__ import annotations
 
-from studio.publish.markdown import code, md_table
+from studio.publish.markdown import md_table
 from studio.publish.verify import ExportCheck
 
 CHECK_INTRO = ("Each GGUF file was loaded back with transformers (`gguf_file=`, its own tokenizer included) and "
@@ -25,7 +25,7 @@ def check_lines(checks: dict[str, ExportCheck]) -> list[str]:
     """'GGUF export check': per quantisation, answers equal to the studio's and BLEU of both ([] when unchecked)."""
     if not checks:
         return []
-    rows = [[code(c.gguf_file), f"{c.n_equal}/{c.n}", f"{c.bleu_gguf:.1f}", f"{c.bleu_studio:.1f}",
+    rows = [[c.gguf_file, f"{c.n_equal}/{c.n}", f"{c.bleu_gguf:.1f}", f"{c.bleu_studio:.1f}",
              "its comparison" if c.studio_answers == "comparison" else "answered for the check"]
             for c in checks.values()]
     header = ["File", "Answers equal to the studio's", "BLEU (GGUF)", "BLEU (studio)", "Studio answers from"]

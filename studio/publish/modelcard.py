@@ -246,7 +246,7 @@ def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_nam
         lines += usage_lines(gguf_name or "model.gguf", settings.generation.max_new_tokens)
     else:
         lines += _usage_section(settings, kind, repo_id)
-    lines += _reproduce_section() + _license_section(settings)
+    lines += (_reproduce_section() if kind != "gguf" else []) + _license_section(settings)
     return "\n".join(lines)
 
 
