@@ -2,8 +2,9 @@
 
 Pure library functions over a run folder (the UI and the CLI call them). Everything lands in `run_dir/exports/`:
 `<run-id>-adapter/` (what the zip and an adapter push hold), `<run-id>-adapter.zip`, `merged/` (a plain Transformers
-model) and `<run-id>-merged.zip`; the GGUF exports are `studio.publish.gguf_export`'s. Each export carries a generated README.md model card (`studio.modelcard`) and the run's `reproduce/`
-bundle (`studio.publish.reproduce`). A Hub token is used for the calls it is passed to and never written anywhere.
+model) and `<run-id>-merged.zip`; the GGUF exports are `studio.publish.gguf_export`'s. Each export carries a
+generated README.md model card (`studio.modelcard`) and the run's `reproduce/` bundle (`studio.publish.reproduce`).
+A Hub token is used for the calls it is passed to and never written anywhere.
 """
 from __future__ import annotations
 
@@ -218,6 +219,9 @@ def zip_merged(run_dir: Path, model: Any = None, base_loader: BaseLoader | None 
                progress: Callable[[float, str], None] | None = None) -> Path:
     """Write exports/<run-id>-merged.zip: the merged model, tokenizer, model card and (for Gemma) its terms."""
     say = progress or (lambda fraction, message: None)
+    n_params = base_parameter_count(RunFolder(run_dir).read_settings())
+    if n_params:  # the merged fp32 weights, then the zip of them: refused before either is written
+        check_disk(2 * 4 * n_params, RunFolder(run_dir).exports_dir, "Writing the merged model and its zip")
     say(0.05, "Merging the adapter into the base weights")
     folder = fresh_merged_folder(run_dir, model, base_loader, token)
     top, exports = f"{run_dir.name}-merged", RunFolder(run_dir).exports_dir
@@ -225,7 +229,7 @@ def zip_merged(run_dir: Path, model: Any = None, base_loader: BaseLoader | None 
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     with export_lock:
         write_card(run_dir, folder, "merged")  # the card shows the latest GGUF check too
-        check_disk(sum(p.stat().st_size for p in files), exports, "The merged model zip")
+        check_disk(sum(p.stat().st_size for p in files), exports, "Writing the merged model zip")
         tmp = target.with_name(f".{target.name}.tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for i, path in enumerate(files):

@@ -183,7 +183,9 @@ def verify_export(run_dir: Path, quant: str = "f16", limit: int = 0, model: Any 
     if not path.is_file() or path.stat().st_mtime < adapter.stat().st_mtime:
         export_gguf(run_dir, quant, model, base_loader, token, lambda f, m: _say(progress, 0.4 * f, m))
     started = time.perf_counter()
-    examples = _held_out(run_dir, settings, limit)
+    compared = load_comparison(run_dir)
+    # By default the very rows Compare answered, so its saved answers can be used as they are.
+    examples = _held_out(run_dir, settings, limit or (len(compared.rows) if compared else 0))
     _say(progress, 0.45, "The studio's tuned answers")
     studio, gen, source = _studio_answers(run_dir, settings, examples, model, base_loader, token)
     _say(progress, 0.55, f"Loading the {quant} GGUF back with transformers")
