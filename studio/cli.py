@@ -1,9 +1,10 @@
-"""Command line: `python -m studio train|compare|inspect|runs|presets` over the same library the UI uses."""
+"""Command line: `python -m studio train|compare|inspect|export|verify|push|runs|presets` over the UI's library."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ EPILOG = """examples:
   python -m studio inspect my.csv --map instruction=question --map output=reply
   python -m studio inspect sharegpt.json --keep-truncated   # what is repaired or skipped, and why
   python -m studio compare 20261121-101500-a1b2c3
-  python -m studio export 20261121-101500-a1b2c3 --merged
+  python -m studio export 20261121-101500-a1b2c3 --merged [--zip]
+  python -m studio export 20261121-101500-a1b2c3 --gguf --quant q8_0 --verify   # llama.cpp / Ollama, checked
+  python -m studio verify 20261121-101500-a1b2c3 --quant f16
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
 
@@ -59,10 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
     inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
 
-    export = sub.add_parser("export", help="export a run: the adapter as a zip, or the merged model (LoRA folded in)")
+    export = sub.add_parser("export", help="export a run: the adapter zip, the merged model (LoRA folded in), or a GGUF for llama.cpp/Ollama")
     export.add_argument("run_id", help="a run id from `runs`")
     export.add_argument("--merged", action="store_true", help="write the merged full model (safetensors + tokenizer) instead of the adapter zip")
+    export.add_argument("--zip", action="store_true", help="with --merged: also pack it as one zip with its model card")
+    export.add_argument("--gguf", action="store_true", help="write the merged model as GGUF with an Ollama Modelfile; the .gguf path is the last line printed")
+    _add_gguf_args(export)
+    export.add_argument("--verify", action="store_true", help="with --gguf: check the file's answers against the studio's")
     _add_runs_dir(export)
+
+    verify = sub.add_parser("verify", help="answer the held-out prompts from a run's GGUF export and compare with the studio's answers")
+    verify.add_argument("run_id", help="a run id from `runs`")
+    _add_gguf_args(verify)
+    _add_runs_dir(verify)
 
     push = sub.add_parser("push", help="push a run's adapter or merged model to the Hugging Face Hub (token from $HF_TOKEN)")
     push.add_argument("run_id", help="a run id from `runs`")
@@ -75,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("runs", help="list past runs")
     _add_runs_dir(listing)
     return parser
+
+
+def _add_gguf_args(p: argparse.ArgumentParser) -> None:
+    from studio.publish.gguf import QUANTS
+
+    p.add_argument("--quant", choices=QUANTS, default=QUANTS[0], help="GGUF precision (default f16; q8_0 is about half the size)")
+    p.add_argument("--limit", type=int, default=0, help="check on the first N held-out rows only (default: those Compare used)")
 
 
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
@@ -239,12 +258,58 @@ def _print_rendered(template: Any, example: Any, number: int) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the adapter zip or the merged model of a run."""
+    """Write the adapter zip, the merged model (folder or zip) or the GGUF + Modelfile of a run."""
     from studio.publish import export
 
     info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
+    if args.gguf:
+        return _export_gguf(args, info.path)
+    if args.merged and args.zip:
+        path = export.zip_merged(info.path, base_loader=args.model_loader)
+    else:
+        path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
     print(f"Exported {'the merged model' if args.merged else 'the adapter'} to {path}")
+    return 0
+
+
+def _export_gguf(args: argparse.Namespace, run_dir: Path) -> int:
+    from studio.publish.gguf_export import export_gguf, verify_export
+
+    result = export_gguf(run_dir, args.quant, base_loader=args.model_loader, progress=_phase_printer())
+    print(f"Ollama Modelfile: {result.modelfile}  (ollama create my-model -f Modelfile)")
+    if args.verify:
+        _print_check(verify_export(run_dir, args.quant, limit=args.limit, base_loader=args.model_loader,
+                                   progress=_phase_printer()))
+    print(result.path)  # last, alone: scripts read the file's path from here
+    return 0
+
+
+def _phase_printer() -> Any:
+    """A progress callback printing each phase once ("GGUF answers 1/24", "2/24", ... print as one line)."""
+    shown: set[str] = set()
+
+    def show(fraction: float, message: str) -> None:
+        phase = " ".join(message.split()[:2])
+        if phase not in shown and fraction < 1.0:
+            shown.add(phase)
+            print(f"  {message}", flush=True)
+    return show
+
+
+def _print_check(check) -> None:
+    different = [row for row in check.rows if not row["equal"]]
+    for row in different[:5]:
+        print(f"  differs: {row['instruction'][:60]!r}: studio {row['studio'][:40]!r} vs GGUF {row['gguf'][:40]!r}")
+    print(check.summary(), flush=True)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a run's GGUF export (written first if missing) against the studio's tuned answers."""
+    from studio.publish.gguf_export import verify_export
+
+    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
+    _print_check(verify_export(info.path, args.quant, limit=args.limit, base_loader=args.model_loader,
+                               progress=_phase_printer()))
     return 0
 
 
@@ -277,8 +342,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "push": cmd_push,
-            "presets": cmd_presets, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify,
+            "push": cmd_push, "presets": cmd_presets, "runs": cmd_runs}
+# Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
+QUIET_WARNINGS = (
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run
+)
+
+
+def quiet_library_warnings() -> None:
+    """Filter the library warnings listed in QUIET_WARNINGS and the libraries' own progress bars from the output."""
+    for category, message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights 236/236" in 0.0 s, on every model load
 
 
 def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
@@ -289,6 +367,7 @@ def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
     """
     args = build_parser().parse_args(argv)
     args.model_loader = model_loader
+    quiet_library_warnings()
     try:
         return COMMANDS[args.command](args)
     except StudioError as exc:

@@ -48,3 +48,7 @@ class RunError(StudioError):
 
 class TrainingError(StudioError):
     """Training could not start or failed while running."""
+
+
+class ExportError(StudioError):
+    """A run that cannot be exported in the asked format (unsupported architecture or tokenizer, no disk space)."""

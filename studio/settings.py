@@ -131,6 +131,9 @@ class TrainSettings:
     precision: str = _f("auto", "Numeric precision: auto is fp32 on CPU, bf16/fp16 on a capable GPU.", choices=["auto", "fp32", "bf16", "fp16"])
     load_in_4bit: bool = _f(False, "QLoRA: load the base in 4-bit (CUDA + bitsandbytes only).")
     threads: int = _f(0, "CPU threads for torch (0: the cores other processes leave idle, re-checked as it trains).", min=0, max=256)
+    report_to: str = _f("none", "Also log training metrics to an experiment tracker: TensorBoard event files in the run "
+                        "folder (checkpoints/runs/), or trackio's local dashboard (`trackio show`).",
+                        choices=["none", "trackio", "tensorboard"])
 
     def __post_init__(self) -> None:
         _check_bounds(self)

@@ -14,7 +14,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("train", "compare", "inspect", "export", "push", "presets", "runs"):
+    for command in ("train", "compare", "inspect", "export", "verify", "push", "presets", "runs"):
         assert command in out
 
 
@@ -122,3 +122,33 @@ def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
     assert _with_data_template(settings_from_args(args), args).data.template == "alpaca"
     flat = build_parser().parse_args(["train", "--data", str(Path(messy).with_name("dolly.jsonl"))])
     assert _with_data_template(settings_from_args(flat), flat).data.template == "instruction_output"
+
+
+def test_export_gguf_prints_the_file_last_and_verify_checks_it(runs_dir, tiny_tokenizer, tiny_loader, capsys):
+    from pathlib import Path
+
+    from tests.builders import make_finished_run
+
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, compare=False)
+    args = ["--runs-dir", str(runs_dir)]
+    assert cli.main(["export", run_dir.name, "--gguf", "--verify", *args], model_loader=tiny_loader) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert Path(lines[-1]).is_file() and lines[-1].endswith(f"{run_dir.name}-f16.gguf")
+    assert "f16 GGUF: 2/2 answers equal the studio's tuned answers" in lines[-2]
+    assert any(line.startswith("Ollama Modelfile:") for line in lines)
+
+    assert cli.main(["verify", run_dir.name, "--quant", "q8_0", "--limit", "1", *args], model_loader=tiny_loader) == 0
+    assert "q8_0 GGUF:" in capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(["export", run_dir.name, "--merged", "--zip", *args], model_loader=tiny_loader) == 0
+    assert capsys.readouterr().out.strip().endswith(f"{run_dir.name}-merged.zip")
+
+
+def test_library_warnings_are_filtered_but_not_all_of_them():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli.quiet_library_warnings()  # its filters go in front of "always"
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
+        warnings.warn("something the user should see", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something the user should see"]

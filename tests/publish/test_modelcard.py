@@ -114,4 +114,4 @@ def test_cards_need_a_run(runs_dir, tmp_path):
     with pytest.raises(RunError, match="no saved training data"):
         modelcard.model_card(run_dir)
     with pytest.raises(ValueError):
-        modelcard.model_card(run_dir, kind="gguf")
+        modelcard.model_card(run_dir, kind="onnx")

@@ -54,7 +54,8 @@ def test_main_actions_are_named_endpoints(studio):
     names = set(client(studio[0]).view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/load_data", "/remap", "/split", "/preview", "/lengths", "/inspect_model", "/load_preset",
             "/save_preset", "/train", "/stop", "/progress", "/compare", "/ask", "/list_runs", "/list_adapters",
-            "/delete_run", "/open_in_compare", "/saved_comparison"} <= names
+            "/delete_run", "/open_in_compare", "/saved_comparison", "/export_adapter", "/export_merged",
+            "/export_merged_zip", "/export_gguf", "/verify_export", "/export_sizes", "/push_to_hub"} <= names
 
 
 def test_load_preview_train_compare(studio):
@@ -170,6 +171,17 @@ def test_export_and_push_from_the_runs_tab(studio):
     assert path.endswith("-adapter.zip") and "Adapter zip ready" in status
     card, status = owner.predict(run_id=run_id, api_name="/export_merged")
     assert card.endswith("README.md") and "Merged model saved" in status
+    assert "of disk is free on the server" in owner.predict(run_id=run_id, api_name="/export_sizes")
+    path, status = owner.predict(run_id=run_id, api_name="/export_merged_zip")
+    assert path.endswith("-merged.zip") and "Merged model zip ready" in status
+    files, status = owner.predict(run_id=run_id, quant="f16", api_name="/export_gguf")
+    assert {Path(f).name for f in files} >= {f"{run_id}-f16.gguf", "Modelfile", "README.md"}
+    assert "GGUF written" in status and "ollama create" in status
+    table, status = owner.predict(run_id=run_id, quant="f16", api_name="/verify_export")
+    assert re.match(r"f16 GGUF: (\d+)/\1 answers equal the studio's tuned answers", status), status
+    assert table["headers"] == ["Instruction", "Studio answer", "GGUF answer", "Equal"] and len(table["data"]) == 4
+    with pytest.raises(AppError, match="belongs to another session"):
+        client(url).predict(run_id=run_id, quant="f16", api_name="/verify_export")
     with pytest.raises(AppError, match="needs a Hugging Face token"):
         owner.predict(run_id=run_id, repo="me/adapter", token="", api_name="/push_to_hub")
     with pytest.raises(AppError, match="cannot be reached"):

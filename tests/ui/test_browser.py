@@ -122,6 +122,17 @@ def test_studio_end_to_end(page):
     assert page.get_by_role("gridcell", name="yes").count() >= 1
     shot(page, "5-runs")
 
+    # Take it home: GGUF + Modelfile, its check against the studio's answers, and the merged model as a zip.
+    page.get_by_text("Export or share the selected run").click()
+    page.get_by_text("of disk is free on the server").first.wait_for()
+    page.get_by_role("button", name="GGUF + Ollama Modelfile").click()
+    page.get_by_text("GGUF written").first.wait_for()
+    page.get_by_role("button", name="Verify export").click()
+    page.get_by_text(re.compile(r"f16 GGUF: \d+/\d+ answers equal the studio's tuned answers")).first.wait_for()
+    page.get_by_role("button", name="Merged model (.zip download)").click()
+    page.get_by_text("Merged model zip ready").first.wait_for()
+    shot(page, "5-runs-export")
+
 
 def test_reload_reattaches_to_the_running_job(page):
     page.get_by_role("button", name="Load data").click()
