@@ -18,6 +18,7 @@ from studio.publish.report import write_report
 from studio.runs import RunFolder, list_runs, read_run
 from ui.context import Context
 from ui.errors import guarded
+from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
 from ui.theme import card, cards
 
@@ -44,6 +45,7 @@ class CompareTab:
     ask: Any
     base: Any
     tuned: Any
+    probe: Any = None
 
 
 def create_compare_tab(ctx: Context) -> CompareTab:
@@ -65,6 +67,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
                          datatype=["str"] * 4 + ["number"] * 3, wrap=True, max_height=520, interactive=False,
                          column_widths=["22%", "14%", "20%", "20%", "8%", "8%", "8%"])
     report = gr.File(label="Stakeholder report (HTML and Markdown)", file_count="multiple", interactive=False)
+    probe = create_probe_panel(ctx)
     gr.Markdown("### Ask both models")
     with gr.Row():
         instruction = gr.Textbox("", label="Instruction", lines=2, scale=3)
@@ -74,7 +77,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         base = gr.Textbox(label="Base", lines=5, interactive=False, elem_classes="answer-box")
         tuned = gr.Textbox(label="Tuned", lines=5, interactive=False, elem_classes="answer-box")
     return CompareTab(run, refresh, compare, scores, scores_plot, delta_plot, table, report, instruction,
-                      input_box, ask, base, tuned)
+                      input_box, ask, base, tuned, probe)
 
 
 def run_choices(root: Path) -> list[tuple[str, str]]:
@@ -171,3 +174,4 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
                       concurrency_id="generate", concurrency_limit=1, show_progress_on=tab.scores)
     tab.ask.click(ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
+    wire_probe_panel(ctx, tab, tab.probe)
