@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                        help="lm-eval task names (default: the built-in offline probe, studio_probe; others such as "
                             "arc_easy or hellaswag need the Hugging Face Hub)")
-    probe.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default 32)")
+    probe.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default 16)")
     _add_runs_dir(probe)
 
     inspect = sub.add_parser("inspect", help="show a dataset's detected shape, row count and one rendered example")

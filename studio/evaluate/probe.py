@@ -25,8 +25,10 @@ from studio.evaluate.probe_items import PROBE_DIR
 from studio.evaluate.probe_record import ItemScores, ProbeResult, summarize
 
 PROBE_GROUP = "studio_probe"
-# Items of the built-in probe are 10-25 tokens: a batch of 32 rows is a small forward pass even on 2 CPU cores.
-DEFAULT_BATCH_SIZE = 32
+# Rows of the built-in probe are 2-17 tokens. lm-eval sorts them by length; smaller batches pad less and keep fewer
+# head positions, larger ones make fewer, bigger matrix products. `python -m bench probe --batch-sizes 8,16,32`
+# times the choice.
+DEFAULT_BATCH_SIZE = 16
 METRICS = ("acc", "acc_norm")
 INSTALL_HINT = "The forgetting probe needs lm-evaluation-harness: install it with pip install 'lm-eval>=0.4.13,<0.5'."
 
