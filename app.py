@@ -62,8 +62,9 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
     """The studio as a gr.Blocks; loaders, the job factory and folders can be injected (tests use a tiny model).
 
     `oauth` offers "Sign in with Hugging Face" (default: only on a Space with OAuth enabled; elsewhere Gradio
-    would need this machine to be logged in to the Hub to mock it). With the real model loader the embedded
-    model's cache starts building in the background at once (a first start); `warmup` replaces that build.
+    would need this machine to be logged in to the Hub to mock it). `warmup` (started here) builds the embedded
+    model's cache in the background, as `main` does for a first start; without one, the pages still show a build
+    that a training job or another process runs.
     """
     services = Services(
         runs_root=Path(runs_root).resolve() if runs_root else runs_dir(),
@@ -71,10 +72,10 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
         tokenizer_loader=tokenizer_loader or default_tokenizer_loader,
         job_factory=job_factory or default_job_factory,
         preset_dir=Path(preset_dir) if preset_dir else PRESET_DIR,
-        warmup=warmup or (Warmup() if model_loader is None else None),
+        warmup=warmup or (Warmup() if model_loader is None else None),  # unstarted: it only watches
     )
-    if services.warmup is not None:
-        services.warmup.start()  # no-op when the cache is there
+    if warmup is not None:
+        warmup.start()  # a no-op when the cache is there
     with gr.Blocks(title=TITLE) as demo:
         presenting = create_header()
         ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"),
@@ -154,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_library_warnings()
     args = parse_args(argv)
-    build_app(runs_root=args.runs_dir).launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    # A first start builds the embedded model's cache while the page comes up, not when the first visitor trains.
+    studio = build_app(runs_root=args.runs_dir, warmup=Warmup())
+    studio.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from studio.model.cache_progress import CacheProgress, progress_from_status, progress_of, read_status
+from studio.model.cache_progress import PHASES, CacheProgress, progress_from_status, progress_of, read_status
 from studio.model.embedded import (
     embedded_build_running,
     embedded_cache_ready,
@@ -72,11 +72,13 @@ class Warmup:
             return CacheProgress("failed", error=error)
         if self._ready():
             return CacheProgress("ready", fraction=1.0)
-        if phase and not self._done.is_set():
+        running = self._thread is not None and not self._done.is_set()
+        if running and phase:
             return progress_of(phase, started, phase_started)
-        if self._elsewhere is not None:
-            return self._elsewhere()
-        return CacheProgress("missing")
+        found = self._elsewhere() if self._elsewhere is not None else CacheProgress("missing")
+        if running and not found.building:  # our build is starting: say so rather than go quiet for a moment
+            return progress_of(PHASES[0].key, started, started)
+        return found
 
     def _on_phase(self, key: str) -> None:
         with self._lock:

@@ -75,3 +75,13 @@ def test_a_build_elsewhere_is_seen_through_its_lock_and_status_file(home, tiny_t
     builder.join(10)
     assert waiting.wait(10) and waiting.progress().state == "ready" == embedded_progress().state
     assert not embedded.embedded_status_file().exists() and not embedded.embedded_build_running()
+
+
+def test_a_build_that_has_not_reached_its_first_phase_already_reads_as_building():
+    release = threading.Event()
+    warmup = Warmup(ensure=lambda on_phase=None: release.wait(10), ready=lambda: False)
+    warmup.start()
+    p = warmup.progress()
+    assert p.building and p.phase == "assemble"
+    release.set()
+    assert warmup.wait(10) and warmup.progress().state == "missing"

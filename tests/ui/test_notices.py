@@ -50,3 +50,14 @@ def test_cache_progress_endpoint_follows_a_slow_build(tmp_path):
         assert model_notice == "" and "progress-fill" not in train_notice
     finally:
         demo.close()
+
+
+def test_building_the_app_alone_starts_no_cache_build(tmp_path, monkeypatch):
+    from app import build_app
+    from studio.model import embedded
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    studio = build_app(runs_root=tmp_path / "runs")  # the real loaders, no warmup given: only `main` starts one
+    time.sleep(0.3)
+    assert not embedded.embedded_build_running() and not (tmp_path / "home").exists()
+    studio.close()
