@@ -69,7 +69,10 @@ class DemoRun:
         if self._final:
             return self._final
         status = self.job.status
-        return "evaluating" if status == "completed" else status
+        if status == "completed":
+            return "evaluating"
+        # The job has ended but the demo's thread has not yet said how the demo ended: still wrapping up.
+        return "saving" if status in runs.FINISHED else status
 
     @property
     def message(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -141,3 +142,12 @@ def test_a_queued_demo_shows_its_place_in_line(data_file, runs_dir):
     first.stop()
     assert demo.join(timeout=60) and demo.status == "stopped"
     first.join(timeout=60)
+
+
+def test_a_demo_whose_job_just_ended_stays_active_until_it_has_said_how_it_ended():
+    job = SimpleNamespace(status="stopped", splits=None, message="Stopped at step 2 of 9.", error="",
+                          progress=lambda: {"step": 2}, history=lambda: [{"loss": 1.0}])
+    demo = DemoRun(job)
+    assert demo.status == "saving" and demo.status in ACTIVE  # watchers poll again instead of reading half a story
+    demo._end("stopped", "train", "Stopped at step 2 of 9. The comparison was skipped.")
+    assert demo.status == "stopped" and demo.message.endswith("The comparison was skipped.")
