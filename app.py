@@ -17,14 +17,19 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
 from studio.cli import quiet_library_warnings
+from studio.model.warmup import Warmup
 from studio.presets import PRESET_DIR
 from studio.runs import runs_dir
 from studio.settings import ModelSettings
 from ui.compare_tab import create_compare_tab, run_dropdown, wire_compare_tab
 from ui.context import Context
 from ui.data_tab import create_data_tab, wire_data_tab
+from ui.demo_tab import create_demo_callout, create_demo_tab, wire_demo_tab
+from ui.demo_view import CSS as DEMO_CSS
 from ui.errors import guarded
 from ui.model_tab import create_model_tab, wire_model_tab
+from ui.notices import create_notice, create_runs_note, wire_notices
+from ui.presentation import create_header, wire_presentation
 from ui.runs_tab import create_runs_tab, runs_table, wire_runs_tab
 from ui.services import (
     JobFactory,
@@ -37,7 +42,7 @@ from ui.services import (
     max_upload_bytes,
 )
 from ui.state import SessionState, new_state
-from ui.theme import CSS, TITLE, header_html, theme
+from ui.theme import CSS, TITLE, theme
 from ui.train_tab import create_train_tab, reattach, wire_train_tab
 from ui.widgets import SettingsForm
 
@@ -52,11 +57,14 @@ def oauth_enabled() -> bool:
 
 def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: TokenizerLoader | None = None,
               runs_root: str | Path | None = None, job_factory: JobFactory | None = None,
-              preset_dir: str | Path | None = None, oauth: bool | None = None) -> gr.Blocks:
+              preset_dir: str | Path | None = None, oauth: bool | None = None,
+              warmup: Warmup | None = None) -> gr.Blocks:
     """The studio as a gr.Blocks; loaders, the job factory and folders can be injected (tests use a tiny model).
 
     `oauth` offers "Sign in with Hugging Face" (default: only on a Space with OAuth enabled; elsewhere Gradio
-    would need this machine to be logged in to the Hub to mock it).
+    would need this machine to be logged in to the Hub to mock it). `warmup` (started here) builds the embedded
+    model's cache in the background, as `main` does for a first start; without one, the pages still show a build
+    that a training job or another process runs.
     """
     services = Services(
         runs_root=Path(runs_root).resolve() if runs_root else runs_dir(),
@@ -64,27 +72,41 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
         tokenizer_loader=tokenizer_loader or default_tokenizer_loader,
         job_factory=job_factory or default_job_factory,
         preset_dir=Path(preset_dir) if preset_dir else PRESET_DIR,
+        warmup=warmup or (Warmup() if model_loader is None else None),  # unstarted: it only watches
     )
+    if warmup is not None:
+        warmup.start()  # a no-op when the cache is there
     with gr.Blocks(title=TITLE) as demo:
-        gr.HTML(header_html())
+        presenting = create_header()
         ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"),
                       oauth=oauth_enabled() if oauth is None else oauth)
-        with gr.Tabs() as ctx.tabs:
+        # "wrap": on a narrow screen the step names wrap onto a second line instead of hiding in a "..." menu.
+        with gr.Tabs(overflow_behavior="wrap") as ctx.tabs:
             with gr.Tab("1 · Data", id="data"):
+                shortcut = create_demo_callout()
                 ctx.data = create_data_tab(ctx)
             with gr.Tab("2 · Model & LoRA", id="model"):
+                create_notice(ctx, "model")
                 ctx.model = create_model_tab(ctx)
-            with gr.Tab("3 · Train", id="train"):
+            with gr.Tab("3 · Train", id="train") as ctx.tab_blocks["train"]:
+                create_notice(ctx, "train")
                 ctx.train = create_train_tab(ctx)
             with gr.Tab("4 · Compare", id="compare") as ctx.tab_blocks["compare"]:
                 ctx.compare = create_compare_tab(ctx)
             with gr.Tab("5 · Runs", id="runs") as ctx.tab_blocks["runs"]:
+                create_runs_note(ctx)
                 ctx.runs = create_runs_tab(ctx)
+            with gr.Tab("▶ Demo", id="demo") as ctx.tab_blocks["demo"]:
+                ctx.demo = create_demo_tab(ctx)
+                ctx.demo.shortcut = shortcut
         wire_data_tab(ctx, ctx.data)
         wire_model_tab(ctx, ctx.model)
         wire_train_tab(ctx, ctx.train)
         wire_compare_tab(ctx, ctx.compare)
         wire_runs_tab(ctx, ctx.runs)
+        wire_demo_tab(ctx, ctx.demo, demo)
+        wire_notices(ctx, demo)
+        wire_presentation(demo, presenting)
         _wire_page_load(demo, ctx)
     demo.queue(default_concurrency_limit=CONCURRENCY)
     return demo
@@ -115,7 +137,7 @@ def _wire_page_load(demo: gr.Blocks, ctx: Context) -> None:
 def launch_kwargs() -> dict:
     """Theme, CSS, and a hard upload limit well above the studio's own cap, whose message is the clearer one."""
     cap = max_upload_bytes()
-    return {"theme": theme(), "css": CSS, "max_file_size": max(2 * cap, cap + 64 * 2**20)}
+    return {"theme": theme(), "css": CSS + DEMO_CSS, "max_file_size": max(2 * cap, cap + 64 * 2**20)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -133,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_library_warnings()
     args = parse_args(argv)
-    build_app(runs_root=args.runs_dir).launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    # A first start builds the embedded model's cache while the page comes up, not when the first visitor trains.
+    studio = build_app(runs_root=args.runs_dir, warmup=Warmup())
+    studio.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 
 if __name__ == "__main__":

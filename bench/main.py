@@ -11,6 +11,7 @@ Usage
     python -m bench levers           # switch each speed lever off in turn (bench/levers.py)
     python -m bench data             # big files: load seconds and peak RSS against the targets (bench/data.py)
     python -m bench probe            # the forgetting probe's cost and base accuracy (bench/probe.py, own options)
+    python -m bench coldstart        # `python app.py` on an empty STUDIO_HOME to the first loss point (bench/coldstart.py)
 
 Everything runs on the embedded Gemma 3 270M and the built-in word_tasks data (warm fp32 cache), with the same
 examples, optimiser steps, LoRA adapter, learning rate and seed for every training contender:
@@ -294,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.probe import main as probe_main
 
         return probe_main(argv[1:])
+    if argv[:1] == ["coldstart"]:  # a first start of the app, timed (bench/coldstart.py has its own options)
+        from bench.coldstart import main as coldstart_main
+
+        return coldstart_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return cmd_demo(args)

@@ -18,6 +18,8 @@ from studio.settings import StudioSettings, apply_overrides, parse_assignments
 
 EPILOG = """examples:
   python -m studio train                                  # embedded Gemma 3 270M on sample:word_tasks, preset cpu-demo
+  python -m studio demo                                   # the one-click before/after: train, compare, best examples
+  python -m studio warmup                                 # prepare the embedded model's cache (first start only)
   python -m studio train --data my.jsonl --set train.epochs=2 --set lora.r=8
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
@@ -38,16 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="load data -> split -> train LoRA -> compare base vs tuned -> report")
-    train.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
-    train.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
-    train.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
-    train.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
-    train.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
+    _add_run_args(train)
     train.add_argument("--no-compare", action="store_true", help="stop after training (skip the before/after comparison)")
-    train.add_argument("--token", help="Hugging Face token for gated models/datasets (never written to disk)")
-    _add_runs_dir(train)
+    demo = sub.add_parser("demo", help="the one-click before/after: train, compare, then the verdict and the three "
+                                       "examples tuning helped most")
+    _add_run_args(demo)
+    sub.add_parser("warmup", help="prepare the embedded model's fp32 cache now (once per machine), printing its phases")
 
     compare = sub.add_parser("compare", help="compare base vs tuned on a finished run's test split and write its report")
     compare.add_argument("run_id", help="a run id from `runs`")
@@ -96,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("runs", help="list past runs")
     _add_runs_dir(listing)
     return parser
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """What a run is made of: data, preset, model, template, overrides, column mapping, token, runs folder."""
+    p.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
+    p.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
+    p.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
+    p.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
+    p.add_argument("--token", help="Hugging Face token for gated models/datasets (never written to disk)")
+    _add_runs_dir(p)
 
 
 def _add_gguf_args(p: argparse.ArgumentParser) -> None:
@@ -156,6 +167,20 @@ def _print_progress(job, printed: int) -> int:
     return len(logs)
 
 
+def _follow(job: Any, stopping: str) -> None:
+    """Start a job (or demo) and print its log until it ends; Ctrl-C stops it, keeping what it finished."""
+    job.start()
+    printed = 0
+    try:
+        while not job.join(timeout=1.0):
+            printed = _print_progress(job, printed)
+    except KeyboardInterrupt:
+        print(stopping, flush=True)
+        job.stop()
+        job.join()
+    _print_progress(job, printed)  # the job logs its closing message (what was saved, or why it failed)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train in the foreground, printing the job's log, then compare and report."""
     from studio.jobs import TrainingJob
@@ -164,17 +189,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _with_data_template(settings_from_args(args), args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
+    if args.model_loader is None:
+        prepare_embedded(settings.model.model)
     job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)
-    job.start()
-    printed = 0
-    try:
-        while not job.join(timeout=1.0):
-            printed = _print_progress(job, printed)
-    except KeyboardInterrupt:
-        print("Stopping: saving the adapter trained so far ...", flush=True)
-        job.stop()
-        job.join()
-    _print_progress(job, printed)  # the job logs its closing message (what was saved, or why it failed)
+    _follow(job, "Stopping: saving the adapter trained so far ...")
     train_seconds = time.perf_counter() - started
     if job.error:
         print(f"error: {job.error}", file=sys.stderr)
@@ -185,6 +203,55 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = compare_run(rm, limit=settings.data.max_test_examples,
                          progress=lambda which, done, total: print(f"  {which}: {done}/{total}", flush=True))
     _print_summary(result, train_seconds, time.perf_counter() - started, rm.run_dir)
+    return 0
+
+
+def prepare_embedded(model: str) -> None:
+    """Build the embedded model's cache in the foreground, printing each phase, when this run needs it first."""
+    from studio.model.cache_progress import EXPECTED_SECONDS, PHASES
+    from studio.model.embedded import embedded_cache_ready, ensure_embedded_cache
+    from studio.settings import EMBEDDED_MODEL
+
+    if model.strip() != EMBEDDED_MODEL or embedded_cache_ready():
+        return
+    print(f"Preparing the embedded model (first start only, about {EXPECTED_SECONDS:.0f} s on 2 cores) ...", flush=True)
+    labels, started = {phase.key: phase.label for phase in PHASES}, time.perf_counter()
+    ensure_embedded_cache(on_phase=lambda key: print(f"  {time.perf_counter() - started:4.0f} s  {labels[key]}",
+                                                     flush=True))
+    print(f"The embedded model is ready ({time.perf_counter() - started:.0f} s).", flush=True)
+
+
+def cmd_warmup(_: argparse.Namespace) -> int:
+    """Prepare the embedded model's cache (a no-op when it is there)."""
+    from studio.model.embedded import embedded_cache_dir, embedded_cache_ready
+
+    if embedded_cache_ready():
+        print(f"The embedded model is already prepared in {embedded_cache_dir()}.")
+        return 0
+    prepare_embedded(StudioSettings().model.model)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The one-click before/after: train, compare, then the verdict, the three best examples and the report."""
+    from studio.demo import DemoRun, example_lines, examples_heading
+    from studio.jobs import TrainingJob
+
+    settings = _with_data_template(settings_from_args(args), args)
+    if args.model_loader is None:
+        prepare_embedded(settings.model.model)
+    started = time.perf_counter()
+    demo = DemoRun(TrainingJob(settings, args.runs_dir or runs.runs_dir(), token=args.token,
+                               model_loader=args.model_loader))
+    _follow(demo, "Stopping: keeping what is finished ...")
+    if demo.comparison is None:
+        if demo.error:
+            print(f"error: {demo.error}", file=sys.stderr)
+        return 0 if demo.status == "stopped" else 1
+    print("\n" + "\n".join(summary_lines(demo.comparison)), flush=True)
+    print(f"\n{examples_heading(demo.comparison)}:\n" + "\n".join(example_lines(demo.comparison)))
+    print(f"\n  {'time':12s}total {time.perf_counter() - started:.0f} s")
+    print(f"  {'report':12s}{RunFolder(demo.run_dir).report_html}")
     return 0
 
 
@@ -379,8 +446,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "probe": cmd_probe, "inspect": cmd_inspect,
-            "export": cmd_export, "verify": cmd_verify, "push": cmd_push, "presets": cmd_presets, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "demo": cmd_demo, "warmup": cmd_warmup, "compare": cmd_compare, "probe": cmd_probe,
+            "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify, "push": cmd_push, "presets": cmd_presets,
+            "runs": cmd_runs}
 # Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
 QUIET_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run

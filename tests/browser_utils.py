@@ -43,16 +43,37 @@ def tiny_loaders(step_delay: float = 0.0) -> tuple[Any, Any]:
 
 
 def launch_studio(runs: Path, step_delay: float = 0.0, preset_dir: Path | None = None,
-                  oauth: bool | None = None) -> tuple[Any, str]:
-    """Build and launch the studio on a free port with the tiny model; returns (demo, url)."""
+                  oauth: bool | None = None, warmup: Any = None) -> tuple[Any, str]:
+    """Build and launch the studio on a free port with the tiny model; returns (demo, url).
+
+    `warmup` (a studio.model.warmup.Warmup with a fake build) shows the cold-start progress on the page.
+    """
     from app import build_app, launch_kwargs
 
     model_loader, tokenizer_loader = tiny_loaders(step_delay)
     demo = build_app(model_loader=model_loader, tokenizer_loader=tokenizer_loader, runs_root=runs,
-                     preset_dir=preset_dir, oauth=oauth)
+                     preset_dir=preset_dir, oauth=oauth, warmup=warmup)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                             **launch_kwargs())
     return demo, url
+
+
+def slow_fake_build(seconds: float) -> tuple[Any, Any]:
+    """(ensure, ready) of a pretend embedded-model build that walks through every phase in `seconds`."""
+    import threading
+
+    from studio.model.cache_progress import PHASES
+
+    done = threading.Event()
+
+    def ensure(on_phase: Any = None) -> None:
+        for phase in PHASES:
+            if on_phase is not None:
+                on_phase(phase.key)
+            time.sleep(seconds / len(PHASES))
+        done.set()
+
+    return ensure, done.is_set
 
 
 def launch_chromium(playwright: Any) -> Any:

@@ -14,7 +14,8 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("train", "compare", "probe", "inspect", "export", "verify", "push", "presets", "runs"):
+    for command in ("train", "demo", "warmup", "compare", "probe", "inspect", "export", "verify", "push", "presets",
+                    "runs"):
         assert command in out
 
 
@@ -194,3 +195,39 @@ def test_ctrl_c_stops_the_probe_and_saves_nothing(tmp_path, tiny_tokenizer, tiny
 
     assert cli.main(["probe", run_dir.name, "--runs-dir", str(tmp_path)], model_loader=loader) == 130
     assert "nothing was saved" in capsys.readouterr().err and not (run_dir / "probe.json").exists()
+
+
+def test_demo_trains_compares_and_prints_the_best_examples(tmp_path, tiny_loader, capsys):
+    root = tmp_path / "runs"
+    code = cli.main(["demo", "--runs-dir", str(root), "--set", "train.max_steps=2", "--set", "train.batch_size=4",
+                     "--set", "data.max_test_examples=4", "--set", "generation.max_new_tokens=4"],
+                    model_loader=tiny_loader)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "step 2/2" in out and "Comparing base vs tuned on 4 held-out examples" in out
+    assert "Before / after instruction tuning" in out and re.search(r"\n(Where tuning helped most|Three examples .*):\n  1. ", out)
+    assert out.count("     before: ") == 3 and out.count("     after:  ") == 3
+    run_dir = next(root.iterdir())
+    assert f"  report      {run_dir / 'report.html'}" in out
+
+
+def test_warmup_prepares_the_embedded_cache_once_printing_its_phases(tmp_path, monkeypatch, capsys):
+    from studio.model import embedded
+
+    monkeypatch.setenv("STUDIO_HOME", str(tmp_path / "home"))
+    built = []
+
+    def fake_build(out: Path, phase) -> None:
+        for key in ("assemble", "tokenizer", "model", "save"):
+            phase(key)
+        (out / "config.json").write_text("{}")
+        (out / "tokenizer.json").write_text("{}")
+        built.append(out)
+
+    monkeypatch.setattr(embedded, "_build_embedded_copy", fake_build)
+    assert cli.main(["warmup"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Preparing the embedded model (first start only, about ")
+    assert "reading the 262,144-token vocabulary" in out and "The embedded model is ready" in out
+    assert cli.main(["warmup"]) == 0 and len(built) == 1
+    assert "already prepared" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from studio.runs import RunFolder, list_runs, read_run
 from ui.compare_view import COLUMNS, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
 from ui.errors import guarded
+from ui.notices import NO_RUN_TO_COMPARE, NOT_COMPARED, empty_html
 from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
 
@@ -53,13 +54,13 @@ def create_compare_tab(ctx: Context) -> CompareTab:
     with gr.Row():
         run = gr.Dropdown([], label="Run (with a trained adapter)", scale=5, allow_custom_value=True)
         refresh = gr.Button("↻ Refresh runs", size="sm", scale=1)
-    with gr.Accordion("Generation settings", open=False):
+    with gr.Accordion("Generation settings", open=False, elem_classes="studio-settings"):
         for names in (GEN_FIELDS[:4], GEN_FIELDS[4:]):
             with gr.Row():
                 for name in names:
                     ctx.form.add("generation", name)
     compare = gr.Button("Compare on the test split", variant="primary")
-    scores = gr.HTML()
+    scores = gr.HTML(empty_html(NO_RUN_TO_COMPARE))
     with gr.Row():
         scores_plot = gr.Plot(label="Scores before and after")
         delta_plot = gr.Plot(label="Per-example BLEU change")
@@ -105,7 +106,9 @@ def comparison_view(cmp: Comparison, run_dir: Path) -> tuple:
             raw_answers_html(cmp), reports)
 
 
-EMPTY_VIEW = ("", None, None, pd.DataFrame(columns=COLUMNS), "", None)
+def empty_view(message: tuple[str, str] = NO_RUN_TO_COMPARE) -> tuple:
+    """The view with nothing compared: the empty state saying what to do next in place of the score cards."""
+    return (empty_html(message), None, None, pd.DataFrame(columns=COLUMNS), "", None)
 
 
 def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
@@ -127,10 +130,10 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
     def saved(run_id: str | None = None) -> tuple:
         """The run's saved comparison, if it has one."""
         if not run_id:
-            return EMPTY_VIEW
+            return empty_view()
         info = read_run(services.runs_root, run_id)
         cmp = load_comparison(info.path)
-        return comparison_view(cmp, info.path) if cmp else EMPTY_VIEW
+        return comparison_view(cmp, info.path) if cmp else empty_view(NOT_COMPARED)
 
     @guarded
     def compare(state: SessionState, run_id: str | None = None, token: str | None = None,

@@ -27,3 +27,5 @@ class Context:
     train: Any = None
     compare: Any = None
     runs: Any = None
+    demo: Any = None  # the Demo tab (ui/demo_tab.py)
+    notices: dict[str, Any] = field(default_factory=dict)  # per tab: cold-start banner / what to do next

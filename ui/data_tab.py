@@ -77,7 +77,7 @@ def create_data_tab(ctx: Context) -> DataTab:
             upload = gr.File(label="JSON, JSONL, CSV or Parquet file", visible=False, elem_id="data-upload")
             hub_id = gr.Textbox("", label="Hub dataset id", placeholder="org/name", visible=False)
             form.add("data", "hub_split", visible=False)
-            with gr.Row():
+            with gr.Row(elem_classes="studio-settings"):
                 form.add("data", "strict")
                 form.add("data", "keep_truncated")
             load = gr.Button("Load data", variant="primary")
@@ -86,12 +86,13 @@ def create_data_tab(ctx: Context) -> DataTab:
             with gr.Accordion("Rows repaired or skipped (examples of each reason)", open=False, visible=False,
                               elem_id="row-problems") as problems_box:
                 problems = gr.HTML()
-            with gr.Accordion("Column mapping (correct the detected shape)", open=False) as mapping_box:
+            with gr.Accordion("Column mapping (correct the detected shape)", open=False,
+                              elem_classes="studio-settings") as mapping_box:
                 mapping = {r: gr.Dropdown([("(none)", "")], value="", label=f"{r.capitalize()} column", allow_custom_value=True)
                            for r in ROLES}
                 remap = gr.Button("Apply mapping")
         with gr.Column(scale=4):
-            with gr.Accordion("Filters and splits", open=True):
+            with gr.Accordion("Filters and splits", open=True, elem_classes="studio-settings"):
                 for pair in (FILTERS[:2], FILTERS[2:4]):
                     with gr.Row():
                         for name in pair:

@@ -180,8 +180,9 @@ def wire_runs_tab(ctx: Context, tab: RunsTab) -> None:
         return str(path), f"Adapter zip ready: `{path.name}` (load it with `PeftModel.from_pretrained`)."
 
     @guarded
-    def merge_run(state: SessionState, run_id: str, request: gr.Request) -> tuple:
+    def merge_run(state: SessionState, run_id: str, request: gr.Request, progress=gr.Progress()) -> tuple:
         """Fold the LoRA into the base weights and save a full model with its tokenizer and card."""
+        progress(0.1, desc="Loading the base model, merging the adapter and saving the full model")
         folder = export.merge_adapter(own_run(state, run_id, request, "exported"), base_loader=ctx.services.model_loader)
         card = folder / "README.md"
         status = (f"Merged model saved in `{folder}` (load it with `AutoModelForCausalLM.from_pretrained`); "
@@ -225,8 +226,10 @@ def wire_runs_tab(ctx: Context, tab: RunsTab) -> None:
 
     @guarded
     def push_run(state: SessionState, run_id: str, repo: str, token: str, what: str, private: bool,
-                 request: gr.Request, oauth_token: gr.OAuthToken | None, profile: gr.OAuthProfile | None) -> str:
+                 request: gr.Request, oauth_token: gr.OAuthToken | None, profile: gr.OAuthProfile | None,
+                 progress=gr.Progress()) -> str:
         """Push with the pasted token, else the signed-in visitor's (both used for this call only)."""
+        progress(0.1, desc=f"Pushing the {what} to the Hub")
         repo, token = repo.strip(), (token or "").strip()
         if not token and oauth_token is not None:
             token = oauth_token.token

@@ -89,7 +89,9 @@ class Services:
     tokenizer_loader: TokenizerLoader = default_tokenizer_loader
     job_factory: JobFactory = default_job_factory
     preset_dir: Path = PRESET_DIR
-    jobs: JobRegistry = field(default_factory=JobRegistry)
+    jobs: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest job (a demo counts as one)
+    demos: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest one-click demo
+    warmup: Any = None  # studio.model.warmup.Warmup preparing the embedded model, when the app started one
     max_upload_bytes: int = field(default_factory=lambda: max_upload_bytes())
     _tokenizers: dict[tuple[str, str], Any] = field(default_factory=dict)
     _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)

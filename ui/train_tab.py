@@ -52,14 +52,15 @@ def create_train_tab(ctx: Context) -> TrainTab:
     with gr.Row():
         with gr.Column(scale=3):
             plot = gr.Plot(label="Training loss", elem_id="loss-plot")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2):  # the view settings hide in presentation mode; the log stays
             smoothing = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="Smoothing",
-                                  info="Exponential moving average of the loss curve.")
-            log_scale = gr.Checkbox(False, label="Log scale", info="Show the loss on a logarithmic axis.")
+                                  info="Exponential moving average of the loss curve.", elem_classes="studio-settings")
+            log_scale = gr.Checkbox(False, label="Log scale", info="Show the loss on a logarithmic axis.",
+                                    elem_classes="studio-settings")
             log = gr.Textbox(label="Log", lines=12, max_lines=12, autoscroll=True, interactive=False)
     result = gr.Markdown()
     download = gr.DownloadButton("Download the adapter (.zip)", visible=False)
-    with gr.Accordion("Status details (JSON)", open=False):
+    with gr.Accordion("Status details (JSON)", open=False, elem_classes="studio-settings"):
         status = gr.JSON()
     timer = gr.Timer(TICK_SECONDS, active=False)
     return TrainTab(start, stop, progress, plot, smoothing, log_scale, log, result, download, status, timer)

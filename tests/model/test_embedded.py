@@ -20,7 +20,8 @@ def test_studio_home_follows_the_environment(home, monkeypatch):
 def test_embedded_cache_is_built_once_atomically_and_reused(home, tiny_tokenizer, monkeypatch):
     calls = []
 
-    def fake_build(out: Path) -> None:
+    def fake_build(out: Path, phase) -> None:
+        phase("assemble")
         calls.append(out)
         assert not embedded.embedded_cache_dir().exists()  # written elsewhere, renamed at the end
         save_tiny_model(out, tiny_tokenizer)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import launch_chromium, launch_studio
+from tests.browser_utils import launch_studio
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -23,15 +23,6 @@ def studio(tmp_path_factory):
     demo, url = launch_studio(tmp_path_factory.mktemp("runs"), step_delay=0.15)
     yield url
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api").sync_playwright().start()
-    chromium = launch_chromium(playwright)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 @pytest.fixture()

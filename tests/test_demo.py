@@ -1,0 +1,153 @@
+"""DemoRun on the tiny model: train -> compare -> report as one job, stoppable at every stage, seen like a job."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from studio.demo import DemoRun, best_rows, example_lines
+from studio.errors import RunError
+from studio.evaluate.comparison import load_comparison
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
+from studio.model.loading import LoadedModel
+from studio.runs import ACTIVE, RunFolder, read_run
+from studio.settings import StudioSettings, apply_overrides
+from tests.tiny import WORDS, make_tiny_model, make_tiny_tokenizer, tiny_loader
+
+
+@pytest.fixture()
+def data_file(tmp_path) -> Path:
+    """24 uppercase rows as JSON lines."""
+    path = tmp_path / "words.jsonl"
+    rows = [{"instruction": "Uppercase the word.", "input": w, "output": w.upper()} for w in WORDS]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _settings(data_file: Path, steps: int = 3, batch: int = 4) -> StudioSettings:
+    return apply_overrides(StudioSettings(), {
+        "data": {"dataset": str(data_file), "template": "alpaca", "test_fraction": 0.25, "max_length": 64,
+                 "max_test_examples": 4},
+        "train": {"max_steps": steps, "batch_size": 4, "threads": 1},
+        "generation": {"max_new_tokens": 4, "batch_size": batch},
+    })
+
+
+def slow_answers_loader(delay: float):
+    """A tiny-model loader whose every forward pass outside training sleeps `delay` s (a slow comparison)."""
+    def loader(settings, token=None):
+        tokenizer = make_tiny_tokenizer()
+        model = make_tiny_model(tokenizer)
+        model.get_input_embeddings().register_forward_pre_hook(
+            lambda module, args: None if module.training else time.sleep(delay))
+        return LoadedModel(model, tokenizer, "tiny", "local", 0.0, False)
+    return loader
+
+
+def _demo(data_file, runs_dir, loader=tiny_loader, **kwargs) -> DemoRun:
+    job = TrainingJob(_settings(data_file, **kwargs), runs_dir, owner="me", queue=JobQueue(), model_loader=loader)
+    return DemoRun(job)
+
+
+def _wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_demo_trains_compares_and_writes_the_report(data_file, runs_dir):
+    demo = _demo(data_file, runs_dir)
+    assert demo.stage == "data" and demo.status == "queued"
+    stages = set()
+    demo.start()
+    while not demo.join(timeout=0.02):
+        stages.add((demo.stage, demo.status))
+    assert demo.status == "completed" and demo.stage == "results" and demo.error == ""
+    assert ("compare", "evaluating") in stages or ("train", "training") in stages
+    cmp = demo.comparison
+    assert cmp is not None and cmp.tuned.n == 4 and load_comparison(demo.run_dir) is not None
+    assert RunFolder(demo.run_dir).report_html.is_file()
+    assert read_run(runs_dir, demo.run_id).bleu_tuned is not None
+    assert "Compared on 4 held-out examples: BLEU" in demo.message and demo.logs()[-1] == demo.message
+    assert demo.progress()["step"] == 3 and demo.progress()["answering"]["which"] == "tuned"
+    gains = [r.delta_bleu for r in best_rows(cmp)]
+    assert gains == sorted(gains, reverse=True) and len(gains) == 3
+    lines = example_lines(cmp)
+    assert lines[0].startswith("  1. Uppercase the word. Input: ") and lines[3].startswith("     expected: '")
+
+
+def test_status_never_reads_completed_between_training_and_comparing(data_file, runs_dir):
+    demo = _demo(data_file, runs_dir, loader=slow_answers_loader(0.05))
+    demo.start()
+    seen = []
+    while not demo.join(timeout=0.01):
+        seen.append(demo.status)
+    finished_at = seen.index("evaluating") if "evaluating" in seen else len(seen)
+    assert "completed" not in seen[:finished_at + 1] and all(s in ACTIVE for s in seen[:-1])
+    assert demo.status == "completed"
+
+
+def test_stop_while_training_keeps_the_adapter_and_skips_the_comparison(data_file, runs_dir):
+    demo = _demo(data_file, runs_dir, steps=200)
+    demo.start()
+    _wait_for(lambda: demo.progress()["step"] >= 1)
+    demo.stop(owner="me")
+    assert demo.join(timeout=60)
+    assert demo.status == "stopped" and demo.stage == "train" and demo.comparison is None
+    assert "The comparison was skipped." in demo.message and RunFolder(demo.run_dir).has_adapter()
+    assert load_comparison(demo.run_dir) is None
+
+
+def test_stop_while_comparing_keeps_the_adapter_and_says_what_was_kept(data_file, runs_dir):
+    demo = _demo(data_file, runs_dir, loader=slow_answers_loader(0.1), batch=1)
+    demo.start()
+    _wait_for(lambda: demo.progress()["answering"]["done"] >= 1)
+    assert demo.stage == "compare" and demo.status == "evaluating"
+    demo.stop()
+    assert demo.join(timeout=60)
+    assert demo.status == "stopped" and demo.stage == "compare" and demo.comparison is None
+    assert "Stopped while comparing (the base model had answered" in demo.message
+    assert "press Compare on the Compare tab" in demo.message and RunFolder(demo.run_dir).has_adapter()
+
+
+def test_only_the_owner_may_stop_it_and_a_failed_training_fails_the_demo(data_file, runs_dir, tmp_path):
+    demo = _demo(data_file, runs_dir, steps=200)
+    demo.start()
+    with pytest.raises(RunError, match="another session"):
+        demo.stop(owner="someone-else")
+    demo.stop(owner="me")
+    demo.join(timeout=60)
+
+    missing = apply_overrides(_settings(data_file), {"data": {"dataset": str(tmp_path / "gone.jsonl")}})
+    failed = DemoRun(TrainingJob(missing, runs_dir, queue=JobQueue(), model_loader=tiny_loader))
+    failed.start()
+    failed.join(timeout=60)
+    assert failed.status == "failed" and failed.stage == "data" and "gone.jsonl" in failed.error
+
+
+def test_a_queued_demo_shows_its_place_in_line(data_file, runs_dir):
+    queue = JobQueue()
+    first = TrainingJob(_settings(data_file, steps=200), runs_dir, queue=queue, model_loader=tiny_loader)
+    first.start()
+    demo = DemoRun(TrainingJob(_settings(data_file), runs_dir, queue=queue, model_loader=tiny_loader))
+    demo.start()
+    _wait_for(lambda: demo.queue.position(demo) == 1)
+    assert demo.status == "queued" and demo.stage == "data"
+    demo.stop()
+    first.stop()
+    assert demo.join(timeout=60) and demo.status == "stopped"
+    first.join(timeout=60)
+
+
+def test_a_demo_whose_job_just_ended_stays_active_until_it_has_said_how_it_ended():
+    job = SimpleNamespace(status="stopped", splits=None, message="Stopped at step 2 of 9.", error="",
+                          progress=lambda: {"step": 2}, history=lambda: [{"loss": 1.0}])
+    demo = DemoRun(job)
+    assert demo.status == "saving" and demo.status in ACTIVE  # watchers poll again instead of reading half a story
+    demo._end("stopped", "train", "Stopped at step 2 of 9. The comparison was skipped.")
+    assert demo.status == "stopped" and demo.message.endswith("The comparison was skipped.")

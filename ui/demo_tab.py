@@ -1,0 +1,203 @@
+"""Demo tab: one click runs the whole before/after for an audience and lands on a single page made to be shown.
+
+"▶ Run the before/after demo" (here and on the Data tab) loads the data if none is loaded (the chosen built-in
+sample), trains with the current settings while the loss chart grows, compares base vs tuned, and shows the BLEU
+cards with their interval, the three examples tuning helped most in large type, the loss chart, the report and an
+"Ask both models" box. The demo is the visitor's job (`studio.demo.DemoRun` in the job registry): Stop works at
+every step, and a reload reattaches to it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.demo import DemoRun
+from studio.errors import RunError
+from studio.evaluate.before_after import answer_both
+from studio.evaluate.comparison import load_comparison
+from studio.jobqueue import queue_position
+from studio.publish.plots import loss_figure
+from studio.runs import RunFolder
+from ui import data_steps
+from ui.compare_view import score_cards_html
+from ui.context import Context
+from ui.demo_view import details, examples_html, status_html, steps_html
+from ui.errors import guarded
+from ui.model_tab import current_settings
+from ui.notices import active_job, create_notice
+from ui.services import is_active
+from ui.state import SessionState, owner_of
+
+TICK_SECONDS = 1.0
+RUN_LABEL = "▶ Run the before/after demo"
+
+
+@dataclass
+class DemoTab:
+    """The Demo tab's components that handlers read or write (and the Data tab's shortcut button)."""
+
+    run: Any
+    stop: Any
+    note: Any
+    steps: Any
+    status: Any
+    results: Any
+    scores: Any
+    examples: Any
+    plot: Any
+    report: Any
+    ask_box: Any
+    instruction: Any
+    input: Any
+    ask: Any
+    base: Any
+    tuned: Any
+    details: Any
+    timer: Any
+    shortcut: Any = None
+
+
+def create_demo_callout() -> Any:
+    """The Data tab's shortcut: one button for the whole before/after, with a line saying what it does."""
+    with gr.Row(elem_classes="demo-callout"):
+        with gr.Column(scale=3, min_width=240):
+            gr.Markdown("**New here?** One click loads the sample, trains, compares the model before and after "
+                        "tuning, and shows the result on the ▶ Demo tab.")
+        shortcut = gr.Button(RUN_LABEL, variant="primary", scale=2, min_width=220, elem_classes="demo-run")
+    return shortcut
+
+
+def create_demo_tab(ctx: Context) -> DemoTab:
+    """Lay out the audience page: actions, step bar, live status, results, loss chart, report, ask box."""
+    with gr.Row():
+        run = gr.Button(RUN_LABEL, variant="primary", scale=3, elem_classes="demo-run")
+        stop = gr.Button("■ Stop (keeps what is finished)", variant="stop", scale=1, min_width=160)
+    create_notice(ctx, "demo")
+    note = gr.Markdown(elem_classes="demo-note")
+    steps = gr.HTML(steps_html())
+    status = gr.HTML(status_html(None))
+    with gr.Column(visible=False) as results:
+        scores = gr.HTML()
+        examples = gr.HTML()
+    plot = gr.Plot(label="Training loss", elem_id="demo-loss-plot", visible=False)
+    report = gr.File(label="The report for your stakeholders (HTML and Markdown)", file_count="multiple",
+                     interactive=False, visible=False, elem_id="demo-report")
+    with gr.Column(visible=False) as ask_box:
+        gr.Markdown("### Ask both models")
+        with gr.Row():
+            instruction = gr.Textbox("", label="Instruction", lines=2, scale=3,
+                                     placeholder="Sort the words alphabetically.")
+            input_box = gr.Textbox("", label="Input (optional)", lines=2, scale=2, placeholder="pear apple fig")
+        ask = gr.Button("Answer with both")
+        with gr.Row():
+            base = gr.Textbox(label="Before tuning (base model)", lines=4, interactive=False,
+                              elem_classes="answer-box")
+            tuned = gr.Textbox(label="After tuning", lines=4, interactive=False, elem_classes="answer-box")
+    details_box = gr.JSON(visible=False)
+    timer = gr.Timer(TICK_SECONDS, active=False)
+    return DemoTab(run, stop, note, steps, status, results, scores, examples, plot, report, ask_box, instruction,
+                   input_box, ask, base, tuned, details_box, timer)
+
+
+def _reports(run_dir: Path) -> list[str] | None:
+    folder = RunFolder(run_dir)
+    files = [str(p) for p in (folder.report_html, folder.report_md) if p.is_file()]
+    return files or None
+
+
+def demo_view(demo: Any) -> tuple:
+    """(details, steps, status, results, scores, examples, loss chart, report, ask box, timer) for a demo.
+
+    The details (a dict) come first: API clients read `result[0]`.
+    """
+    if demo is None:
+        return ({}, steps_html(), status_html(None), gr.Column(visible=False), "", "",
+                gr.Plot(value=None, visible=False), gr.File(value=None, visible=False), gr.Column(visible=False),
+                gr.Timer(active=False))
+    position = queue_position(demo) if demo.status == "queued" else 0
+    history = demo.history()
+    figure = loss_figure(history) if history else None
+    active = is_active(demo)
+    cmp = demo.comparison or (None if active else load_comparison(Path(demo.run_dir)))
+    shown = cmp is not None
+    reports = _reports(Path(demo.run_dir)) if shown else None
+    has_adapter = not active and RunFolder(Path(demo.run_dir)).has_adapter()
+    return (details(demo), steps_html(demo.stage, demo.status), status_html(demo, position),
+            gr.Column(visible=shown), score_cards_html(cmp) if shown else "", examples_html(cmp) if shown else "",
+            gr.Plot(value=figure, visible=True), gr.File(value=reports, visible=bool(reports)),
+            gr.Column(visible=has_adapter), gr.Timer(active=active))
+
+
+def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
+    """Connect run (both buttons), stop, the polling timer, the ask box and the reattach on page load."""
+    state, services = ctx.state, ctx.services
+    view = [tab.details, tab.steps, tab.status, tab.results, tab.scores, tab.examples, tab.plot, tab.report,
+            tab.ask_box, tab.timer]
+
+    @guarded
+    def run_demo(state: SessionState, sample: str, token: str, request: gr.Request, **values: Any) -> tuple:
+        """Start the one-click demo on the loaded data (else the chosen built-in sample) and current settings."""
+        owner = owner_of(state, request)
+        if active_job(ctx, owner) is not None:
+            raise RunError("You already have a training run in progress; stop it or wait for it to finish.")
+        loaded_here = not state.spec
+        if loaded_here:  # a first visitor: load the chosen sample into the session as the Data tab would
+            chosen = ctx.form.to_settings(values)
+            data_steps.read_source(services, state, data_steps.SOURCES[0], sample, None, None, token or None,
+                                   chosen, {})
+            data_steps.split(state, chosen)
+        settings = current_settings(ctx, state, values)
+        if loaded_here and state.loaded.recommended_template:  # what Load data would have picked
+            settings.data.template = state.loaded.recommended_template
+        demo = DemoRun(services.new_job(settings, owner=owner, token=token or None))
+        services.jobs.add(owner, demo)  # the visitor's job: Train shows it, a second training waits for it
+        services.demos.add(owner, demo)
+        demo.start()
+        state.run_id = demo.run_id
+        return state, "", *demo_view(demo), gr.Tabs(selected="demo")
+
+    @guarded
+    def progress(state: SessionState, request: gr.Request) -> tuple:
+        """The visitor's demo as it stands: step bar, status, results, loss chart, report and details."""
+        return demo_view(services.demos.get(owner_of(state, request)))
+
+    @guarded
+    def stop(state: SessionState, request: gr.Request) -> str:
+        """Stop the visitor's demo wherever it is; what is finished is kept (the status says what)."""
+        demo = services.demos.get(owner_of(state, request))
+        if demo is None or not is_active(demo):
+            raise RunError("No demo of yours is running.")
+        demo.stop(owner=owner_of(state, request))
+        return "Stopping: training keeps the adapter trained so far; a comparison ends after the current batch."
+
+    @guarded
+    def ask(state: SessionState, instruction: str = "", input: str = "", token: str | None = None,
+            request: gr.Request = None, **values: Any) -> tuple:
+        """One free instruction answered by the demo's model before tuning (adapter off) and after."""
+        owner = owner_of(state, request)
+        demo = services.demos.get(owner)
+        if demo is None or is_active(demo) or not RunFolder(Path(demo.run_dir)).has_adapter():
+            raise RunError("Run the demo first: the tuned model answers once training has finished.")
+        rm = services.run_model(demo.run_id, services.jobs.get(owner), token or None)
+        gen = ctx.form.to_settings(values).generation
+        return answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, gen)
+
+    def reattach(state: SessionState, browser_id: str) -> tuple:
+        owner = state.owner or browser_id or ""
+        return demo_view(services.demos.get(owner) if owner else None)
+
+    starts = [state, ctx.data.sample, ctx.token]
+    outputs = [state, tab.note, *view, ctx.tabs]
+    form = ctx.form.kwargs()
+    tab.run.click(run_demo, starts, outputs, inputs_kwargs=form, api_name="run_demo", show_progress_on=tab.status)
+    tab.shortcut.click(run_demo, starts, outputs, inputs_kwargs=form, api_visibility="private",
+                       show_progress_on=tab.shortcut)
+    tab.stop.click(stop, state, tab.note, api_name="stop_demo")
+    tab.timer.tick(progress, state, view, api_name="demo_progress", show_progress="hidden", concurrency_limit=None)
+    tab.ask.click(ask, [state, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
+                  inputs_kwargs=ctx.form.kwargs("generation"), api_visibility="private", concurrency_id="generate",
+                  concurrency_limit=1)
+    blocks.load(reattach, [state, ctx.browser_id], view, api_visibility="private", show_progress="hidden")
