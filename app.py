@@ -18,8 +18,9 @@ import gradio as gr
 
 from studio.cli import quiet_library_warnings
 from studio.presets import PRESET_DIR
-from studio.runs import runs_dir
+from studio.runs import runs_dir, visitor_secret
 from studio.settings import ModelSettings
+from ui.chat_tab import create_chat_tab, wire_chat_tab
 from ui.compare_tab import create_compare_tab, run_dropdown, wire_compare_tab
 from ui.context import Context
 from ui.data_tab import create_data_tab, wire_data_tab
@@ -67,7 +68,8 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
     )
     with gr.Blocks(title=TITLE) as demo:
         gr.HTML(header_html())
-        ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"),
+        visitor = gr.BrowserState("", storage_key="studio-visitor-id", secret=visitor_secret(services.runs_root))
+        ctx = Context(services, new_state(), SettingsForm(), visitor,
                       oauth=oauth_enabled() if oauth is None else oauth)
         with gr.Tabs() as ctx.tabs:
             with gr.Tab("1 · Data", id="data"):
@@ -80,11 +82,14 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
                 ctx.compare = create_compare_tab(ctx)
             with gr.Tab("5 · Runs", id="runs") as ctx.tab_blocks["runs"]:
                 ctx.runs = create_runs_tab(ctx)
+            with gr.Tab("6 · Chat", id="chat") as ctx.tab_blocks["chat"]:
+                ctx.chat = create_chat_tab(ctx)
         wire_data_tab(ctx, ctx.data)
         wire_model_tab(ctx, ctx.model)
         wire_train_tab(ctx, ctx.train)
         wire_compare_tab(ctx, ctx.compare)
         wire_runs_tab(ctx, ctx.runs)
+        wire_chat_tab(ctx, ctx.chat)
         _wire_page_load(demo, ctx)
     demo.queue(default_concurrency_limit=CONCURRENCY)
     return demo

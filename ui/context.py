@@ -27,3 +27,4 @@ class Context:
     train: Any = None
     compare: Any = None
     runs: Any = None
+    chat: Any = None
