@@ -236,7 +236,7 @@ class TrainingJob:
         more: list[Any] = [SnapshotCallback(self.folder, t.snapshots)]
         if t.early_stopping_patience:
             more.append(EarlyStopping(t.early_stopping_patience, t.early_stopping_min_delta, self._stopped_early))
-        if self._parent and not self._resume_from:
+        if self._parent:  # a resumed run loads its own optimizer state from its checkpoint instead
             more.append(continuation.LoadOptimizerState(self._parent[1]))
         return more
 

@@ -115,6 +115,8 @@ def _status(rm: Any, endings: dict[str, str], dropped: int, gen: GenerationSetti
     parts = [f"**{label}**: {_state_of(who, endings)}"
              for who, label in (("base", rm.base_label), ("tuned", rm.tuned_label))]
     note = f" The oldest {dropped} exchange(s) were left out of the prompt to keep it short." if dropped else ""
+    if not rm.template.multi_turn:
+        note += " This template is single-turn: earlier turns reach the model as a User/Assistant transcript."
     return " · ".join(parts) + f"  \n*Template {rm.template.name}, {how}.{note}*"
 
 

@@ -103,6 +103,7 @@ def test_chat_is_multi_turn_streamed_and_says_which_weights_answered(trained):
     assert box == "" and base["label"].startswith("Base: ") and tuned["label"] == f"Tuned: run {run_id} adapter"
     assert [m["role"] for m in base["value"]] == ["user", "assistant"]
     assert "**Tuned: run" in status and "sampled at temperature 0.7" in status
+    assert "This template is single-turn: earlier turns reach the model as a User/Assistant transcript." in status
     _, base, tuned, _ = c.predict(run_id=run_id, message="And again?", base_chat=base["value"],
                                   tuned_chat=tuned["value"], chat_max_new_tokens=5, chat_do_sample=False,
                                   api_name="/chat")
