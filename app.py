@@ -19,8 +19,9 @@ import gradio as gr
 from studio.cli import quiet_library_warnings
 from studio.model.warmup import Warmup
 from studio.presets import PRESET_DIR
-from studio.runs import runs_dir
+from studio.runs import runs_dir, visitor_secret
 from studio.settings import ModelSettings
+from ui.chat_tab import create_chat_tab, wire_chat_tab
 from ui.compare_tab import create_compare_tab, run_dropdown, wire_compare_tab
 from ui.context import Context
 from ui.data_tab import create_data_tab, wire_data_tab
@@ -78,7 +79,8 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
         warmup.start()  # a no-op when the cache is there
     with gr.Blocks(title=TITLE) as demo:
         presenting = create_header()
-        ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"),
+        visitor = gr.BrowserState("", storage_key="studio-visitor-id", secret=visitor_secret(services.runs_root))
+        ctx = Context(services, new_state(), SettingsForm(), visitor,
                       oauth=oauth_enabled() if oauth is None else oauth)
         # "wrap": on a narrow screen the step names wrap onto a second line instead of hiding in a "..." menu.
         with gr.Tabs(overflow_behavior="wrap") as ctx.tabs:
@@ -96,6 +98,8 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
             with gr.Tab("5 · Runs", id="runs") as ctx.tab_blocks["runs"]:
                 create_runs_note(ctx)
                 ctx.runs = create_runs_tab(ctx)
+            with gr.Tab("6 · Chat", id="chat") as ctx.tab_blocks["chat"]:
+                ctx.chat = create_chat_tab(ctx)
             with gr.Tab("▶ Demo", id="demo") as ctx.tab_blocks["demo"]:
                 ctx.demo = create_demo_tab(ctx)
                 ctx.demo.shortcut = shortcut
@@ -104,6 +108,7 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
         wire_train_tab(ctx, ctx.train)
         wire_compare_tab(ctx, ctx.compare)
         wire_runs_tab(ctx, ctx.runs)
+        wire_chat_tab(ctx, ctx.chat)
         wire_demo_tab(ctx, ctx.demo, demo)
         wire_notices(ctx, demo)
         wire_presentation(demo, presenting)

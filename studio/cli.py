@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from studio import runs
+from studio import cli_runs, runs
 from studio.errors import StudioError, TruncatedFileError
 from studio.evaluate.comparison import Comparison
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
@@ -24,7 +24,11 @@ EPILOG = """examples:
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
   python -m studio inspect sharegpt.json --keep-truncated   # what is repaired or skipped, and why
-  python -m studio compare 20261121-101500-a1b2c3
+  python -m studio train --resume 20261121-101500-a1b2c3           # finish an interrupted or stopped run
+  python -m studio train --continue 20261121-101500-a1b2c3 --set train.epochs=1   # one more epoch, as a new run
+  python -m studio compare 20261121-101500-a1b2c3                 # Ctrl-C stops after the batch, keeps the rest
+  python -m studio snapshots 20261121-101500-a1b2c3 [--choose validation_bleu]   # watch it learn
+  python -m studio diff 20261121-101500-a1b2c3 20261121-113000-d4e5f6
   python -m studio export 20261121-101500-a1b2c3 --merged [--zip]
   python -m studio export 20261121-101500-a1b2c3 --gguf --quant q8_0 --verify   # llama.cpp / Ollama, checked
   python -m studio verify 20261121-101500-a1b2c3 --quant f16
@@ -42,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="load data -> split -> train LoRA -> compare base vs tuned -> report")
     _add_run_args(train)
     train.add_argument("--no-compare", action="store_true", help="stop after training (skip the before/after comparison)")
+    cli_runs.add_origin_args(train)
     demo = sub.add_parser("demo", help="the one-click before/after: train, compare, then the verdict and the three "
                                        "examples tuning helped most")
     _add_run_args(demo)
@@ -90,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--public", action="store_true", help="create the repository public (default private)")
     _add_runs_dir(push)
 
+    cli_runs.add_parsers(sub, _add_runs_dir)
     sub.add_parser("presets", help="list the presets with their descriptions")
     listing = sub.add_parser("runs", help="list past runs")
     _add_runs_dir(listing)
@@ -183,15 +189,14 @@ def _follow(job: Any, stopping: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train in the foreground, printing the job's log, then compare and report."""
-    from studio.jobs import TrainingJob
-    from studio.pipeline import compare_run, from_job
+    from studio.pipeline import from_job
 
-    settings = _with_data_template(settings_from_args(args), args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
+    job = cli_runs.training_job(args, root, lambda: _with_data_template(settings_from_args(args), args))
+    settings = job.settings
     if args.model_loader is None:
         prepare_embedded(settings.model.model)
-    job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)
     _follow(job, "Stopping: saving the adapter trained so far ...")
     train_seconds = time.perf_counter() - started
     if job.error:
@@ -200,8 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0 if job.status in ("completed", "stopped") else 1
     rm = from_job(job)
     print(f"Comparing base vs tuned on {min(len(rm.test), settings.data.max_test_examples or len(rm.test))} held-out examples ...", flush=True)
-    result = compare_run(rm, limit=settings.data.max_test_examples,
-                         progress=lambda which, done, total: print(f"  {which}: {done}/{total}", flush=True))
+    result = _compare_stoppable(rm, None, settings.data.max_test_examples)
     _print_summary(result, train_seconds, time.perf_counter() - started, rm.run_dir)
     return 0
 
@@ -255,6 +259,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_stoppable(rm: Any, gen: Any, limit: int) -> Comparison:
+    """compare_run with progress lines; a first Ctrl-C stops after the current batch and keeps what is answered."""
+    from studio.pipeline import compare_run, stopped_note
+
+    with cli_runs.ctrl_c_stops("the comparison") as stop:
+        result = compare_run(rm, gen, limit=limit, should_stop=stop.is_set,
+                             progress=lambda which, done, total: print(f"  {which}: {done}/{total}", flush=True))
+    if result.partial:
+        print(stopped_note(result, rm.run_dir), flush=True)
+    return result
+
+
 def summary_lines(result: Comparison) -> list[str]:
     """The before/after as terminal lines: the verdict, each metric with its interval, per-example tally, the cut."""
     lines = ["Before / after instruction tuning", f"  {scorecard.headline(result)}"]
@@ -278,13 +294,13 @@ def _print_summary(result: Comparison, train_seconds: float, total_seconds: floa
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare an existing run and write its report."""
-    from studio.pipeline import compare_run, open_run
+    from studio.pipeline import open_run
 
     root = args.runs_dir or runs.runs_dir()
     rm = open_run(root, args.run_id, model_loader=args.model_loader)
     gen = apply_overrides(rm.settings, parse_assignments(args.set)).generation
     started = time.perf_counter()
-    result = compare_run(rm, gen, limit=args.limit, progress=lambda w, d, n: print(f"  {w}: {d}/{n}", flush=True))
+    result = _compare_stoppable(rm, gen, args.limit)
     _print_summary(result, 0.0, time.perf_counter() - started, rm.run_dir)
     return 0
 
@@ -442,13 +458,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs.list_runs(args.runs_dir or runs.runs_dir()):
         bleu = f"BLEU {r.bleu_base:.1f} -> {r.bleu_tuned:.1f}" if r.bleu_tuned is not None else ""
         loss = f"loss {r.final_loss:.3f}" if r.final_loss is not None else ""
-        print(f"{r.run_id}  {r.status:11s} {r.base_model:28s} {r.dataset:24s} {loss:12s} {bleu}")
+        parent = f"  (trained more from {r.parent_run})" if r.parent_run else ""
+        print(f"{r.run_id}  {r.status:11s} {r.base_model:28s} {r.dataset:24s} {loss:12s} {bleu}{parent}")
     return 0
 
 
 COMMANDS = {"train": cmd_train, "demo": cmd_demo, "warmup": cmd_warmup, "compare": cmd_compare, "probe": cmd_probe,
             "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify, "push": cmd_push, "presets": cmd_presets,
-            "runs": cmd_runs}
+            "runs": cmd_runs, **cli_runs.COMMANDS}
 # Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
 QUIET_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run

@@ -3,7 +3,8 @@
 `DemoRun` wraps a `TrainingJob` and answers like one (status, progress, history, logs, stop, its model), so the
 job registry, the Train tab and a page reload treat it as the visitor's job; when training completes it compares
 in its own thread. A stop at any point keeps what was finished: during training the job saves the adapter trained
-so far and the comparison is skipped; during the comparison the adapter stays and no comparison is saved.
+so far and the comparison is skipped; during the comparison the adapter stays and the examples both models had
+finished are kept as a partial comparison (shown, and saved unless the run already has a complete one).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from studio.errors import RunError, StudioError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
 from studio.evaluate.generation import GenerationStopped
 from studio.jobs import TrainingJob
-from studio.pipeline import compare_run, from_job
+from studio.pipeline import compare_run, from_job, stopped_note
 
 log = logging.getLogger("studio.demo")
 # The story in five steps, as the page's step bar names them.
@@ -170,6 +171,9 @@ class DemoRun:
                              should_stop=self._stop.is_set)
         self.comparison = result
         bleu = f"BLEU {result.base.bleu:.1f} -> {result.tuned.bleu:.1f}"
+        if result.partial:  # stopped mid-way: the examples both models finished are kept and shown
+            self._end("stopped", "results", f"{self.job.message} {stopped_note(result, self.run_dir)} {bleu}.")
+            return
         self._end("completed", "results", f"{self.job.message} Compared on {result.tuned.n} held-out examples: {bleu}.")
 
     def _stopped_comparing(self, exc: GenerationStopped) -> str:

@@ -15,9 +15,11 @@ from studio.model.resources import blocking_problem, check_resources
 from studio.publish.reproduce import write_repro_bundle
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
-from studio.train import steps
+from studio.train import continuation, steps
 from studio.train.callbacks import MetricsCallback, StopBeforeFirstStep
 from studio.train.config import estimate_total_steps
+from studio.train.early_stopping import EarlyStopping, check_early_stopping
+from studio.train.snapshots import SnapshotCallback
 
 ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 
@@ -26,7 +28,9 @@ class TrainingJob:
     """One training run in its own thread: queue -> prepare data -> load model -> tokenize -> train -> save.
 
     With `resume_run`, the run's own settings.json and folder are reused and training continues from its last
-    checkpoint (the `settings` argument is then ignored). The token is used for downloads only, never stored.
+    checkpoint (the `settings` argument is then ignored). With `continue_run` ("Train more"), a new run starts from
+    that completed run's adapter and optimizer state on its saved splits, with `settings` (see
+    `continuation.continue_settings`), and records its parent. The token is used for downloads only, never stored.
     `model_loader(model_settings, token=...) -> LoadedModel` replaces `load_base_model` (tests, UI injection);
     `queue` replaces the process-wide queue.
     """
@@ -34,6 +38,7 @@ class TrainingJob:
     def __init__(
         self, settings: StudioSettings, root: Path, owner: str = "", token: str | None = None,
         resume_run: str | None = None, queue: JobQueue | None = None, model_loader: ModelLoader | None = None,
+        continue_run: str | None = None,
     ) -> None:
         self.root, self.owner, self._token = Path(root), owner, token
         self.queue = queue or default_queue()
@@ -47,12 +52,21 @@ class TrainingJob:
         self.model = self.tokenizer = self.template = self.splits = None
         self._progress = {"step": 0, "total_steps": 0, "epoch": 0.0, "tokens_per_second": None, "elapsed": 0.0}
         self._resume_from: Path | None = None
+        self._parent: tuple[Path, Path] | None = None  # Train more: (parent run folder, its last checkpoint)
+        self.stop_reason = ""  # why training ended early (early stopping), one sentence
         if resume_run:
             info, self.settings, self._resume_from = steps.open_for_resume(self.root, resume_run, owner)
             self._history = info.folder.read_metrics()
+            self._log(f"Resuming from {self._resume_from.name}, with the run's own settings and data.")
         else:
-            self.settings = settings
-            info = runs.create_run(self.root, settings, owner)
+            check_early_stopping(settings)
+            self.settings, parent = settings, {}
+            if continue_run:
+                info, checkpoint = continuation.open_for_continue(self.root, continue_run, owner)
+                self._parent = (info.path, checkpoint)
+                parent = continuation.parent_record(info, checkpoint)
+                self._log(f"Training run {info.run_id} more from its {checkpoint.name} (adapter and optimizer state).")
+            info = runs.create_run(self.root, settings, owner, **parent)
         self.run_dir, self.run_id = info.path, info.run_id
         self.folder = RunFolder(self.run_dir)
 
@@ -140,8 +154,11 @@ class TrainingJob:
         self._finish(trainer.state.global_step, trainer)
 
     def _prepare_data(self) -> Any:
-        splits = steps.prepare_data(self.settings, self._token)
-        steps.write_splits(self.run_dir, splits)
+        # Resume and Train more reuse the rows saved at the start (an uploaded file may be gone by now).
+        saved = self._parent[0] if self._parent else self.run_dir if self._resume_from else None
+        splits = continuation.saved_splits(saved) if saved else steps.prepare_data(self.settings, self._token)
+        if not self._resume_from:
+            steps.write_splits(self.run_dir, splits)
         extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
         self._log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
         return splits
@@ -191,8 +208,9 @@ class TrainingJob:
         estimate = estimate_total_steps(len(train_ds), self.settings)
         self._update_progress(total_steps=estimate, step=callback.skip_until_step, first_step=callback.skip_until_step,
                               elapsed=callback.elapsed_offset, first_elapsed=callback.elapsed_offset)
-        trainer = steps.build_trainer(loaded.model, loaded.tokenizer, self.settings, self.folder.checkpoints_dir,
-                                         train_ds, eval_ds, [callback])
+        model = continuation.with_parent_adapter(loaded.model, self._parent[1]) if self._parent else loaded.model
+        trainer = steps.build_trainer(model, loaded.tokenizer, self.settings, self.folder.checkpoints_dir,
+                                      train_ds, eval_ds, [callback, *self._more_callbacks()])
         callback.trainer = trainer
         # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
         write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], loaded.tokenizer)
@@ -211,6 +229,20 @@ class TrainingJob:
         if eval_ds is not None and self.settings.train.eval_steps == 0 and not self._stop.is_set():
             trainer.evaluate()
         return trainer
+
+    def _more_callbacks(self) -> list[Any]:
+        """Snapshots, early stopping and (Train more) the parent's optimizer state."""
+        t = self.settings.train
+        more: list[Any] = [SnapshotCallback(self.folder, t.snapshots)]
+        if t.early_stopping_patience:
+            more.append(EarlyStopping(t.early_stopping_patience, t.early_stopping_min_delta, self._stopped_early))
+        if self._parent:  # a resumed run loads its own optimizer state from its checkpoint instead
+            more.append(continuation.LoadOptimizerState(self._parent[1]))
+        return more
+
+    def _stopped_early(self, reason: str) -> None:
+        self.stop_reason = reason
+        self._log(reason)
 
     def _on_train_begin(self, max_steps: int) -> None:
         self._update_progress(total_steps=max_steps)
@@ -241,9 +273,11 @@ class TrainingJob:
         runs.read_run(self.root, self.run_id)  # RunError if the folder was deleted: do not write into its place
         adapter = steps.save_adapter(trainer.model, self.tokenizer, self.run_dir)
         self.message = steps.outcome_message(step, total, stopped, adapter)
+        if self.stop_reason and not stopped:
+            self.message = f"{self.stop_reason} {self.message}"
         final_loss = next((r["loss"] for r in reversed(self._history) if r.get("loss") is not None), None)
         self._end("stopped" if stopped else "completed", step=step, total_steps=total, final_loss=final_loss,
-                  train_seconds=self._progress["elapsed"])
+                  train_seconds=self._progress["elapsed"], stop_reason=self.stop_reason)
 
     def _fail(self, exc: BaseException) -> None:
         if not self.folder.exists():

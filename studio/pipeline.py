@@ -9,10 +9,14 @@ from typing import Any
 from studio import runs
 from studio.errors import RunError
 from studio.evaluate.before_after import compare
-from studio.evaluate.comparison import Comparison, save_comparison
+from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
+from studio.evaluate.snapshot_scores import score_snapshots
+from studio.evaluate.timeline import CRITERIA, Timeline, TimelinePoint, best_snapshot, load_timeline, save_timeline
 from studio.examples import Example
+from studio.publish.scorecard import partial_note
 from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings
+from studio.train.snapshots import restore_final_adapter, use_snapshot
 
 
 @dataclass
@@ -26,6 +30,7 @@ class RunModel:
     template: Any
     test: list[Example]
     settings: StudioSettings
+    adapter_step: int | None = None  # the snapshot step when a chosen snapshot is the run's adapter
 
     @property
     def base_label(self) -> str:
@@ -37,7 +42,8 @@ class RunModel:
     @property
     def tuned_label(self) -> str:
         """Which weights produce the 'after' answers."""
-        return f"Tuned: run {self.run_id} adapter"
+        which = f"step-{self.adapter_step} snapshot" if self.adapter_step else "adapter"
+        return f"Tuned: run {self.run_id} {which}"
 
 
 def from_job(job: Any) -> RunModel:
@@ -64,7 +70,8 @@ def open_run(root: Path, run_id: str, token: str | None = None, model_loader: Ca
     model = PeftModel.from_pretrained(loaded.model, str(folder.adapter_dir))
     model.eval()
     template = template_for(settings.data, loaded.tokenizer)
-    return RunModel(run_id, info.path, model, loaded.tokenizer, template, folder.read_split("test"), settings)
+    return RunModel(run_id, info.path, model, loaded.tokenizer, template, folder.read_split("test"), settings,
+                    (info.adapter_choice or {}).get("step"))
 
 
 def compare_run(
@@ -76,16 +83,21 @@ def compare_run(
 ) -> Comparison:
     """Answer the held-out prompts with base and tuned weights, score them, save results and the report.
 
-    When `should_stop()` turns true it ends between batches with GenerationStopped, and nothing is saved.
+    When `should_stop()` turns true it ends between batches: the examples both models finished make a `partial`
+    comparison, saved unless the run already has a complete one (which is then kept; `stopped_note` says which).
+    NothingCompared (a GenerationStopped) when no example was finished: nothing is saved.
     """
     from studio.publish.report import write_report
 
     examples = rm.test[:limit] if limit > 0 else rm.test
     if not examples:
         raise RunError("This run has no held-out examples to compare on.")
-    runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
+    info = runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
     result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
                      progress=progress, should_stop=should_stop)
+    result.adapter_step = (info.adapter_choice or {}).get("step")
+    if result.partial and _has_complete_comparison(rm.run_dir):
+        return result
     try:
         save_comparison(rm.run_dir, result)
     except FileNotFoundError:
@@ -116,3 +128,68 @@ def probe_run(
     if RunFolder(rm.run_dir).comparison_file.is_file():  # the report is written around the comparison
         write_report(rm.run_dir)
     return result
+
+
+def _has_complete_comparison(run_dir: Path) -> bool:
+    try:
+        saved = load_comparison(run_dir)
+    except RunError:
+        return False
+    return saved is not None and not saved.partial
+
+
+def stopped_note(result: Comparison, run_dir: Path) -> str:
+    """For a stopped comparison: how many examples it covers and whether it was saved ('' when not stopped)."""
+    if not result.partial:
+        return ""
+    kept = " It was not saved: the run's earlier complete comparison stays." if _has_complete_comparison(run_dir) \
+        else " Saved as the run's comparison, marked partial."
+    return partial_note(result) + kept
+
+
+def _capped(rows: list[Example], cap: int) -> list[Example]:
+    return rows[:cap] if cap > 0 else rows
+
+
+def score_snapshots_run(rm: RunModel, gen: GenerationSettings | None = None,
+                        progress: Callable[[int, int, int], None] | None = None,
+                        should_stop: Callable[[], bool] | None = None) -> Timeline:
+    """Score the base model and every snapshot of the run on its held-out (and validation) rows; save the timeline.
+
+    The rows are those Compare uses (data.max_test_examples; the same cap for validation). A stopped scoring is
+    saved unless the run already has a complete timeline, which is then kept.
+    """
+    folder, cap = RunFolder(rm.run_dir), rm.settings.data.max_test_examples
+    validation = _capped(folder.read_split("validation", required=False), cap)
+    timeline = score_snapshots(rm.model, rm.tokenizer, rm.template, folder, _capped(rm.test, cap), validation,
+                               gen or rm.settings.generation, folder.read_metrics(), progress, should_stop)
+    timeline.chosen_step = (runs.read_run(rm.run_dir.parent, rm.run_id).adapter_choice or {}).get("step")
+    earlier = load_timeline(rm.run_dir)
+    if not (timeline.partial and earlier is not None and not earlier.partial):
+        save_timeline(rm.run_dir, timeline)
+    return timeline
+
+
+def choose_snapshot(root: Path, run_id: str, owner: str, criterion: str) -> TimelinePoint:
+    """Make the best snapshot by `criterion` (validation BLEU or eval loss) the run's adapter; the final one is kept."""
+    info = runs.check_owner(runs.read_run(root, run_id), owner, "changed")
+    timeline = load_timeline(info.path)
+    if timeline is None:
+        raise RunError(f"Score run {run_id}'s snapshots first, so there is something to choose from.")
+    point = best_snapshot(timeline, criterion)
+    value = point.validation.bleu if criterion == "validation_bleu" else point.eval_loss
+    use_snapshot(info.folder, point.step, {"criterion": CRITERIA[criterion], "value": value,
+                                           "final_step": timeline.final_step})
+    timeline.chosen_step = point.step
+    save_timeline(info.path, timeline)
+    return point
+
+
+def restore_final(root: Path, run_id: str, owner: str) -> None:
+    """Make the run's final adapter its adapter again (undoing `choose_snapshot`)."""
+    info = runs.check_owner(runs.read_run(root, run_id), owner, "changed")
+    restore_final_adapter(info.folder)
+    timeline = load_timeline(info.path)
+    if timeline is not None:
+        timeline.chosen_step = None
+        save_timeline(info.path, timeline)

@@ -9,6 +9,9 @@
       data/{train,test,validation}.jsonl   the splits as trained and compared on
       checkpoints/checkpoint-N/            Trainer checkpoints, for resume
       adapter/                 the PEFT adapter + tokenizer (written whole, then renamed into place)
+      adapter-final/           the final adapter, kept here while a chosen snapshot is the run's adapter
+      snapshots/step-N/        lightweight adapter-only snapshots spread across the run (train.snapshots)
+      timeline.json            every snapshot scored on the held-out (and validation) rows, with its answers
       comparison.json(l)       the before/after summary and its rows
       probe.json               the forgetting probe: base vs tuned accuracy per category, and per item
       report.html, report.md   the stakeholder report
@@ -68,6 +71,11 @@ def replace_folder(target: Path, write: Callable[[Path], None]) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimiser step a checkpoint-N folder was saved at."""
+    return int(checkpoint.name.split("-")[-1])
 
 
 def checkpoint_complete(checkpoint: Path) -> bool:
@@ -131,6 +139,25 @@ class RunFolder:
     def adapter_dir(self) -> Path:
         """adapter/: the final PEFT adapter and its tokenizer."""
         return self.path / "adapter"
+
+    @property
+    def final_adapter_dir(self) -> Path:
+        """adapter-final/: the run's final adapter, set aside while a chosen snapshot is its adapter."""
+        return self.path / "adapter-final"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """snapshots/: the adapter-only snapshots taken during training."""
+        return self.path / "snapshots"
+
+    def snapshot_dir(self, step: int) -> Path:
+        """snapshots/step-<step>/: the adapter as it was after optimiser step `step`."""
+        return self.snapshots_dir / f"step-{int(step)}"
+
+    @property
+    def timeline_file(self) -> Path:
+        """timeline.json: the snapshots scored on the held-out rows, step by step."""
+        return self.path / "timeline.json"
 
     @property
     def comparison_file(self) -> Path:
@@ -261,7 +288,7 @@ class RunFolder:
     def checkpoints(self) -> list[Path]:
         """The complete checkpoint-N folders, newest first (half-written ones skipped)."""
         found = [p for p in self.checkpoints_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-        found.sort(key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        found.sort(key=checkpoint_step, reverse=True)
         return [p for p in found if checkpoint_complete(p)]
 
     def latest_checkpoint(self) -> Path | None:
@@ -271,6 +298,38 @@ class RunFolder:
     def save_adapter(self, save: Callable[[Path], None]) -> Path:
         """Write the adapter through `save(folder)` into a temp folder renamed into place; returns adapter/."""
         return replace_folder(self.adapter_dir, save)
+
+    def save_snapshot(self, step: int, save: Callable[[Path], None]) -> Path:
+        """Write one snapshot through `save(folder)` (whole, then renamed into place); returns its folder."""
+        self.snapshots_dir.mkdir(exist_ok=True)
+        return replace_folder(self.snapshot_dir(step), save)
+
+    def snapshot_steps(self) -> list[int]:
+        """The steps of the complete snapshots, in order."""
+        if not self.snapshots_dir.is_dir():
+            return []
+        steps = [int(p.name.split("-")[-1]) for p in self.snapshots_dir.glob("step-*")
+                 if p.name.split("-")[-1].isdigit() and (p / "adapter_config.json").is_file()]
+        return sorted(steps)
+
+
+def visitor_secret(root: Path) -> str:
+    """The key the UI encrypts each browser's visitor id with, kept in the runs folder so that after a restart a
+    browser is still the owner of its runs (and can resume them); created on first use, readable by its owner only."""
+    path = root / ".visitor-secret"
+    root.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)  # never replaces a secret another process wrote first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
 
 
 def runs_dir() -> Path:
@@ -303,6 +362,11 @@ class RunInfo:
     has_adapter: bool = False
     checkpoint: str = ""
     resumed_from: str = ""
+    parent_run: str = ""  # "Train more": the run this one continued from
+    parent_checkpoint: str = ""  # ... and the checkpoint (adapter + optimizer state) it started from
+    parent_step: int = 0  # ... which the parent had reached after this many optimiser steps
+    stop_reason: str = ""  # why training ended before its last step (early stopping), in one sentence
+    adapter_choice: dict | None = None  # the snapshot chosen as the run's adapter: step, criterion, score
 
     @property
     def folder(self) -> RunFolder:

@@ -134,6 +134,13 @@ class TrainSettings:
     report_to: str = _f("none", "Also log training metrics to an experiment tracker: TensorBoard event files in the run "
                         "folder (checkpoints/runs/), or trackio's local dashboard (`trackio show`).",
                         choices=["none", "trackio", "tensorboard"])
+    snapshots: int = _f(4, "Adapter-only snapshots spread evenly across the run (megabytes each), so Compare can show "
+                        "how the answers changed step by step and the best one can become the run's adapter; 0: none.",
+                        min=0, max=50)
+    early_stopping_patience: int = _f(0, "Stop when the eval loss has not improved for this many evaluations in a row "
+                                      "(needs a validation split and eval_steps > 0); 0: never stop early.", min=0, max=1000)
+    early_stopping_min_delta: float = _f(0.0, "How much lower the eval loss must get to count as an improvement.",
+                                         min=0.0, max=10.0)
 
     def __post_init__(self) -> None:
         _check_bounds(self)

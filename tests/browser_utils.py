@@ -24,18 +24,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_loaders(step_delay: float = 0.0) -> tuple[Any, Any]:
+def tiny_loaders(step_delay: float = 0.0, generate_delay: float = 0.0) -> tuple[Any, Any]:
     """(model_loader, tokenizer_loader) returning the tiny test model; `step_delay` slows each training forward
-    pass so a browser can watch the loss chart grow (the tiny model otherwise finishes before the first tick)."""
+    pass so a browser can watch the loss chart grow (the tiny model otherwise finishes before the first tick), and
+    `generate_delay` each forward pass outside training (one per generated token), so a stream can be watched and
+    stopped mid-answer."""
     tokenizer = make_tiny_tokenizer()
 
     def slow_down(module: Any, args: Any) -> None:
-        if module.training:
-            time.sleep(step_delay)
+        time.sleep(step_delay if module.training else generate_delay)
 
     def model_loader(settings, token=None) -> LoadedModel:
         model = make_tiny_model(tokenizer)
-        if step_delay:  # on the embedding, which every forward path (including the fast loss) goes through
+        if step_delay or generate_delay:  # on the embedding, which every forward path (the fast loss too) uses
             model.get_input_embeddings().register_forward_pre_hook(slow_down)
         return LoadedModel(model, tokenizer, settings.model, "local", 0.01, False)
 
@@ -43,14 +44,15 @@ def tiny_loaders(step_delay: float = 0.0) -> tuple[Any, Any]:
 
 
 def launch_studio(runs: Path, step_delay: float = 0.0, preset_dir: Path | None = None,
-                  oauth: bool | None = None, warmup: Any = None) -> tuple[Any, str]:
+                  oauth: bool | None = None, warmup: Any = None, generate_delay: float = 0.0) -> tuple[Any, str]:
     """Build and launch the studio on a free port with the tiny model; returns (demo, url).
 
-    `warmup` (a studio.model.warmup.Warmup with a fake build) shows the cold-start progress on the page.
+    `warmup` (a studio.model.warmup.Warmup with a fake build) shows the cold-start progress on the page;
+    `generate_delay` slows each generation step so a test can stop an answer mid-stream.
     """
     from app import build_app, launch_kwargs
 
-    model_loader, tokenizer_loader = tiny_loaders(step_delay)
+    model_loader, tokenizer_loader = tiny_loaders(step_delay, generate_delay)
     demo = build_app(model_loader=model_loader, tokenizer_loader=tokenizer_loader, runs_root=runs,
                      preset_dir=preset_dir, oauth=oauth, warmup=warmup)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,

@@ -12,6 +12,7 @@ from studio import runs
 from studio.evaluate.comparison import Change, Comparison, ComparisonRow, Tally, save_comparison
 from studio.evaluate.scoring import Scores, score
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
+from studio.evaluate.timeline import Timeline, TimelinePoint
 from studio.examples import Example
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
@@ -148,3 +149,38 @@ class ForcedTokenModel:
                 return scores
 
         return self.model.generate(**kwargs, logits_processor=LogitsProcessorList([Force()]))
+
+
+def trained_job(root: Path, data_file: Path, validation: float = 0.2, generation: dict | None = None, **train):
+    """A completed TrainingJob of the tiny model (alpaca template, 8 steps of 2, 4 snapshots by default)."""
+    from studio.jobqueue import JobQueue
+    from studio.jobs import TrainingJob
+    from studio.settings import apply_overrides
+    from tests.tiny import tiny_loader
+
+    settings = apply_overrides(StudioSettings(), {
+        "data": {"dataset": str(data_file), "template": "alpaca", "max_length": 64, "test_fraction": 0.15,
+                 "validation_fraction": validation, "max_test_examples": 4},
+        "train": {"max_steps": 8, "batch_size": 2, "threads": 1, "eval_steps": 2 if validation else 0, **train},
+        "generation": {"max_new_tokens": 4, "batch_size": 2, **(generation or {})},
+    })
+    job = TrainingJob(settings, root, queue=JobQueue(), model_loader=tiny_loader)
+    job.start()
+    assert job.join(timeout=120) and job.status == "completed", job.error
+    return job
+
+
+def _scores(bleu: float) -> Scores:
+    return Scores(bleu=bleu, chrf=bleu, exact_match=0.0, n=2, rouge_l=bleu)
+
+
+def sample_timeline(validation: bool = True) -> Timeline:
+    """A scored timeline: test BLEU peaks at step 20, validation BLEU at 40/60 (tie), eval loss lowest at 60."""
+    rows = [(0, 1.0, 2.0, None), (20, 90.0, 30.0, 1.2), (40, 50.0, 60.0, 1.1), (60, 40.0, 60.0, 0.9),
+            (80, 30.0, 10.0, None)]
+    return Timeline(
+        examples=[{"instruction": "Up", "input": "dog", "reference": "DOG"},
+                  {"instruction": "Up", "input": "", "reference": "X"}],
+        points=[TimelinePoint(step, _scores(test), [f"a{step}", f"b{step}"], _scores(val) if validation else None,
+                              loss if validation else None) for step, test, val, loss in rows],
+        generation={"max_new_tokens": 4}, n_validation=3 if validation else 0, final_step=80)

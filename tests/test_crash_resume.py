@@ -107,6 +107,47 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     torch.testing.assert_close(tuned(input_ids=ids).logits, resumed.model(input_ids=ids).logits)
 
 
+def test_after_a_kill_the_app_lists_the_run_interrupted_and_resume_completes_it(tmp_path):
+    """The issue's scenario end to end: a training process SIGKILLed mid-run, the studio started again on the same
+    runs folder lists the run as interrupted, and its Resume endpoint brings it to completed with the same steps."""
+    from gradio_client import Client
+
+    from tests.browser_utils import launch_studio
+
+    root, data_file, log = tmp_path / "runs", write_words(tmp_path / "words.jsonl"), tmp_path / "worker.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, str(WORKER), str(root), str(data_file), "0.5"], cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        run_dir = wait_for_progress(proc, root, log)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT)
+    killed_at = logged_steps(run_dir)[-1]
+    assert 3 <= killed_at < TOTAL_STEPS
+
+    demo, url = launch_studio(root)  # "restart": a new server process state on the same runs folder
+    try:
+        client = Client(url, verbose=False)
+        table, _ = client.predict(api_name="/list_runs")
+        assert [row[:2] for row in table["data"]] == [[run_dir.name, "interrupted"]]
+        view = client.predict(run_id=run_dir.name, api_name="/resume_run")
+        assert view[-2]["run_id"] == run_dir.name  # the Train tab's view of the resumed job
+        deadline = time.monotonic() + WAIT
+        while (details := client.predict(api_name="/progress")[5])["status"] not in runs.FINISHED:
+            assert time.monotonic() < deadline, details
+            time.sleep(0.3)
+    finally:
+        demo.close()
+    assert (details["status"], details["step"], details["total_steps"]) == ("completed", TOTAL_STEPS, TOTAL_STEPS)
+    info = runs.read_run(root, run_dir.name)
+    assert (info.status, info.step, info.total_steps, info.has_adapter) == ("completed", TOTAL_STEPS, TOTAL_STEPS, True)
+    assert logged_steps(run_dir) == list(range(1, TOTAL_STEPS + 1))  # the loss chart continued, nothing twice
+    assert len(runs.list_runs(root)) == 1
+
+
 def test_a_record_appended_after_a_torn_line_stays_readable(runs_dir):
     info = runs.create_run(runs_dir, StudioSettings())
     RunFolder(info.path).append_metric({"step": 1, "loss": 2.0})

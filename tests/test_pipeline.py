@@ -59,3 +59,69 @@ def test_from_job_needs_a_trained_model(runs_dir):
     job = type("Job", (), {"model": None, "run_dir": info.path})()
     with pytest.raises(RunError, match="no trained adapter"):
         pipeline.from_job(job)
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A tiny run trained with a validation split and 4 snapshots."""
+    from tests.builders import trained_job
+    from tests.tiny import WORDS, write_uppercase_rows
+
+    tmp = tmp_path_factory.mktemp("learned")
+    return trained_job(tmp / "runs", write_uppercase_rows(tmp / "words.jsonl", WORDS), validation=0.2)
+
+
+def test_score_snapshots_run_saves_the_timeline_and_keeps_a_complete_one_over_a_stopped_one(learned):
+    from studio.evaluate.timeline import load_timeline
+
+    rm = pipeline.from_job(learned)
+    timeline = pipeline.score_snapshots_run(rm)
+    assert [p.step for p in timeline.points] == [0, 2, 4, 6, 8] and load_timeline(learned.run_dir) == timeline
+    # Compare's rows: data.max_test_examples caps the test rows, and the validation rows the same way.
+    assert len(timeline.examples) == 4 and timeline.n_validation == min(4, len(learned.splits.validation))
+    done: list[int] = []
+    stopped = pipeline.score_snapshots_run(rm, progress=lambda d, n, s: done.append(d),
+                                           should_stop=lambda: bool(done) and done[-1] >= 2)
+    assert stopped.partial and not load_timeline(learned.run_dir).partial  # the complete timeline stays
+
+
+def test_choose_the_best_snapshot_then_compare_and_restore(learned, tiny_loader):
+    from studio.evaluate.timeline import best_snapshot, load_timeline
+
+    root = learned.root
+    pipeline.score_snapshots_run(pipeline.from_job(learned))
+    expected = best_snapshot(load_timeline(learned.run_dir), "eval_loss")
+    with pytest.raises(RunError, match="belongs to another session, so it cannot be changed from here"):
+        runs_update(learned.run_dir, owner="alice")
+        pipeline.choose_snapshot(root, learned.run_id, "bob", "eval_loss")
+    runs_update(learned.run_dir, owner="")
+    point = pipeline.choose_snapshot(root, learned.run_id, "", "eval_loss")
+    assert point.step == expected.step and load_timeline(learned.run_dir).chosen_step == point.step
+    info = read_run(root, learned.run_id)
+    assert info.adapter_choice["step"] == point.step and info.adapter_choice["criterion"] == "eval loss"
+    rm = pipeline.open_run(root, learned.run_id, model_loader=tiny_loader)
+    assert rm.adapter_step == point.step and rm.tuned_label.endswith(f"step-{point.step} snapshot")
+    assert pipeline.compare_run(rm, GenerationSettings(max_new_tokens=2)).adapter_step == point.step
+    pipeline.restore_final(root, learned.run_id, "")
+    assert read_run(root, learned.run_id).adapter_choice is None
+    assert load_timeline(learned.run_dir).chosen_step is None
+
+
+def test_a_run_without_validation_cannot_choose_and_says_why(runs_dir, tiny_tokenizer):
+    from studio.evaluate.timeline import NO_VALIDATION, save_timeline
+    from tests.builders import sample_timeline
+
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, compare=False)
+    with pytest.raises(RunError, match="Score run .* snapshots first"):
+        pipeline.choose_snapshot(runs_dir, run_dir.name, "", "validation_bleu")
+    save_timeline(run_dir, sample_timeline(validation=False))
+    with pytest.raises(RunError) as refused:
+        pipeline.choose_snapshot(runs_dir, run_dir.name, "", "validation_bleu")
+    assert str(refused.value) == NO_VALIDATION
+    assert read_run(runs_dir, run_dir.name).adapter_choice is None
+
+
+def runs_update(run_dir, **values):
+    from studio.runs import update_run
+
+    update_run(run_dir, **values)

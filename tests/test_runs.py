@@ -92,3 +92,15 @@ def test_latest_checkpoint_is_the_highest_step(tmp_path: Path):
         (tmp_path / "checkpoints" / f"checkpoint-{n}").mkdir(parents=True)
         (tmp_path / "checkpoints" / f"checkpoint-{n}" / "trainer_state.json").write_text('{"global_step": %d}' % n)
     assert folder.latest_checkpoint().name == "checkpoint-10"
+
+
+def test_the_visitor_secret_is_created_once_and_kept(tmp_path):
+    import stat
+
+    from studio.runs import list_runs, visitor_secret
+
+    root = tmp_path / "runs"
+    first = visitor_secret(root)
+    assert len(first) >= 40 and visitor_secret(root) == first  # the same after a restart
+    assert stat.S_IMODE((root / ".visitor-secret").stat().st_mode) == 0o600
+    assert list_runs(root) == [] and [p.name for p in root.iterdir()] == [".visitor-secret"]

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from studio import jobs, runs
+from studio.evaluate.comparison import load_comparison
 from studio.evaluate.generation import GenerationStopped
 from studio.jobqueue import JobQueue
 from studio.jobs import TrainingJob
-from studio.pipeline import compare_run, from_job
+from studio.pipeline import compare_run, from_job, stopped_note
+from studio.publish.scorecard import headline
 from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings, apply_overrides
 from studio.train.trainer import FastSFTTrainer
@@ -210,32 +212,51 @@ def test_stop_while_saving_the_adapter(words_file, runs_dir, loader, monkeypatch
     assert_adapter_loads(job.run_dir, tiny_tokenizer, job.model)
 
 
-def test_stop_during_compare(words_file, runs_dir, loader, tiny_tokenizer):
-    job = make_job(words_file, runs_dir, loader, max_steps=2)
+def test_stop_during_compare_keeps_the_examples_both_models_finished(words_file, runs_dir, loader, tiny_tokenizer):
+    job = make_job(words_file, runs_dir, loader, max_steps=2, data={"test_fraction": 0.13})
     job.start()
     assert job.join(timeout=WAIT) and job.status == "completed", job.error
     rm = from_job(job)
-    stop = threading.Event()
+    assert len(rm.test) == 3
     seen: list[tuple[str, int, int]] = []
-
-    def progress(which: str, done: int, total: int) -> None:
-        seen.append((which, done, total))
-        stop.set()  # the visitor presses stop once the first answer is in
-
     gen = GenerationSettings(max_new_tokens=2, batch_size=1)
+
+    # Stopped while the base model answers the first batch: nothing is finished by both, nothing is saved.
+    def stop_at_once(which: str, done: int, total: int) -> None:
+        seen.append((which, done, total))
+
     with pytest.raises(GenerationStopped) as stopped:
-        compare_run(rm, gen, progress=progress, should_stop=stop.is_set)
-    assert str(stopped.value) == "Generation was stopped after 1 of 2 answers."
-    assert seen == [("base", 1, 2)]
-    # Training's results are untouched: still completed, the adapter loads, no half comparison was written.
-    info = runs.read_run(runs_dir, job.run_id)
-    assert (info.status, info.has_adapter, info.bleu_tuned) == ("completed", True, None)
+        compare_run(rm, gen, progress=stop_at_once, should_stop=lambda: bool(seen))
+    assert str(stopped.value) == ("Compare was stopped before both models had answered any of the 3 examples, so "
+                                  "nothing was scored or saved.")
+    assert seen == [("base", 1, 3)]
     assert not (job.run_dir / "comparison.jsonl").exists() and not (job.run_dir / "report.html").exists()
+
+    # Stopped once both models finished the first two batches: those two examples are scored and saved, partial.
+    seen.clear()
+    result = compare_run(rm, gen, progress=lambda *a: seen.append(a),
+                         should_stop=lambda: len(seen) >= 4)
+    assert seen == [("base", 1, 3), ("tuned", 1, 3), ("base", 2, 3), ("tuned", 2, 3)]
+    assert (result.partial, len(result.rows), result.planned, result.tuned.n) == (True, 2, 3, 2)
+    saved = load_comparison(job.run_dir)
+    assert (saved.partial, len(saved.rows), saved.planned) == (True, 2, 3)
+    assert stopped_note(result, job.run_dir) == ("Stopped after 2 of 3 examples; scores cover those 2. Saved as the "
+                                                 "run's comparison, marked partial.")
+    assert headline(saved).startswith("Stopped after 2 of 3 examples; scores cover those 2. ")
+    assert (job.run_dir / "report.html").is_file()
+    # Training's results are untouched: still completed, the adapter loads.
+    info = runs.read_run(runs_dir, job.run_id)
+    assert (info.status, info.has_adapter) == ("completed", True)
     assert [r["step"] for r in RunFolder(job.run_dir).read_metrics()] == [1, 2]
     assert_adapter_loads(job.run_dir, tiny_tokenizer, job.model)
-    # And Compare can run again to the end afterwards.
-    result = compare_run(rm, gen)
-    assert len(result.rows) == 2 and (job.run_dir / "report.html").is_file()
+
+    # Compare runs again to the end; a later stopped comparison then leaves the complete one saved.
+    full = compare_run(rm, gen)
+    assert not full.partial and len(full.rows) == 3 and not load_comparison(job.run_dir).partial
+    again = compare_run(rm, gen, should_stop=lambda: len(seen) >= 6, progress=lambda *a: seen.append(a))
+    assert again.partial and len(again.rows) == 1
+    assert not load_comparison(job.run_dir).partial
+    assert stopped_note(again, job.run_dir).endswith("It was not saved: the run's earlier complete comparison stays.")
 
 
 def test_stop_twice_and_after_the_end_changes_nothing(words_file, runs_dir, loader):

@@ -10,18 +10,21 @@ import pandas as pd
 
 from studio.data.dataset import dataset_label
 from studio.errors import RunError
-from studio.evaluate.before_after import answer_both
+from studio.evaluate.before_after import NothingCompared
+from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, load_comparison
-from studio.pipeline import compare_run
+from studio.pipeline import compare_run, stopped_note
 from studio.publish.plots import delta_figure, scores_figure
 from studio.publish.report import write_report
 from studio.runs import RunFolder, list_runs, read_run
-from ui.compare_view import COLUMNS, comparison_frame, raw_answers_html, score_cards_html
+from ui.compare_view import COLUMNS, adapter_note_html, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
 from ui.errors import guarded
 from ui.notices import NO_RUN_TO_COMPARE, NOT_COMPARED, empty_html
 from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
+from ui.stops import wire_stop
+from ui.timeline_panel import create_timeline_panel, wire_timeline_panel
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
 GEN_FIELDS = ("max_new_tokens", "num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty",
@@ -35,6 +38,7 @@ class CompareTab:
     run: Any
     refresh: Any
     compare: Any
+    stop: Any
     scores: Any
     scores_plot: Any
     delta_plot: Any
@@ -44,9 +48,11 @@ class CompareTab:
     instruction: Any
     input: Any
     ask: Any
+    stop_ask: Any
     base: Any
     tuned: Any
     probe: Any = None
+    timeline: Any = None
 
 
 def create_compare_tab(ctx: Context) -> CompareTab:
@@ -59,7 +65,9 @@ def create_compare_tab(ctx: Context) -> CompareTab:
             with gr.Row():
                 for name in names:
                     ctx.form.add("generation", name)
-    compare = gr.Button("Compare on the test split", variant="primary")
+    with gr.Row():
+        compare = gr.Button("Compare on the test split", variant="primary", scale=4)
+        stop = gr.Button("Stop (keeps the examples answered)", variant="stop", scale=1)
     scores = gr.HTML(empty_html(NO_RUN_TO_COMPARE))
     with gr.Row():
         scores_plot = gr.Plot(label="Scores before and after")
@@ -75,12 +83,15 @@ def create_compare_tab(ctx: Context) -> CompareTab:
     with gr.Row():
         instruction = gr.Textbox("", label="Instruction", lines=2, scale=3)
         input_box = gr.Textbox("", label="Input (optional)", lines=2, scale=2)
-    ask = gr.Button("Answer with both")
+    with gr.Row():
+        ask = gr.Button("Answer with both", scale=4)
+        stop_ask = gr.Button("Stop", variant="stop", scale=1)
     with gr.Row():
         base = gr.Textbox(label="Base", lines=5, interactive=False, elem_classes="answer-box")
         tuned = gr.Textbox(label="Tuned", lines=5, interactive=False, elem_classes="answer-box")
-    return CompareTab(run, refresh, compare, scores, scores_plot, delta_plot, table, raw, report, instruction,
-                      input_box, ask, base, tuned, probe)
+    timeline = create_timeline_panel(ctx)
+    return CompareTab(run, refresh, compare, stop, scores, scores_plot, delta_plot, table, raw, report, instruction,
+                      input_box, ask, stop_ask, base, tuned, probe, timeline)
 
 
 def run_choices(root: Path) -> list[tuple[str, str]]:
@@ -102,8 +113,9 @@ def comparison_view(cmp: Comparison, run_dir: Path) -> tuple:
     reports = [str(p) for p in (folder.report_html, folder.report_md) if p.is_file()]
     if not reports:
         reports = [str(p) for p in write_report(run_dir)]
-    return (score_cards_html(cmp), scores_figure(cmp), delta_figure(cmp), comparison_frame(cmp),
-            raw_answers_html(cmp), reports)
+    in_use = (read_run(run_dir.parent, run_dir.name).adapter_choice or {}).get("step")
+    cards = adapter_note_html(cmp.adapter_step, in_use) + score_cards_html(cmp)
+    return (cards, scores_figure(cmp), delta_figure(cmp), comparison_frame(cmp), raw_answers_html(cmp), reports)
 
 
 def empty_view(message: tuple[str, str] = NO_RUN_TO_COMPARE) -> tuple:
@@ -147,17 +159,31 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
         def step(which: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{which.capitalize()} model answering", unit="examples")
 
-        cmp = compare_run(rm, settings.generation, limit=rm.settings.data.max_test_examples, progress=step)
+        stop = services.stops.start(owner_of(state, request), "compare")
+        try:
+            cmp = compare_run(rm, settings.generation, limit=rm.settings.data.max_test_examples, progress=step,
+                              should_stop=stop.is_set)
+        except NothingCompared as exc:
+            gr.Info(str(exc))
+            return tuple(gr.update() for _ in empty_view())
+        if cmp.partial:
+            gr.Info(stopped_note(cmp, rm.run_dir))
         return comparison_view(cmp, rm.run_dir)
 
     @guarded
     def ask(state: SessionState, run_id: str | None = None, instruction: str = "", input: str = "",
-            token: str | None = None, request: gr.Request = None, **values: Any) -> tuple:
-        """One free instruction answered by the base model (adapter disabled) and by the tuned model."""
+            token: str | None = None, request: gr.Request = None, **values: Any):
+        """One free instruction answered by the base model (adapter disabled), then the tuned one, streamed."""
         rm = run_model(state, run_id, token, request)
         settings = ctx.form.to_settings(values)
-        base, tuned = answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation)
-        return gr.update(value=base, label=rm.base_label), gr.update(value=tuned, label=rm.tuned_label)
+        stop = services.stops.start(owner_of(state, request), "ask")
+        labels, texts = {"base": rm.base_label, "tuned": rm.tuned_label}, {"base": "", "tuned": ""}
+        for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation,
+                                   stop.is_set):
+            texts[who] = reply.text
+            if reply.ending == "stopped":
+                labels[who] += " · stopped"
+            yield tuple(gr.update(value=texts[w], label=labels[w]) for w in ("base", "tuned"))
 
     view = [tab.scores, tab.scores_plot, tab.delta_plot, tab.table, tab.raw, tab.report]
     tab.refresh.click(refresh, state, tab.run, api_name="list_adapters")
@@ -166,6 +192,9 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
     # One generation at a time across visitors: the cached model's adapter is switched off and on while answering.
     tab.compare.click(compare, [state, tab.run, ctx.token], view, inputs_kwargs=gen, api_name="compare",
                       concurrency_id="generate", concurrency_limit=1, show_progress_on=tab.scores)
+    wire_stop(ctx, tab.stop, "compare", "the comparison after the current batch", "stop_compare")
     tab.ask.click(ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
     wire_probe_panel(ctx, tab, tab.probe)
+    wire_stop(ctx, tab.stop_ask, "ask", "the answer", "stop_ask")
+    wire_timeline_panel(ctx, tab.timeline, tab.run)

@@ -70,3 +70,15 @@ def raw_answers_html(cmp: Comparison) -> str:
                      f"{_raw_block('Base', r.base_raw, base)}{_raw_block('Tuned', r.tuned_raw, tuned)}</div>"
                      "</details>")
     return f'<div class="raw-list">{"".join(items)}</div>'
+
+
+def _adapter_name(step: int | None) -> str:
+    return f"step-{step} snapshot" if step else "final adapter"
+
+
+def adapter_note_html(compared_step: int | None, current_step: int | None) -> str:
+    """A warning when the saved comparison is of another adapter than the one the run now uses ('' otherwise)."""
+    if compared_step == current_step:
+        return ""
+    return (f'<p class="studio-note">This comparison is of the run\'s {_adapter_name(compared_step)}; the run now '
+            f"uses its {_adapter_name(current_step)}. Compare again to score it.</p>")

@@ -29,3 +29,4 @@ class Context:
     runs: Any = None
     demo: Any = None  # the Demo tab (ui/demo_tab.py)
     notices: dict[str, Any] = field(default_factory=dict)  # per tab: cold-start banner / what to do next
+    chat: Any = None  # the Chat tab (ui/chat_tab.py)

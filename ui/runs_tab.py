@@ -23,6 +23,8 @@ from studio.runs import RunFolder, check_owner, delete_run, list_runs, read_run
 from ui.compare_tab import run_dropdown
 from ui.context import Context
 from ui.errors import guarded
+from ui.runs_actions import RunActions, create_run_actions, wire_run_actions
+from ui.runs_compare import RunsCompare, create_runs_compare, wire_runs_compare
 from ui.state import SessionState, owner_of
 
 COLUMNS = ["Run", "Status", "Base model", "Dataset", "Final loss", "BLEU before", "BLEU after", "Yours"]
@@ -60,6 +62,8 @@ class RunsTab:
     private: Any
     push: Any
     export_status: Any
+    actions: RunActions | None = None
+    pair: RunsCompare | None = None
 
 
 def create_runs_tab(ctx: Context) -> RunsTab:
@@ -75,6 +79,8 @@ def create_runs_tab(ctx: Context) -> RunsTab:
         confirm_text = gr.Markdown()
         confirm = gr.Button("Yes, delete it", variant="stop", size="sm")
         cancel = gr.Button("Cancel", size="sm")
+    actions = create_run_actions()
+    pair = create_runs_compare()
     with gr.Accordion("Export or share the selected run", open=False):
         sizes = gr.Markdown("Pick a run to see how large its downloads are.")
         with gr.Row():
@@ -104,7 +110,7 @@ def create_runs_tab(ctx: Context) -> RunsTab:
         export_status = gr.Markdown()
     return RunsTab(table, refresh, run, open_, delete, confirm_row, confirm_text, confirm, cancel, zip_button,
                    merge_button, merged_zip, download, sizes, quant, gguf_button, verify_button, gguf_status, gguf_files,
-                   check_table, login, repo, token, what, private, push, export_status)
+                   check_table, login, repo, token, what, private, push, export_status, actions, pair)
 
 
 def _gb(n: float) -> str:
@@ -257,3 +263,5 @@ def wire_runs_tab(ctx: Context, tab: RunsTab) -> None:
     tab.delete.click(ask_confirm, tab.run, [tab.confirm_row, tab.confirm_text], api_visibility="private")
     tab.cancel.click(lambda: gr.Row(visible=False), None, tab.confirm_row, api_visibility="private")
     tab.confirm.click(delete, [state, tab.run], [tab.confirm_row, tab.table, tab.run], api_name="delete_run")
+    wire_run_actions(ctx, tab.actions, tab.run)
+    wire_runs_compare(ctx, tab.pair, tab.run)

@@ -21,7 +21,7 @@ from studio.settings import ModelSettings
 
 ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 TokenizerLoader = Callable[..., Any]  # (ModelSettings, token=None) -> tokenizer
-JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=) -> studio.jobs.TrainingJob
+JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=, [resume_run=|continue_run=]) -> job
 
 
 def max_upload_bytes() -> int:
@@ -44,12 +44,15 @@ def default_tokenizer_loader(settings: ModelSettings, token: str | None = None) 
 
 
 def default_job_factory(settings: Any, root: Path, owner: str = "", token: str | None = None,
-                        model_loader: ModelLoader | None = None) -> Any:
-    """A TrainingJob from the library; an injected loader replaces its `load_base_model`."""
+                        model_loader: ModelLoader | None = None, **origin: Any) -> Any:
+    """A TrainingJob from the library; an injected loader replaces its `load_base_model`.
+
+    `origin` is `resume_run=RUN_ID` (Resume) or `continue_run=RUN_ID` (Train more), or nothing for a new run.
+    """
     from studio.jobs import TrainingJob
 
     injected = None if model_loader is default_model_loader else model_loader
-    return TrainingJob(settings, root, owner=owner, token=token, model_loader=injected)
+    return TrainingJob(settings, root, owner=owner, token=token, model_loader=injected, **origin)
 
 
 class JobRegistry:
@@ -64,6 +67,11 @@ class JobRegistry:
         with self._lock:
             return self._jobs.get(owner)
 
+    def check_free(self, owner: str) -> None:
+        """RunError while the owner's job is still active (checked before a new job touches any run folder)."""
+        if is_active(self.get(owner)):
+            raise RunError("You already have a training run in progress; stop it or wait for it to finish.")
+
     def add(self, owner: str, job: Any) -> None:
         """File a new job under `owner`; refuses while the owner's previous job is still active."""
         with self._lock:
@@ -71,6 +79,32 @@ class JobRegistry:
             if old is not None and is_active(old):
                 raise RunError("You already have a training run in progress; stop it or wait for it to finish.")
             self._jobs[owner] = job
+
+
+class StopFlags:
+    """Stop buttons for work that runs inside a request (Compare, the free prompt, chat, snapshot scoring).
+
+    One flag per visitor and kind of work: a visitor's Stop reaches only their own request, and a new request
+    starts with its flag lowered.
+    """
+
+    def __init__(self) -> None:
+        self._flags: dict[tuple[str, str], threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def _flag(self, owner: str, kind: str) -> threading.Event:
+        with self._lock:
+            return self._flags.setdefault((owner, kind), threading.Event())
+
+    def start(self, owner: str, kind: str) -> threading.Event:
+        """The lowered flag a new request of this kind watches."""
+        flag = self._flag(owner, kind)
+        flag.clear()
+        return flag
+
+    def stop(self, owner: str, kind: str) -> None:
+        """Raise the flag: the visitor's running request of this kind stops at its next check."""
+        self._flag(owner, kind).set()
 
 
 def is_active(job: Any) -> bool:
@@ -92,21 +126,24 @@ class Services:
     jobs: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest job (a demo counts as one)
     demos: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest one-click demo
     warmup: Any = None  # studio.model.warmup.Warmup preparing the embedded model, when the app started one
+    stops: StopFlags = field(default_factory=StopFlags)  # per visitor: stop Compare, the prompt box, chat
     max_upload_bytes: int = field(default_factory=lambda: max_upload_bytes())
     _tokenizers: dict[tuple[str, str], Any] = field(default_factory=dict)
     _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _run_model: Any = None  # the last run opened for Compare (one at a time: a model is ~1 GB)
 
-    def new_job(self, settings: Any, owner: str, token: str | None = None) -> Any:
-        """A training job for `settings` in the runs folder, filed under `owner` by the caller."""
-        return self.job_factory(settings, self.runs_root, owner=owner, token=token, model_loader=self.model_loader)
+    def new_job(self, settings: Any, owner: str, token: str | None = None, **origin: Any) -> Any:
+        """A training job for `settings` in the runs folder (or `resume_run=` / `continue_run=`), filed by the caller."""
+        return self.job_factory(settings, self.runs_root, owner=owner, token=token, model_loader=self.model_loader,
+                                **origin)
 
     def run_model(self, run_id: str, job: Any = None, token: str | None = None) -> Any:
         """The tuned model of a run for Compare: the visitor's in-memory job model, else the adapter from disk."""
         from studio import pipeline
 
-        if job is not None and job.run_id == run_id and job.model is not None and not is_active(job):
+        if job is not None and job.run_id == run_id and job.model is not None and not is_active(job) \
+                and not self._snapshot_in_use(run_id):  # the job's in-memory weights are the final adapter's
             return pipeline.from_job(job)
         with self._guard:
             cached = self._run_model
@@ -117,8 +154,13 @@ class Services:
             self._run_model = opened
         return opened
 
+    def _snapshot_in_use(self, run_id: str) -> bool:
+        from studio.runs import read_run
+
+        return bool(read_run(self.runs_root, run_id).adapter_choice)
+
     def forget_run(self, run_id: str) -> None:
-        """Drop a deleted run's cached model."""
+        """Drop a run's cached model (deleted, or its adapter replaced)."""
         with self._guard:
             if self._run_model is not None and self._run_model.run_id == run_id:
                 self._run_model = None

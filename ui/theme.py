@@ -51,6 +51,15 @@ CSS = """
                  border-radius: 8px; padding: 8px 10px; }
 .token-preview .tok-legend, .token-preview .tok-counts { margin-bottom: 6px; }
 .answer-box textarea { font-family: ui-monospace, monospace; }
+.timeline-point { max-height: 560px; overflow: auto; }
+.timeline-point .tl-head { font-weight: 600; margin: 4px 0 8px 0; }
+.tl-table { width: 100%; border-collapse: collapse; font-size: 0.9rem; table-layout: fixed; }
+.tl-table th, .tl-table td { border-bottom: 1px solid var(--border-color-primary); padding: 5px 8px; text-align: left;
+                             vertical-align: top; overflow-wrap: anywhere; white-space: pre-wrap; }
+.tl-table th { color: var(--body-text-color-subdued); font-weight: 600; }
+.tl-input { color: var(--body-text-color-subdued); }
+.tl-exact { color: #15803d; font-weight: 700; }
+#chat-status { font-size: 0.9rem; }
 """
 
 

@@ -1,45 +1,91 @@
 """Before / after: the same prompts answered with the adapter off (base) and on (tuned), scored against references."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
-from studio.errors import DataError
+from studio.data.formatting import prompt_ids
+from studio.errors import DataError, StudioError
 from studio.evaluate.comparison import Comparison, ComparisonRow
-from studio.evaluate.generation import Answer, end_of_sequence_ids, generate, generate_answers
+from studio.evaluate.generation import (
+    Answer,
+    GenerationStopped,
+    end_of_sequence_ids,
+    generate,
+    generate_answers,
+    plan_batches,
+)
 from studio.evaluate.scoring import score
+from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.examples import Example
 from studio.settings import GenerationSettings
 
 
-def _adapter_off(model: Any) -> contextlib.AbstractContextManager:
-    # A PeftModel with its adapter disabled is exactly the base model; a plain model has nothing to disable.
-    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+class NothingCompared(GenerationStopped):
+    """Compare was stopped before both models had answered any example (nothing to score or save)."""
+
+    def __init__(self, total: int) -> None:
+        StudioError.__init__(self, f"Compare was stopped before both models had answered any of the {total} examples, "
+                                   "so nothing was scored or saved.")
+        self.answers = [None] * total
 
 
-def _timed_answers(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings, label: str,
-                   progress: Callable[[str, int, int], None] | None, should_stop: Callable[[], bool] | None,
-                   stop_strings: tuple[str, ...]) -> tuple[list[Answer], float]:
-    step = (lambda done, total: progress(label, done, total)) if progress else None
-    start = time.perf_counter()
-    answers = generate_answers(model, tokenizer, prompts, gen, step, should_stop, stop_strings)
-    return answers, time.perf_counter() - start
+class _Stop(Exception):
+    """Internal: the stop flag was seen between two batches."""
+
+
+def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
+                    stops: tuple[str, ...], progress: Callable[[str, int, int], None] | None,
+                    should_stop: Callable[[], bool] | None) -> tuple[dict[int, Answer], dict[int, Answer], dict]:
+    """Base then tuned answers for each batch in turn, until done or stopped: ({index: base}, {index: tuned}, seconds)."""
+    base: dict[int, Answer] = {}
+    tuned: dict[int, Answer] = {}
+    seconds = {"base": 0.0, "tuned": 0.0}
+    lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
+    try:
+        for batch in plan_batches(lengths, gen.batch_size):
+            for label, answers, adapter in (("base", base, False), ("tuned", tuned, True)):
+                if should_stop is not None and should_stop():
+                    raise _Stop
+                start = time.perf_counter()
+                with using(model, adapter=adapter):  # the adapter state is ours alone while generating
+                    got = generate_answers(model, tokenizer, [prompts[i] for i in batch], gen, stop_strings=stops)
+                seconds[label] += time.perf_counter() - start
+                answers.update(zip(batch, got))
+                if progress is not None:
+                    progress(label, len(answers), len(prompts))
+    except _Stop:
+        pass
+    return base, tuned, seconds
 
 
 def compare(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,
             progress: Callable[[str, int, int], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> Comparison:
-    """Answer the examples with the adapter off (base) and on (tuned), cut by the same stops, and score both."""
+    """Answer the examples with the adapter off (base) and on (tuned), cut by the same stops, and score both.
+
+    Both models answer a batch before the next batch starts, and `should_stop()` is checked before each model's
+    turn: a stop keeps every example both models finished, and the result is `partial` (scored on those rows,
+    `planned` saying how many were meant). NothingCompared when the stop came before any was finished.
+    """
     prompts = [template.prompt(ex) for ex in examples]
-    references = [ex.output for ex in examples]
     stops = tuple(template.stop_strings)
-    with _adapter_off(model):
-        base, base_seconds = _timed_answers(model, tokenizer, prompts, gen, "base", progress, should_stop, stops)
-    tuned, tuned_seconds = _timed_answers(model, tokenizer, prompts, gen, "tuned", progress, should_stop, stops)
+    base, tuned, seconds = _answer_batches(model, tokenizer, prompts, gen, stops, progress, should_stop)
+    done = sorted(set(base) & set(tuned))
+    if not done:
+        raise NothingCompared(len(examples))
+    kept = [examples[i] for i in done]
+    return _scored(kept, [base[i] for i in done], [tuned[i] for i in done], gen, seconds, template, stops,
+                   tokenizer.convert_ids_to_tokens(end_of_sequence_ids(model, tokenizer)), len(examples))
+
+
+def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], gen: GenerationSettings,
+            seconds: dict, template: Any, stops: tuple[str, ...], eos_tokens: list[str], planned: int) -> Comparison:
+    """The Comparison of answered examples: per-row and corpus scores, intervals, win/tie/loss."""
+    references = [ex.output for ex in examples]
     base_text, tuned_text = [a.text for a in base], [a.text for a in tuned]
     base_scores, base_each = score(references, base_text)
     tuned_scores, tuned_each = score(references, tuned_text)
@@ -54,10 +100,11 @@ def compare(model: Any, tokenizer: Any, template: Any, examples: list[Example], 
     ]
     return Comparison(
         rows=rows, base=base_scores, tuned=tuned_scores, generation=dataclasses.asdict(gen),
-        base_seconds=base_seconds, tuned_seconds=tuned_seconds, template=str(template.name),
-        stop_strings=list(stops), eos_tokens=tokenizer.convert_ids_to_tokens(end_of_sequence_ids(model, tokenizer)),
+        base_seconds=seconds["base"], tuned_seconds=seconds["tuned"], template=str(template.name),
+        stop_strings=list(stops), eos_tokens=eos_tokens,
         changes=paired_bootstrap(references, base_text, tuned_text, base_each, tuned_each),
         tally=win_tie_loss([s.bleu for s in base_each], [s.bleu for s in tuned_each]), bootstrap=bootstrap_record(),
+        partial=len(examples) < planned, planned=planned,
     )
 
 
@@ -68,7 +115,8 @@ def answer_both(model: Any, tokenizer: Any, template: Any, instruction: str, inp
         raise DataError("Type an instruction for both models to answer.")
     prompt = [template.prompt(Example(instruction=instruction, output="", input=input))]
     stops = tuple(template.stop_strings)
-    with _adapter_off(model):
+    with using(model, adapter=False):
         base = generate(model, tokenizer, prompt, gen, stop_strings=stops)[0]
-    tuned = generate(model, tokenizer, prompt, gen, stop_strings=stops)[0]
+    with using(model, adapter=True):
+        tuned = generate(model, tokenizer, prompt, gen, stop_strings=stops)[0]
     return base, tuned

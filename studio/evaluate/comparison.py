@@ -98,6 +98,14 @@ class Comparison:
     changes: dict[str, Change] = field(default_factory=dict)  # metric -> change with its confidence interval
     tally: Tally | None = None
     bootstrap: dict = field(default_factory=dict)  # how the intervals were computed
+    partial: bool = False  # stopped before every example was answered: `rows` are the ones both models finished
+    planned: int = 0  # how many examples the comparison set out to answer (0: not recorded, older files)
+    adapter_step: int | None = None  # the chosen snapshot's step when it was the run's adapter; None: the final one
+
+    @property
+    def n_planned(self) -> int:
+        """How many examples were to be compared (the rows themselves when not recorded)."""
+        return max(self.planned, len(self.rows))
 
 
 def save_comparison(run_dir: Path, comparison: Comparison) -> None:
@@ -137,6 +145,8 @@ def _comparison_from(summary: dict[str, Any], rows: list[ComparisonRow]) -> Comp
         stop_strings=summary.get("stop_strings"), eos_tokens=summary.get("eos_tokens", []),
         changes={k: Change(**_known(Change, v)) for k, v in summary.get("changes", {}).items()},
         tally=Tally(**_known(Tally, tally)) if tally else None, bootstrap=summary.get("bootstrap", {}),
+        partial=bool(summary.get("partial", False)), planned=int(summary.get("planned") or 0),
+        adapter_step=summary.get("adapter_step"),
     )
 
 

@@ -180,7 +180,8 @@ def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> dict[
 
 
 @contextlib.contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
+def eval_mode(model: Any) -> Iterator[None]:
+    """The model in eval mode for the block, its own mode restored after."""
     # Training may leave dropout on; answers must be deterministic, and the caller's mode comes back after.
     was_training = model.training
     model.eval()
@@ -243,7 +244,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], gen: Genera
     answers: list[Answer | None] = [None] * len(prompts)
     done = 0
     # fork_rng keeps the seed local: sampling here must not reseed a training run sharing the process.
-    with torch.random.fork_rng(devices=[]), torch.inference_mode(), _eval_mode(model), _cpu_threads(model) as threads:
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(), eval_mode(model), _cpu_threads(model) as threads:
         torch.manual_seed(gen.seed)
         for batch in plan_batches([len(e) for e in encoded], gen.batch_size):
             if should_stop is not None and should_stop():

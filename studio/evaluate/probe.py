@@ -8,7 +8,6 @@ Both models are scored through lm-eval's HF wrapper around the model already in 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import logging
@@ -19,10 +18,10 @@ from typing import Any
 import yaml
 
 from studio.errors import HubUnavailableError, StudioError
-from studio.evaluate.before_after import _adapter_off
-from studio.evaluate.generation import _cpu_threads, _eval_mode
+from studio.evaluate.generation import _cpu_threads, eval_mode
 from studio.evaluate.probe_items import PROBE_DIR
 from studio.evaluate.probe_record import ItemScores, ProbeResult, summarize
+from studio.evaluate.sharing import using
 
 PROBE_GROUP = "studio_probe"
 # Rows of the built-in probe are 2-17 tokens. lm-eval sorts them by length; smaller batches pad less and keep fewer
@@ -126,7 +125,8 @@ def score_both(lm: Any, model: Any, tasks: dict[str, Any],
     for which in ("base", "tuned"):
         lm.progress = functools.partial(progress, which) if progress else None
         start = time.perf_counter()
-        with _adapter_off(model) if which == "base" else contextlib.nullcontext():
+        # The model's lock: chat and Compare toggle the same adapter, so no one may switch it mid-pass.
+        with using(model, adapter=which == "tuned"):
             scores[which] = _item_scores(lm, tasks)
         seconds[which] = time.perf_counter() - start
     return scores, seconds
@@ -142,7 +142,7 @@ def run_probe(model: Any, tokenizer: Any, tasks: list[str] | str | None = None, 
     from studio.evaluate.probe_lm import StudioLM
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)  # lm-eval logs every step of a run at INFO
-    with _eval_mode(model), _cpu_threads(model) as threads:
+    with eval_mode(model), _cpu_threads(model) as threads:
         lm = StudioLM(model, tokenizer, batch_size, should_stop=should_stop, threads=threads)
         scores, seconds = score_both(lm, model, loaded, progress)
     return summarize(list(loaded), scores["base"], scores["tuned"], seconds["base"], seconds["tuned"])

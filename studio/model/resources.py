@@ -82,10 +82,12 @@ def memory_estimate(model: Any, settings: StudioSettings, device: str = "cpu") -
     }
 
 
-def checkpoint_disk_bytes(lora_params: int) -> int:
-    """Disk for the checkpoints kept during training plus the final adapter (adapter + optimizer state each)."""
+def checkpoint_disk_bytes(lora_params: int, snapshots: int = 0) -> int:
+    """Disk for the checkpoints kept during training (adapter + optimizer state each), the final adapter and the
+    adapter-only snapshots (train.snapshots)."""
     per_checkpoint = lora_params * (4 + 8)
-    return KEPT_CHECKPOINTS * per_checkpoint + lora_params * 4 + 50_000_000  # 50 MB: tokenizer copies, logs
+    adapters = (1 + snapshots) * lora_params * 4
+    return KEPT_CHECKPOINTS * per_checkpoint + adapters + 50_000_000  # 50 MB: tokenizer copies, logs
 
 
 def free_memory_bytes(device: str) -> int:
@@ -148,7 +150,8 @@ def resource_findings(
     estimate = memory_estimate(model, settings, device)
     findings = [_memory_finding(settings, estimate["total_bytes"], free_memory_bytes(device), device)]
     if runs_root is not None:
-        findings.append(_disk_finding(checkpoint_disk_bytes(estimate["lora_params"]), Path(runs_root)))
+        need = checkpoint_disk_bytes(estimate["lora_params"], settings.train.snapshots)
+        findings.append(_disk_finding(need, Path(runs_root)))
     return [f for f in findings if f is not None]
 
 

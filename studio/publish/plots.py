@@ -6,11 +6,13 @@ from typing import Any
 import plotly.graph_objects as go
 
 from studio.evaluate.comparison import Comparison
+from studio.evaluate.timeline import Timeline
 
 TEMPLATE = "plotly_white"
 BASE_COLOR, TUNED_COLOR = "#94a3b8", "#4f46e5"
 LOSS_COLOR, EVAL_COLOR, LR_COLOR = "#4f46e5", "#f59e0b", "#10b981"
 UP_COLOR, DOWN_COLOR = "#16a34a", "#dc2626"
+RUN_COLORS = ("#4f46e5", "#f97316", "#10b981", "#e11d48")  # run A, run B, ... in the overlaid loss chart
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
@@ -142,4 +144,56 @@ def length_histogram(lengths: list[int], max_length: int) -> go.Figure:
         # A line far to the right would squash every bar into a sliver; say where it is instead.
         fig.add_annotation(text=f"max_length {max_length} is off the chart →", xref="paper", yref="paper",
                            x=1, y=1.02, showarrow=False, xanchor="right", font={"color": DOWN_COLOR})
+    return fig
+
+
+def timeline_figure(timeline: Timeline, history: list[dict] | None = None) -> go.Figure:
+    """Held-out BLEU at each snapshot (step 0: the base model), validation BLEU when measured, and the training
+    loss on a second axis, so when the model learned what is visible at a glance; the snapshot in use is marked."""
+    fig = go.Figure()
+    _layout(fig, "Held-out BLEU at each snapshot, beside the training loss", xaxis_title="step",
+            yaxis={"title": "BLEU (0-100)", "rangemode": "tozero"}, hovermode="x unified")
+    if not timeline.points:
+        return _empty(fig, "No snapshot scored yet")
+    steps = [p.step for p in timeline.points]
+    fig.add_trace(go.Scatter(x=steps, y=[p.test.bleu for p in timeline.points], name="held-out BLEU (test)",
+                             mode="lines+markers+text", line={"color": TUNED_COLOR, "width": 3}, marker={"size": 10},
+                             text=[f"{p.test.bleu:.1f}" for p in timeline.points], textposition="top center"))
+    checked = [p for p in timeline.points if p.validation is not None]
+    if checked:
+        fig.add_trace(go.Scatter(x=[p.step for p in checked], y=[p.validation.bleu for p in checked],
+                                 name="validation BLEU", mode="lines+markers",
+                                 line={"color": EVAL_COLOR, "width": 2, "dash": "dot"}, marker={"size": 8}))
+    loss_steps, loss = _series(history or [], "loss")
+    if loss:
+        fig.add_trace(go.Scatter(x=loss_steps, y=loss, name="training loss", mode="lines", yaxis="y2",
+                                 line={"color": BASE_COLOR, "width": 1.5}, opacity=0.7))
+        fig.update_layout(yaxis2={"title": "training loss", "overlaying": "y", "side": "right", "showgrid": False,
+                                  "rangemode": "tozero"})
+    if timeline.chosen_step:
+        fig.add_vline(x=timeline.chosen_step, line_dash="dash", line_color=UP_COLOR,
+                      annotation_text=f"in use: step {timeline.chosen_step}", annotation_position="top left")
+    _integer_ticks(fig, max(steps + loss_steps))
+    return fig
+
+
+def runs_loss_figure(curves: list[tuple[str, list[dict]]]) -> go.Figure:
+    """Several runs' training loss (solid) and eval loss (dotted) overlaid, one colour per run."""
+    fig = go.Figure()
+    _layout(fig, "Training loss, runs overlaid", xaxis_title="step", yaxis_title="loss", hovermode="x unified")
+    largest = 0
+    for i, (label, history) in enumerate(curves):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        steps, loss = _series(history, "loss")
+        eval_steps, eval_loss = _series(history, "eval_loss")
+        if loss:
+            fig.add_trace(go.Scatter(x=steps, y=loss, name=f"{label} train loss", mode=_marker_mode(len(loss)),
+                                     line={"color": color, "width": 2}, marker={"size": 5}))
+        if eval_loss:
+            fig.add_trace(go.Scatter(x=eval_steps, y=eval_loss, name=f"{label} eval loss", mode="lines+markers",
+                                     line={"color": color, "width": 2, "dash": "dot"}, marker={"size": 8}))
+        largest = max([largest, *steps, *eval_steps])
+    if not fig.data:
+        return _empty(fig, "Neither run has logged a loss")
+    _integer_ticks(fig, largest)
     return fig

@@ -88,8 +88,16 @@ def metric_lines(comparison: Comparison) -> list[MetricLine]:
     return out
 
 
-def headline(comparison: Comparison) -> str:
-    """The verdict in one sentence: is the BLEU change significant?"""
+def partial_note(comparison: Comparison) -> str:
+    """'Stopped after 16 of 24 examples; scores cover those 16.' for a stopped comparison, else ''."""
+    if not comparison.partial:
+        return ""
+    n = len(comparison.rows)
+    which = "that one" if n == 1 else f"those {n}"
+    return f"Stopped after {n} of {comparison.n_planned} examples; scores cover {which}."
+
+
+def _verdict(comparison: Comparison) -> str:
     line = metric_lines(comparison)[0]
     n = comparison.tuned.n
     verdict = line.change.verdict
@@ -101,6 +109,12 @@ def headline(comparison: Comparison) -> str:
         return (f"BLEU changed by {line.change.delta:+.1f} points on {n} held-out examples, but the 95% interval "
                 "includes 0: not a significant change.")
     return f"BLEU changed by {line.change.delta:+.1f} points on {n} held-out examples (no confidence interval)."
+
+
+def headline(comparison: Comparison) -> str:
+    """The verdict in one sentence: is the BLEU change significant? (A stopped comparison says so first.)"""
+    note = partial_note(comparison)
+    return f"{note} {_verdict(comparison)}" if note else _verdict(comparison)
 
 
 def tally_text(comparison: Comparison) -> str:

@@ -37,3 +37,15 @@ def test_a_comparison_saved_by_an_older_version_loads(runs_dir):
     assert old.base.bleu == 0.3 and old.base.rouge_l is None and old.tuned.n == 2
     assert old.stop_strings is None and old.changes == {} and old.tally is None and old.bootstrap == {}
     assert old.rows[0].base == "dog ###" and old.rows[0].base_raw == "" and old.rows[0].tuned_rouge_l is None
+
+
+def test_a_partial_comparison_says_how_many_it_covers_and_older_files_are_complete(runs_dir):
+    run = create_run(runs_dir, StudioSettings())
+    partial = sample_comparison()
+    partial.partial, partial.planned, partial.adapter_step = True, 24, 40
+    save_comparison(run.path, partial)
+    loaded = load_comparison(run.path)
+    assert (loaded.partial, loaded.planned, loaded.n_planned, loaded.adapter_step) == (True, 24, 24, 40)
+    write_old_comparison(run.path)
+    old = load_comparison(run.path)
+    assert (old.partial, old.planned, old.n_planned, old.adapter_step) == (False, 0, 2, None)

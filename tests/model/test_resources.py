@@ -114,3 +114,8 @@ def test_bitsandbytes_probe_answers_without_raising():
 def test_oom_message_names_the_setting_to_change(train, data, advice):
     message = resources.oom_message(StudioSettings.from_dict({"train": train, "data": data}))
     assert message.startswith("Training ran out of memory; ") and advice in message and message.endswith(".")
+
+
+def test_the_disk_estimate_counts_the_snapshots():
+    none, four = resources.checkpoint_disk_bytes(1_000_000), resources.checkpoint_disk_bytes(1_000_000, snapshots=4)
+    assert four - none == 4 * 1_000_000 * 4  # four fp32 adapters, no optimizer state

@@ -87,3 +87,29 @@ def test_length_histogram_does_not_squash_short_examples():
     fig = length_histogram([20, 30, 40], max_length=256)
     assert not fig.layout.shapes  # no line at 256 stretching the axis
     assert any("max_length 256 is off the chart" in a.text for a in fig.layout.annotations)
+
+
+def test_timeline_figure_plots_bleu_by_step_beside_the_loss_and_marks_the_snapshot_in_use():
+    from studio.publish.plots import timeline_figure
+    from tests.builders import sample_timeline
+
+    t = sample_timeline()
+    t.chosen_step = 60
+    fig = timeline_figure(t, HISTORY)
+    bleu = trace(fig, "held-out BLEU (test)")
+    assert list(bleu.x) == [0, 20, 40, 60, 80] and list(bleu.y) == [1.0, 90.0, 50.0, 40.0, 30.0]
+    assert list(trace(fig, "validation BLEU").y) == [2.0, 30.0, 60.0, 60.0, 10.0]
+    assert trace(fig, "training loss").yaxis == "y2"
+    assert any("in use: step 60" in (a.text or "") for a in fig.layout.annotations)
+    t.points = []
+    assert timeline_figure(t).layout.annotations[0].text == "No snapshot scored yet"
+
+
+def test_runs_loss_figure_overlays_each_run_in_its_own_colour():
+    from studio.publish.plots import runs_loss_figure
+
+    fig = runs_loss_figure([("A", HISTORY), ("B", HISTORY[:3])])
+    a, b = trace(fig, "A train loss"), trace(fig, "B train loss")
+    assert len(a.x) == 10 and len(b.x) == 3 and a.line.color != b.line.color
+    assert trace(fig, "A eval loss").line.dash == "dot"
+    assert runs_loss_figure([("A", []), ("B", [])]).layout.annotations[0].text == "Neither run has logged a loss"

@@ -50,3 +50,13 @@ def test_an_old_comparison_reads_without_intervals(runs_dir):
     assert lines[2].text() == "Exact match 0% -> 50%, +50.0"
     assert scorecard.headline(old).endswith("(no confidence interval).") and scorecard.tally_text(old) == ""
     assert "not recorded" in scorecard.cut_note(old) and "No confidence intervals" in scorecard.method_note(old)
+
+
+def test_a_stopped_comparison_says_how_many_examples_its_scores_cover():
+    cmp = sample_comparison()
+    assert scorecard.partial_note(cmp) == ""
+    cmp.partial, cmp.planned = True, 24
+    assert scorecard.partial_note(cmp) == "Stopped after 2 of 24 examples; scores cover those 2."
+    assert scorecard.headline(cmp).startswith("Stopped after 2 of 24 examples; scores cover those 2. Tuning improved")
+    cmp.rows = cmp.rows[:1]
+    assert scorecard.partial_note(cmp) == "Stopped after 1 of 24 examples; scores cover that one."

@@ -34,3 +34,11 @@ def test_a_comparison_saved_by_an_older_version_renders(runs_dir):
     assert "(no confidence interval)" in html and "badge" not in html and "ROUGE-L" not in html
     assert "saved without raw continuations" in raw_answers_html(old)
     assert comparison_frame(old)["Change"].tolist() == [100.0, 0.0]
+
+
+def test_a_note_when_the_saved_comparison_is_of_another_adapter():
+    from ui.compare_view import adapter_note_html
+
+    assert adapter_note_html(None, None) == "" and adapter_note_html(40, 40) == ""
+    assert "is of the run's final adapter; the run now uses its step-40 snapshot" in adapter_note_html(None, 40)
+    assert "is of the run's step-40 snapshot; the run now uses its final adapter" in adapter_note_html(40, None)

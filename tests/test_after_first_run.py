@@ -1,0 +1,69 @@
+"""After the first run, on the real embedded Gemma 3 270M (slow, kept short: 12 steps, 4 held-out prompts):
+snapshots are taken, the chat streams the very answers Compare scores, the timeline's last point is the tuned model,
+and Train more continues from the run's adapter and optimizer state."""
+from __future__ import annotations
+
+import pytest
+
+from studio import pipeline, runs
+from studio.evaluate.before_after import compare
+from studio.evaluate.chat import ask_both, converse
+from studio.jobqueue import JobQueue
+from studio.jobs import TrainingJob
+from studio.runs import RunFolder
+from studio.settings import StudioSettings, apply_overrides
+from studio.train.continuation import continue_settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    settings = apply_overrides(StudioSettings(), {
+        "data": {"validation_fraction": 0.1, "max_test_examples": 4},
+        "train": {"max_steps": 12, "snapshots": 3, "eval_steps": 4},
+        "generation": {"max_new_tokens": 12},
+    })
+    job = TrainingJob(settings, tmp_path_factory.mktemp("runs"), queue=JobQueue())
+    job.start()
+    assert job.join(timeout=900) and job.status == "completed", job.error
+    return job
+
+
+def test_chat_streams_what_compare_scores(job):
+    rm = pipeline.from_job(job)
+    rows = rm.test[:2]
+    gen = rm.settings.generation
+    expected = compare(rm.model, rm.tokenizer, rm.template, rows, gen)
+    for example, row in zip(rows, expected.rows):
+        updates: dict[str, list] = {"base": [], "tuned": []}
+        for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, example.instruction, example.input, gen):
+            updates[who].append(reply)
+        assert updates["base"][-1].text == row.base and updates["tuned"][-1].text == row.tuned
+        assert len(updates["base"]) > 2  # streamed token by token
+    turns = {"base": [], "tuned": []}
+    replies = {who: reply for who, reply in converse(rm.model, rm.tokenizer, rm.template, turns,
+                                                      "Uppercase the word: river", gen)}
+    assert replies["base"].done and replies["tuned"].done and replies["tuned"].ending
+
+
+def test_the_timeline_ends_at_the_tuned_model_and_train_more_continues(job):
+    folder = RunFolder(job.run_dir)
+    assert folder.snapshot_steps() == [4, 8, 12]
+    rm = pipeline.from_job(job)
+    timeline = pipeline.score_snapshots_run(rm)
+    assert [p.step for p in timeline.points] == [0, 4, 8, 12] and timeline.n_validation > 0
+    reference = compare(rm.model, rm.tokenizer, rm.template, rm.test[:4], rm.settings.generation)
+    assert timeline.points[0].answers == [r.base for r in reference.rows]
+    assert timeline.points[-1].answers == [r.tuned for r in reference.rows]
+    print("\nheld-out BLEU by step:", [(p.step, round(p.test.bleu, 1)) for p in timeline.points])
+
+    more = TrainingJob(continue_settings(job.settings, {"train": {"max_steps": 4}}), job.root, queue=JobQueue(),
+                       continue_run=job.run_id)
+    more.start()
+    assert more.join(timeout=900) and more.status == "completed", more.error
+    info = runs.read_run(job.root, more.run_id)
+    assert (info.parent_run, info.parent_step, info.step) == (job.run_id, 12, 4)
+    first = next(r["loss"] for r in more.history() if r.get("loss") is not None)
+    parent_first = next(r["loss"] for r in job.history() if r.get("loss") is not None)
+    assert first < parent_first  # it starts where the parent got to, not from the base model
