@@ -11,6 +11,7 @@ from studio.errors import RunError
 from studio.evaluate.before_after import compare
 from studio.evaluate.comparison import Comparison, save_comparison
 from studio.examples import Example
+from studio.model.threads import thread_policy, use_threads
 from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings
 
@@ -83,9 +84,11 @@ def compare_run(
     examples = rm.test[:limit] if limit > 0 else rm.test
     if not examples:
         raise RunError("This run has no held-out examples to compare on.")
-    runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
-    result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
-                     progress=progress, should_stop=should_stop)
+    info = runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
+    # The run's own thread count (recorded when it trained), so its answers are as reproducible as its weights.
+    with use_threads(thread_policy(rm.settings.train, info.threads or None)):
+        result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
+                         progress=progress, should_stop=should_stop)
     try:
         save_comparison(rm.run_dir, result)
     except FileNotFoundError:
