@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 TRAIN_LABELS = {"studio": "(a) studio TrainingJob", "trl": "(b) TRL SFTTrainer defaults",
-                "tutorial": "(c) tutorial Trainer, fixed pad"}
+                "tutorial": "(c) tutorial Trainer, fixed pad", "studio-balanced": "(a') studio, adaptive threads"}
 EVAL_LABELS = {"studio": "(a) studio batched generate", "single": "(b) one prompt at a time",
                "pipeline": "(c) pipeline, 5 beams, batch 2"}
 
@@ -19,6 +19,8 @@ def training_table(t: dict[str, Any]) -> list[str]:
              f"  {'contender':32s} {'tok/s':>7s} {'s/step':>7s} {'x(a)':>6s} {'pad%':>5s} {'MFU':>5s} "
              f"{'GFLOP/tok':>9s} {'loss':>6s} {'RSS GB':>6s} {'thr':>3s}  load (start-end per round)"]
     for name, label in TRAIN_LABELS.items():
+        if name not in t:
+            continue
         c = t[name]
         speedup = t["studio"]["tokens_per_second"] / c["tokens_per_second"]
         lines.append(
@@ -28,7 +30,8 @@ def training_table(t: dict[str, Any]) -> list[str]:
     lines.append(f"  studio/TRL {t['ratio_vs_trl']:.2f}x, studio/tutorial {t['ratio_vs_tutorial']:.2f}x; "
                  f"loss after training (answer tokens of the training examples): studio "
                  f"{t['studio']['final_loss']:.4f} vs TRL {t['trl']['final_loss']:.4f} "
-                 f"({100 * t['loss_gap_vs_trl']:.1f}% apart)")
+                 f"({100 * t['loss_gap_vs_trl']:.1f}% apart); initial LoRA weights "
+                 f"{'identical for every contender' if t['identical_initial_adapter'] else 'DIFFERENT'}")
     return lines
 
 
@@ -56,14 +59,22 @@ def latency_table(lat: dict[str, Any]) -> list[str]:
         lines.append(f"  cold model load (builds)   {lat['cold_load_s']:6.1f} s  (load {lat['cold_load_load']})")
     if "first_loss_s" in lat:
         lines.append(f"  Train -> first loss point  {lat['first_loss_s']:6.1f} s  (warm cache, TrainingJob.start())")
+    if "ask" in lat:
+        a = lat["ask"]
+        lines.append(f"  one question, base + tuned {a['idle_s']:6.1f} s idle, {a['training_s']:.1f} s while a job "
+                     f"trains ({a['ratio']:.2f}x; {a['max_new_tokens']} new tokens; loads {a['load_idle']} / "
+                     f"{a['load_training']})")
     return lines
 
 
 def format_table(figures: dict[str, Any]) -> str:
     """Every measured part as a table, then one PASS/FAIL/SKIP line per target."""
-    lines = [f"Bench on {figures['cpu_count']} cores, load {figures['load_start']} at start, "
-             f"{figures['load_end']} at end"]
-    for key, table in (("train", training_table), ("eval", eval_table), ("latency", latency_table)):
+    lines = [f"Bench on {figures['cpu_count']} cores, {figures.get('threads', '?')} thread(s) pinned, load "
+             f"{figures['load_start']} at start, {figures['load_end']} at end"]
+    from bench.app import app_table
+
+    for key, table in (("train", training_table), ("eval", eval_table), ("latency", latency_table),
+                       ("app", app_table)):
         if key in figures:
             lines += [""] + table(figures[key])
     lines.append("")
