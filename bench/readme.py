@@ -81,9 +81,14 @@ def _training_rows(t: dict[str, Any]) -> list[str]:
                          f"{b['tokens_per_second']:.1f}", f"studio pinned {s['tokens_per_second']:.1f}",
                          f"{b['tokens_per_second'] / s['tokens_per_second']:.2f}x"))
     same = "same" if t.get("identical_initial_adapter") else "DIFFERENT"
+    same_order = t.get("studio-random", s)
     rows += [
-        _row(f"final training loss (answer tokens), {same} initial LoRA weights", f"{s['final_loss']:.4f}",
-             f"TRL {trl['final_loss']:.4f}", f"{100 * t['loss_gap_vs_trl']:.1f}% apart"),
+        _row(f"final training loss (answer tokens), {same} initial LoRA weights, TRL's batch order",
+             f"{same_order['final_loss']:.4f}", f"TRL {trl['final_loss']:.4f}",
+             f"{100 * t['loss_gap_vs_trl']:.2f}% apart"),
+        _row("the same with the studio's length-grouped batches (other examples share a step)",
+             f"{s['final_loss']:.4f}", f"TRL {trl['final_loss']:.4f}",
+             f"{100 * t.get('loss_gap_default_order', t['loss_gap_vs_trl']):.1f}% apart"),
         _row(f"MFU against the GEMM ceiling measured in the same run ({t['gemm_ceiling_gflops']:.0f} GFLOP/s at "
              f"{t.get('ceiling_threads', '?')} thread(s))", f"{100 * s['mfu']:.0f}%",
              f"TRL {100 * trl['mfu']:.0f}%, tutorial {100 * tut['mfu']:.0f}% (most of its FLOPs are padding)", ""),

@@ -4,6 +4,10 @@
             padding grouped by length, no gradient checkpointing, fused LoRA and AdamW, pinned threads), then
             `pipeline.compare_run`.
 - studio-balanced: the same with `train.balance_threads` (the adaptive thread count; reported on its own line).
+- studio-random: the same with random batches (`train.group_by_length=false`), which makes its batches exactly TRL's
+            (the same sampler and seed): the loss check compares it with TRL, so any gap is the training itself and
+            not which examples happened to share a step (over a few steps at lr 1e-3 the order alone moves the loss
+            by several per cent).
 - trl, tutorial: the baselines, in bench/baselines.py.
 
 All use the same examples, LoRA adapter, learning rate, optimiser steps, seed and thread count, and the same initial
@@ -19,7 +23,8 @@ from typing import Any
 
 from bench.measure import Meter, adapter_fingerprint, finish, meter_callback
 
-CONTENDERS = ("studio", "trl", "tutorial", "studio-balanced")
+CONTENDERS = ("studio", "trl", "tutorial", "studio-balanced", "studio-random")
+STUDIO_VARIANTS = {"studio-balanced": {"balance_threads": True}, "studio-random": {"group_by_length": False}}
 
 
 def bench_settings(steps: int, examples: int, seed: int, threads: int = 0, prompts: int = 24,
@@ -37,11 +42,9 @@ def bench_settings(steps: int, examples: int, seed: int, threads: int = 0, promp
 
 
 def contender_overrides(name: str, overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """The studio-balanced contender is the studio with the adaptive thread count switched on."""
-    if name != "studio-balanced":
-        return overrides or {}
+    """The settings a studio variant changes (the adaptive thread count, or TRL's random batch order)."""
     merged = {k: dict(v) for k, v in (overrides or {}).items()}
-    merged.setdefault("train", {})["balance_threads"] = True
+    merged.setdefault("train", {}).update(STUDIO_VARIANTS.get(name, {}))
     return merged
 
 
@@ -57,7 +60,7 @@ def run_contender(name: str, steps: int, examples: int, seed: int, warmup: int, 
 
     settings = bench_settings(steps, examples, seed, threads, prompts, contender_overrides(name, overrides))
     load_start = load1()
-    if name in ("studio", "studio-balanced"):
+    if name == "studio" or name in STUDIO_VARIANTS:
         figures = _run_studio(settings, warmup, pad_to, loader, compare and name == "studio")
     else:
         from bench.baselines import run_trl, run_tutorial
