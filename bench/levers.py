@@ -99,18 +99,21 @@ def levers_command(args: Any, run_worker: Any, say: Any) -> dict[str, Any]:
                         "prompts": args.prompts, "overrides": overrides, "compare": False}
                 r = run_worker(spec)
                 runs[name].append(r)
-                say(f"  round {round_ + 1} {name:24s} {r['tokens_per_second']:7.1f} tokens/s "
+                say(f"  round {round_ + 1} {name:28s} {r['tokens_per_second']:7.1f} tokens/s "
                     f"{r['seconds_per_step']:6.2f} s/step  threads {r['threads']:.0f}  "
                     f"load {r['load_start']}->{r['load_end']}")
-    out: dict[str, Any] = {"train": {}, "generation": None}
+    out: dict[str, Any] = {"train": {}, "generation": None, "threads": args.threads}
     if all(runs.values()):
-        base = statistics.median(r["tokens_per_second"] for r in runs["default"])
+        med = lambda rs, key: statistics.median(r[key] for r in rs)  # noqa: E731
+        base, base_cpu = med(runs["default"], "tokens_per_second"), med(runs["default"], "tokens_per_cpu_second")
         for name, rs in runs.items():
-            tps = statistics.median(r["tokens_per_second"] for r in rs)
+            tps, cpu = med(rs, "tokens_per_second"), med(rs, "tokens_per_cpu_second")
             out["train"][name] = {"tokens_per_second": tps, "default_speedup": base / tps,
+                                  "tokens_per_cpu_second": cpu, "default_cpu_speedup": base_cpu / cpu,
                                   "peak_rss_gb": max(r["peak_rss_bytes"] for r in rs) / 1e9,
                                   "loads": [[r["load_start"], r["load_end"]] for r in rs]}
-            say(f"Training lever {name:24s} {tps:7.1f} tokens/s; the default is {base / tps:.2f}x this")
+            say(f"Training lever {name:28s} {tps:7.1f} tokens/s, {cpu:6.1f} per CPU second; the default is "
+                f"{base / tps:.2f}x this ({base_cpu / cpu:.2f}x per CPU second)")
     if "eval" in args.only:
         gen = run_worker({"kind": "gen_levers", "prompts": args.prompts, "repeats": args.repeats,
                           "threads": args.threads})

@@ -98,6 +98,9 @@ def summarise_training(raw: dict[str, Any]) -> dict[str, Any]:
             "padding_fraction": med("padding_fraction"), "final_loss": med("final_loss"),
             "peak_rss_gb": max(r["peak_rss_bytes"] for r in runs) / 1e9,
             "mfu": med("flops_per_second") / ceiling, "gflops": med("flops_per_second") / 1e9,
+            # FLOPs per CPU second against the ceiling per thread: barely moved by other processes' load
+            "cpu_mfu": med("flops_per_cpu_second") * raw["ceilings"][0].get("threads", 1) / ceiling,
+            "tokens_per_cpu_second": med("tokens_per_cpu_second"),
             "flops_per_real_token": med("flops_per_real_token"), "threads": med("threads"),
             "head_share_of_positions": med("head_share_of_positions"), "load_seconds": med("load_seconds"),
             "loads": [[r["load_start"], r["load_end"]] for r in runs],

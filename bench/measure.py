@@ -38,7 +38,7 @@ class Meter:
         self.every_position = head_on_every_position  # TRL's CPU head scores every position without calling it
         self.steps: list[dict[str, Any]] = []
         self._pending = self._empty()
-        self._last = time.perf_counter()
+        self._last, self._last_cpu = time.perf_counter(), time.process_time()
         decoder.register_forward_pre_hook(self._on_decoder, with_kwargs=True)
         head.register_forward_hook(self._on_head)
 
@@ -63,14 +63,19 @@ class Meter:
             self._pending["head"] += args[0].numel() // args[0].shape[-1]
 
     def start(self) -> None:
-        """The clock of the first step starts now."""
-        self._last = time.perf_counter()
+        """The clocks of the first step start now."""
+        self._last, self._last_cpu = time.perf_counter(), time.process_time()
 
     def step_end(self) -> None:
-        """Close one optimiser step: its seconds, tokens and the torch thread count at its end."""
-        now = time.perf_counter()
-        self.steps.append({**self._pending, "seconds": now - self._last, "threads": torch.get_num_threads()})
-        self._pending, self._last = self._empty(), now
+        """Close one optimiser step: its wall and CPU seconds, tokens and the torch thread count at its end.
+
+        CPU seconds (this process, every thread) barely move with other processes' load at one thread, so they
+        compare levers on a busy machine; with more threads they also count the threads' waits.
+        """
+        now, cpu = time.perf_counter(), time.process_time()
+        self.steps.append({**self._pending, "seconds": now - self._last, "cpu_seconds": cpu - self._last_cpu,
+                           "threads": torch.get_num_threads()})
+        self._pending, self._last, self._last_cpu = self._empty(), now, cpu
 
 
 def meter_callback(meter: Meter) -> Any:
@@ -96,7 +101,10 @@ def summarise_steps(steps: list[dict[str, Any]], shape: ModelShape, n_lora: int,
         "steps": len(steps), "measured_steps": len(measured),
         "seconds_per_step": statistics.median(s["seconds"] for s in measured),
         "tokens_per_second": statistics.median(s["real"] / s["seconds"] for s in measured),
+        "tokens_per_cpu_second": statistics.median(s["real"] / max(s.get("cpu_seconds", 0.0), 1e-9) for s in measured),
         "flops_per_second": statistics.median(f / s["seconds"] for f, s in zip(flops, measured)),
+        "flops_per_cpu_second": statistics.median(f / max(s.get("cpu_seconds", 0.0), 1e-9)
+                                                  for f, s in zip(flops, measured)),
         "flops_per_real_token": sum(flops) / max(1, sum(s["real"] for s in measured)),
         "padding_fraction": 1 - real / positions if positions else 0.0,
         "head_share_of_positions": sum(s["head"] for s in steps) / positions if positions else 0.0,

@@ -16,8 +16,9 @@ def _loads(pairs: list[list[float]]) -> str:
 
 def training_table(t: dict[str, Any]) -> list[str]:
     """One row per training contender."""
-    lines = [f"Training (GEMM ceiling {t['gemm_ceiling_gflops']:.0f} GFLOP/s, loads {t['ceiling_loads']})",
-             f"  {'contender':32s} {'tok/s':>7s} {'s/step':>7s} {'x(a)':>6s} {'pad%':>5s} {'MFU':>5s} "
+    lines = [f"Training (GEMM ceiling {t['gemm_ceiling_gflops']:.0f} GFLOP/s, loads {t['ceiling_loads']}; cpuMFU: "
+             f"FLOPs per CPU second of the process over the ceiling per thread, steadier on a busy machine)",
+             f"  {'contender':32s} {'tok/s':>7s} {'s/step':>7s} {'x(a)':>6s} {'pad%':>5s} {'MFU':>5s} {'cpuMFU':>6s} "
              f"{'GFLOP/tok':>9s} {'loss':>6s} {'RSS GB':>6s} {'thr':>3s}  load (start-end per round)"]
     for name, label in TRAIN_LABELS.items():
         if name not in t:
@@ -26,7 +27,8 @@ def training_table(t: dict[str, Any]) -> list[str]:
         speedup = t["studio"]["tokens_per_second"] / c["tokens_per_second"]
         lines.append(
             f"  {label:32s} {c['tokens_per_second']:7.1f} {c['seconds_per_step']:7.2f} {speedup:6.2f} "
-            f"{100 * c['padding_fraction']:5.1f} {100 * c['mfu']:4.0f}% {c['flops_per_real_token'] / 1e9:9.2f} "
+            f"{100 * c['padding_fraction']:5.1f} {100 * c['mfu']:4.0f}% {100 * c.get('cpu_mfu', 0):5.0f}% "
+            f"{c['flops_per_real_token'] / 1e9:9.2f} "
             f"{c['final_loss']:6.3f} {c['peak_rss_gb']:6.2f} {c['threads']:3.0f}  {_loads(c['loads'])}")
     same_order = t.get("studio-random", t["studio"])
     lines.append(f"  studio/TRL {t['ratio_vs_trl']:.2f}x, studio/tutorial {t['ratio_vs_tutorial']:.2f}x; initial LoRA "

@@ -113,23 +113,24 @@ def view_keys(job: Any, smoothing: float, log_scale: bool) -> dict[str, Any]:
     }
 
 
-def _value(name: str, key: Any, job: Any, smoothing: float, log_scale: bool, finished: list) -> Any:
-    """The output `name` for its key (the chart and the adapter zip are only built here, when they changed)."""
+def _build(job: Any, keys: dict[str, Any], names: list[str], smoothing: float, log_scale: bool) -> dict[str, Any]:
+    """The outputs in `names` (the chart and the adapter zip are only built here, when they changed)."""
     if job is None:
         idle = {"progress": progress_html("idle"), "plot": None, "log": "", "result": "",
                 "download": gr.update(visible=False), "status": {}, "timer": gr.Timer(active=False)}
-        return idle[name]
-    if name == "plot":
+        return {name: idle[name] for name in names}
+    # Progress html, log text and status details are their own keys.
+    out = {name: keys[name] for name in names if name in ("progress", "log", "status")}
+    if "plot" in names:
         history = job.history()
-        return loss_figure(history, smoothing, log_scale) if history else None
-    if name in ("result", "download"):
-        if key[1]:  # still active: nothing to show yet
-            return "" if name == "result" else gr.update(visible=False)
-        finished[:] = finished or list(_finished_view(job))  # the zip is built once for both outputs
-        return finished[0] if name == "result" else finished[1]
-    if name == "timer":
-        return gr.Timer(active=key)
-    return key  # progress html, log text and status details are their own keys
+        out["plot"] = loss_figure(history, smoothing, log_scale) if history else None
+    if "timer" in names:
+        out["timer"] = gr.Timer(active=keys["timer"])
+    if {"result", "download"} & set(names):
+        # The end of a job is told once: what it saved, and the zip to download (built once for both outputs).
+        result, download = ("", gr.update(visible=False)) if keys["timer"] else _finished_view(job)
+        out.update({k: v for k, v in (("result", result), ("download", download)) if k in names})
+    return out
 
 
 def job_view(job: Any, smoothing: float, log_scale: bool, shown: dict | None = None) -> tuple:
@@ -140,10 +141,8 @@ def job_view(job: Any, smoothing: float, log_scale: bool, shown: dict | None = N
     """
     keys = view_keys(job, smoothing, log_scale)
     shown = shown or {}
-    finished: list = []
-    values = [gr.skip() if name in shown and shown[name] == keys[name]
-              else _value(name, keys[name], job, smoothing, log_scale, finished) for name in VIEW]
-    return (*values, keys)
+    built = _build(job, keys, [n for n in VIEW if n not in shown or shown[n] != keys[n]], smoothing, log_scale)
+    return (*(built.get(name, gr.skip()) for name in VIEW), keys)
 
 
 def wire_train_tab(ctx: Context, tab: TrainTab) -> None:

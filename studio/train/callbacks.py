@@ -99,8 +99,8 @@ class BalanceThreads(TrainerCallback):
     Opt-in only: every change of the thread count changes float summation order, so the run is not reproducible.
     """
 
-    def __init__(self, every: int = 5, cores: int | None = None) -> None:
-        self.every, self.balancer = every, ThreadBalancer(cores=cores)
+    def __init__(self, every: int = 5, cores: int | None = None, limit: int | None = None) -> None:
+        self.every, self.balancer = every, ThreadBalancer(cores=cores, limit=limit)
 
     def on_train_begin(self, args, state, control, **kwargs):
         """Sample the machine for a moment before the first step."""

@@ -100,7 +100,7 @@ def build_trainer(
     args = build_sft_config(settings, output_dir, len(train_dataset), eval_dataset is not None)
     callbacks = list(callbacks or [])
     if settings.train.balance_threads and not torch.cuda.is_available():
-        callbacks.append(BalanceThreads())
+        callbacks.append(BalanceThreads(limit=settings.train.threads or None))  # never above a count asked for
     trainer = FastSFTTrainer(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processing_class=tokenizer, callbacks=callbacks, fast_loss=settings.train.fast_loss,

@@ -43,8 +43,8 @@ def test_model_shape_of_a_lora_model_excludes_the_adapter(tiny_tokenizer):
 
 
 def _step(seconds, real, positions, head=5, lengths=(10,), threads=2):
-    return {"seconds": seconds, "real": real, "positions": positions, "head": head, "lengths": list(lengths),
-            "threads": threads}
+    return {"seconds": seconds, "cpu_seconds": seconds / 2, "real": real, "positions": positions, "head": head,
+            "lengths": list(lengths), "threads": threads}
 
 
 def test_summary_skips_warmup_takes_medians_and_counts_padding():
@@ -52,6 +52,7 @@ def test_summary_skips_warmup_takes_medians_and_counts_padding():
     s = summarise_steps(steps, SHAPE, n_lora=0, warmup=1)
     assert s["measured_steps"] == 3 and s["seconds_per_step"] == 2.0
     assert s["tokens_per_second"] == 7.5  # per-step rates 10, 5, 7.5
+    assert s["tokens_per_cpu_second"] == 15.0  # each step spent half its wall time on this process's CPU
     assert s["padding_fraction"] == pytest.approx(1 - 60 / 100)
     assert s["real_tokens"] == 60 and s["threads"] == 2
 

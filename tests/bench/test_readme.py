@@ -33,11 +33,13 @@ def test_demo_and_levers_blocks():
             "peak_rss_gb": 2.5, "load_start": 0.5, "load_end": 0.7}
     assert "train 80.0 s" in readme.demo_block(demo, MACHINE) and "0.3 -> 45.0" in readme.demo_block(demo, MACHINE)
     levers = {"load_start": 1.0, "load_end": 1.0,
-              "train": {"default": {"tokens_per_second": 100.0, "default_speedup": 1.0},
-                        "full-vocabulary head": {"tokens_per_second": 50.0, "default_speedup": 2.0}},
+              "train": {"default": {"tokens_per_second": 100.0, "default_speedup": 1.0, "tokens_per_cpu_second": 60.0,
+                                    "default_cpu_speedup": 1.0},
+                        "full-vocabulary head": {"tokens_per_second": 50.0, "default_speedup": 2.0,
+                                                 "tokens_per_cpu_second": 30.0, "default_cpu_speedup": 2.0}},
               "generation": {"default": {"seconds": 3.0, "vs_default": 1.0, "same_answers": True}, "_prompts": 8}}
     block = readme.levers_block(levers, MACHINE)
-    assert "| full-vocabulary head | 50.0 | 2.00x |" in block and "| default | 3.00 | 1.00x | True |" in block
+    assert "| full-vocabulary head | 50.0 | 2.00x | 30.0 | 2.00x |" in block and "| default | 3.00 | 1.00x | True |" in block
 
 
 def test_the_readme_has_every_block():
