@@ -17,7 +17,8 @@ def _loads(pairs: list[list[float]]) -> str:
 def training_table(t: dict[str, Any]) -> list[str]:
     """One row per training contender."""
     lines = [f"Training (GEMM ceiling {t['gemm_ceiling_gflops']:.0f} GFLOP/s, loads {t['ceiling_loads']}; cpuMFU: "
-             f"FLOPs per CPU second of the process over the ceiling per thread, steadier on a busy machine)",
+             f"FLOPs per CPU second of the process over the best rate of one thread, "
+             f"{t.get('gemm_best_per_thread_gflops', 0):.0f} GFLOP/s, steadier on a busy machine)",
              f"  {'contender':32s} {'tok/s':>7s} {'s/step':>7s} {'x(a)':>6s} {'pad%':>5s} {'MFU':>5s} {'cpuMFU':>6s} "
              f"{'GFLOP/tok':>9s} {'loss':>6s} {'RSS GB':>6s} {'thr':>3s}  load (start-end per round)"]
     for name, label in TRAIN_LABELS.items():

@@ -21,9 +21,9 @@ def test_replace_block_keeps_the_rest_and_needs_markers():
 
 def test_performance_block_says_where_when_and_every_figure():
     block = readme.performance_block(_figures(), MACHINE)
-    for text in ("`python -m bench --write-readme`", "2026-12-01 10:00", "AMD EPYC, 2 cores", "2 thread(s) pinned",
+    for text in ("`python -m bench --write-readme`", "2026-12-01 10:00", "AMD EPYC, 2 cores", "2 threads pinned",
                  "load average 1.0 at start and 1.2 at end", "2.50x", "same initial LoRA weights", "0.99% apart",
-                 "40% | TRL 40%", "identical 8/8", "warm 3.0 s", "4.0 s idle", "1.05x", "adaptive thread count"):
+                 "40% (0%) | TRL 40% (0%)", "identical 8/8", "warm 3.0 s", "4.0 s idle", "1.05x", "adaptive thread count"):
         assert text in block, text
 
 
