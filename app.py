@@ -133,7 +133,8 @@ def _wire_page_load(demo: gr.Blocks, ctx: Context) -> None:
                 run_dropdown(ctx.services.runs_root, state.run_id), table,
                 gr.update(choices=list(table["Run"]), value=table["Run"].iloc[0] if len(table) else None))
 
-    view = [train.progress, train.plot, train.log, train.result, train.download, train.status, train.timer]
+    view = [train.progress, train.plot, train.log, train.result, train.download, train.status, train.timer,
+            train.shown]
     demo.load(on_load, [ctx.state, ctx.browser_id, train.smoothing, train.log_scale],
               [ctx.state, ctx.browser_id, *view, ctx.compare.run, ctx.runs.table, ctx.runs.run],
               api_visibility="private")

@@ -12,6 +12,7 @@ from studio import runs
 from studio.errors import RunError, TrainingError
 from studio.jobqueue import JobQueue, default_queue
 from studio.model.resources import blocking_problem, check_resources
+from studio.model.threads import thread_policy, use_threads
 from studio.publish.reproduce import write_repro_bundle
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
@@ -54,9 +55,11 @@ class TrainingJob:
         self._resume_from: Path | None = None
         self._parent: tuple[Path, Path] | None = None  # Train more: (parent run folder, its last checkpoint)
         self.stop_reason = ""  # why training ended early (early stopping), one sentence
+        self._recorded_threads: int | None = None
         if resume_run:
             info, self.settings, self._resume_from = steps.open_for_resume(self.root, resume_run, owner)
             self._history = info.folder.read_metrics()
+            self._recorded_threads = info.threads or None
             self._log(f"Resuming from {self._resume_from.name}, with the run's own settings and data.")
         else:
             check_early_stopping(settings)
@@ -212,22 +215,24 @@ class TrainingJob:
         trainer = steps.build_trainer(model, loaded.tokenizer, self.settings, self.folder.checkpoints_dir,
                                       train_ds, eval_ds, [callback, *self._more_callbacks()])
         callback.trainer = trainer
+        # One thread count from the first step to the last (a resumed run keeps the one it started with); recorded
+        # before the bundle is written, which copies it.
+        policy = thread_policy(self.settings.train, self._recorded_threads)
+        runs.update_run(self.run_dir, threads=policy.threads, thread_policy=policy.name)
         # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
         write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], loaded.tokenizer)
-        previous_threads = torch.get_num_threads()
-        threads = steps.set_threads(self.settings)
         self._set_status("training")
-        self._log("Training on the GPU" if torch.cuda.is_available() else f"Training on {threads} CPU thread(s)")
-        try:
-            resume = str(self._resume_from) if self._resume_from else None
-            trainer.train(resume_from_checkpoint=resume)
-        except StopBeforeFirstStep:
-            pass
-        finally:
-            torch.set_num_threads(previous_threads)  # the thread count is process-wide
-            callback.trainer = None  # break the trainer <-> callback cycle so the optimizer state is freed
-        if eval_ds is not None and self.settings.train.eval_steps == 0 and not self._stop.is_set():
-            trainer.evaluate()
+        self._log("Training on the GPU" if torch.cuda.is_available() else f"Training on {policy.describe()}")
+        with use_threads(policy):
+            try:
+                resume = str(self._resume_from) if self._resume_from else None
+                trainer.train(resume_from_checkpoint=resume)
+            except StopBeforeFirstStep:
+                pass
+            finally:
+                callback.trainer = None  # break the trainer <-> callback cycle so the optimizer state is freed
+            if eval_ds is not None and self.settings.train.eval_steps == 0 and not self._stop.is_set():
+                trainer.evaluate()
         return trainer
 
     def _more_callbacks(self) -> list[Any]:

@@ -13,6 +13,7 @@ from studio.evaluate.comparison import Comparison, load_comparison, save_compari
 from studio.evaluate.snapshot_scores import score_snapshots
 from studio.evaluate.timeline import CRITERIA, Timeline, TimelinePoint, best_snapshot, load_timeline, save_timeline
 from studio.examples import Example
+from studio.model.threads import thread_policy, use_threads
 from studio.publish.scorecard import partial_note
 from studio.runs import RunFolder
 from studio.settings import GenerationSettings, StudioSettings
@@ -93,8 +94,10 @@ def compare_run(
     if not examples:
         raise RunError("This run has no held-out examples to compare on.")
     info = runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
-    result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
-                     progress=progress, should_stop=should_stop)
+    # The run's own thread count (recorded when it trained), so its answers are as reproducible as its weights.
+    with use_threads(thread_policy(rm.settings.train, info.threads or None)):
+        result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
+                         progress=progress, should_stop=should_stop)
     result.adapter_step = (info.adapter_choice or {}).get("step")
     if result.partial and _has_complete_comparison(rm.run_dir):
         return result
@@ -122,8 +125,9 @@ def probe_run(
     from studio.evaluate.probe_record import save_probe
     from studio.publish.report import write_report
 
-    runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of scoring
-    result = run_probe(rm.model, rm.tokenizer, tasks, batch_size or DEFAULT_BATCH_SIZE, progress, should_stop)
+    info = runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of scoring
+    with use_threads(thread_policy(rm.settings.train, info.threads or None)):
+        result = run_probe(rm.model, rm.tokenizer, tasks, batch_size or DEFAULT_BATCH_SIZE, progress, should_stop)
     save_probe(rm.run_dir, result)
     if RunFolder(rm.run_dir).comparison_file.is_file():  # the report is written around the comparison
         write_report(rm.run_dir)
@@ -161,9 +165,11 @@ def score_snapshots_run(rm: RunModel, gen: GenerationSettings | None = None,
     """
     folder, cap = RunFolder(rm.run_dir), rm.settings.data.max_test_examples
     validation = _capped(folder.read_split("validation", required=False), cap)
-    timeline = score_snapshots(rm.model, rm.tokenizer, rm.template, folder, _capped(rm.test, cap), validation,
-                               gen or rm.settings.generation, folder.read_metrics(), progress, should_stop)
-    timeline.chosen_step = (runs.read_run(rm.run_dir.parent, rm.run_id).adapter_choice or {}).get("step")
+    info = runs.read_run(rm.run_dir.parent, rm.run_id)
+    with use_threads(thread_policy(rm.settings.train, info.threads or None)):  # as Compare: the run's own count
+        timeline = score_snapshots(rm.model, rm.tokenizer, rm.template, folder, _capped(rm.test, cap), validation,
+                                   gen or rm.settings.generation, folder.read_metrics(), progress, should_stop)
+    timeline.chosen_step = (info.adapter_choice or {}).get("step")
     earlier = load_timeline(rm.run_dir)
     if not (timeline.partial and earlier is not None and not earlier.partial):
         save_timeline(rm.run_dir, timeline)

@@ -4,7 +4,7 @@
 
     runs/<run-id>/
       settings.json            the settings the run was started with
-      run.json                 status, times, base model, dataset, results (rewritten atomically)
+      run.json                 status, times, base model, dataset, CPU threads, results (rewritten atomically)
       metrics.jsonl            one record per logged step or evaluation (append-only)
       data/{train,test,validation}.jsonl   the splits as trained and compared on
       checkpoints/checkpoint-N/            Trainer checkpoints, for resume
@@ -367,6 +367,8 @@ class RunInfo:
     parent_step: int = 0  # ... which the parent had reached after this many optimiser steps
     stop_reason: str = ""  # why training ended before its last step (early stopping), in one sentence
     adapter_choice: dict | None = None  # the snapshot chosen as the run's adapter: step, criterion, score
+    threads: int = 0  # CPU threads the run trained on (0: not recorded yet)
+    thread_policy: str = ""  # "pinned" or "balanced"
 
     @property
     def folder(self) -> RunFolder:

@@ -76,17 +76,19 @@ def test_bad_setting_is_one_line(capsys):
 def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     root = tmp_path / "runs"
     code = cli.main(["train", "--runs-dir", str(root), "--set", "train.max_steps=2", "--set", "train.batch_size=4",
-                     "--set", "data.max_test_examples=4", "--set", "generation.max_new_tokens=4"],
-                    model_loader=tiny_loader)
+                     "--set", "data.max_test_examples=4", "--set", "generation.max_new_tokens=4",
+                     "--set", "train.threads=1"], model_loader=tiny_loader)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "step 1/2" in out and "Before / after instruction tuning" in out
+    assert "Training on 1 CPU thread, pinned" in out
     interval = r"\[95% CI [+-][\d.]+, [+-][\d.]+\], (not )?significant"
     assert re.search(r"\n  BLEU +[\d.]+ -> +[\d.]+ +[+-][\d.]+ " + interval, out)
     assert re.search(r"\n  Exact match .*\(\d/4 -> \d/4 answers\)", out) and "\n  ROUGE-L " in out
     assert re.search(r"\n  Per example: \d better, \d the same, \d worse by sentence BLEU", out)
     assert '\n  Answers cut at the first "\\n### " or at <eos>, the same rule for base and tuned' in out
     run_dir = next(root.iterdir())
+    assert json.loads((run_dir / "run.json").read_text())["threads"] == 1
     assert (run_dir / "report.html").is_file() and (run_dir / "comparison.jsonl").is_file()
     summary = json.loads((run_dir / "comparison.json").read_text())
     assert summary["base"]["n"] == 4

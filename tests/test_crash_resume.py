@@ -97,6 +97,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     final = runs.read_run(root, info.run_id)
     assert (final.status, final.step, final.has_adapter, final.resumed_from) == (
         "completed", TOTAL_STEPS, True, checkpoint.name)
+    assert (final.threads, final.thread_policy) == (1, "pinned")  # the resumed half kept the run's thread count
     assert resumed.progress()["fraction"] == 1.0
 
     from peft import PeftModel

@@ -2,6 +2,12 @@
 
 A `gr.Timer` ticks only while the visitor's job is active. Jobs are filed by the visitor's stable browser id, so a
 reload or a second tab reattaches to the same job instead of losing it.
+
+Why the tick sends only what changed: it runs in the process that trains, on the same cores. Each tick compares
+what the page already shows (a per-session `gr.State`) with the job now and returns `gr.skip()` for every output
+that is unchanged; the loss chart is rebuilt only when a point arrived (or smoothing / log scale changed), so the
+server builds and the browser redraws it at most once per logged step. `/poll` (the timer) answers with the changes;
+`/progress` (also what the smoothing and log-scale widgets call) always answers with the whole view.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ class TrainTab:
     download: Any
     status: Any
     timer: Any
+    shown: Any  # gr.State: what the page shows now, so a tick sends only what changed
 
 
 def create_train_tab(ctx: Context) -> TrainTab:
@@ -63,7 +70,8 @@ def create_train_tab(ctx: Context) -> TrainTab:
     with gr.Accordion("Status details (JSON)", open=False, elem_classes="studio-settings"):
         status = gr.JSON()
     timer = gr.Timer(TICK_SECONDS, active=False)
-    return TrainTab(start, stop, progress, plot, smoothing, log_scale, log, result, download, status, timer)
+    shown = gr.State({})
+    return TrainTab(start, stop, progress, plot, smoothing, log_scale, log, result, download, status, timer, shown)
 
 
 def adapter_zip(run_dir: Path) -> str | None:
@@ -76,32 +84,72 @@ def adapter_zip(run_dir: Path) -> str | None:
     return str(export.zip_adapter(run_dir))
 
 
-def job_view(job: Any, smoothing: float, log_scale: bool) -> tuple:
-    """(progress html, loss figure, log text, result markdown, download update, status dict, timer update)."""
+VIEW = ("progress", "plot", "log", "result", "download", "status", "timer")
+
+
+def _finished_view(job: Any) -> tuple[str, Any]:
+    """(result markdown, download update) of a job that is no longer active."""
+    result = f"**{job.status.capitalize()}.** {job.message or job.error or ''}"
+    path = adapter_zip(Path(job.run_dir)) if job.run_dir else None
+    return result, gr.update(value=path, visible=bool(path))
+
+
+def view_keys(job: Any, smoothing: float, log_scale: bool) -> dict[str, Any]:
+    """A cheap fingerprint of each output: the same key means the page already shows it."""
     from studio.jobqueue import queue_position
 
     if job is None:
-        return (progress_html("idle"), None, "", "", gr.update(visible=False), {}, gr.Timer(active=False))
-    progress, status = job.progress(), job.status
+        return dict.fromkeys(VIEW)
+    status, progress, history = job.status, job.progress(), job.history()
     position = queue_position(job) if status == "queued" else None
-    history = job.history()
-    figure = loss_figure(history, smoothing, log_scale) if history else None
-    logs = "\n".join(job.logs()[-LOG_LINES:])
     active = is_active(job)
-    result, download = "", gr.update(visible=False)
-    if not active:
-        result = f"**{status.capitalize()}.** {job.message or job.error or ''}"
-        path = adapter_zip(Path(job.run_dir)) if job.run_dir else None
-        download = gr.update(value=path, visible=bool(path))
-    details = {"run_id": job.run_id, "status": status, "queue_position": position, **progress}
-    return (progress_html(status, progress, position), figure, logs, result, download, details,
-            gr.Timer(active=active))
+    return {
+        "progress": progress_html(status, progress, position),
+        "plot": (job.run_id, len(history), smoothing, log_scale),
+        "log": "\n".join(job.logs()[-LOG_LINES:]),
+        "result": (job.run_id, active, status),
+        "download": (job.run_id, active, status),
+        "status": {"run_id": job.run_id, "status": status, "queue_position": position, **progress},
+        "timer": active,
+    }
+
+
+def _build(job: Any, keys: dict[str, Any], names: list[str], smoothing: float, log_scale: bool) -> dict[str, Any]:
+    """The outputs in `names` (the chart and the adapter zip are only built here, when they changed)."""
+    if job is None:
+        idle = {"progress": progress_html("idle"), "plot": None, "log": "", "result": "",
+                "download": gr.update(visible=False), "status": {}, "timer": gr.Timer(active=False)}
+        return {name: idle[name] for name in names}
+    # Progress html, log text and status details are their own keys.
+    out = {name: keys[name] for name in names if name in ("progress", "log", "status")}
+    if "plot" in names:
+        history = job.history()
+        out["plot"] = loss_figure(history, smoothing, log_scale) if history else None
+    if "timer" in names:
+        out["timer"] = gr.Timer(active=keys["timer"])
+    if {"result", "download"} & set(names):
+        # The end of a job is told once: what it saved, and the zip to download (built once for both outputs).
+        result, download = ("", gr.update(visible=False)) if keys["timer"] else _finished_view(job)
+        out.update({k: v for k, v in (("result", result), ("download", download)) if k in names})
+    return out
+
+
+def job_view(job: Any, smoothing: float, log_scale: bool, shown: dict | None = None) -> tuple:
+    """(progress html, loss figure, log text, result markdown, download update, status dict, timer update, shown).
+
+    Outputs whose key equals the one in `shown` (what the page shows) come back as `gr.skip()`; the last item is
+    the new `shown`. Without `shown`, every output is sent.
+    """
+    keys = view_keys(job, smoothing, log_scale)
+    shown = shown or {}
+    built = _build(job, keys, [n for n in VIEW if n not in shown or shown[n] != keys[n]], smoothing, log_scale)
+    return (*(built.get(name, gr.skip()) for name in VIEW), keys)
 
 
 def wire_train_tab(ctx: Context, tab: TrainTab) -> None:
     """Connect start, stop and the timer that polls the visitor's job."""
     state, services = ctx.state, ctx.services
-    view = [tab.progress, tab.plot, tab.log, tab.result, tab.download, tab.status, tab.timer]
+    view = [tab.progress, tab.plot, tab.log, tab.result, tab.download, tab.status, tab.timer, tab.shown]
 
     @guarded
     def train(state: SessionState, token: str, request: gr.Request, **values: Any) -> tuple:
@@ -123,6 +171,12 @@ def wire_train_tab(ctx: Context, tab: TrainTab) -> None:
         return job_view(job, smoothing, log_scale)
 
     @guarded
+    def poll(state: SessionState, shown: dict, smoothing: float, log_scale: bool, request: gr.Request) -> tuple:
+        """What changed in the visitor's job since the page's last update (unchanged outputs are skipped)."""
+        job = services.jobs.get(owner_of(state, request))
+        return job_view(job, smoothing, log_scale, shown)
+
+    @guarded
     def stop(state: SessionState, request: gr.Request) -> str:
         """Ask the visitor's running job to stop after the current step; the adapter so far is saved."""
         job = services.jobs.get(owner_of(state, request))
@@ -134,11 +188,10 @@ def wire_train_tab(ctx: Context, tab: TrainTab) -> None:
     tab.start.click(train, [state, ctx.token], [state, *view], inputs_kwargs=ctx.form.kwargs(), api_name="train",
                     show_progress_on=tab.progress)
     tab.stop.click(stop, state, tab.result, api_name="stop")
-    poll_inputs = [state, tab.smoothing, tab.log_scale]
-    tab.timer.tick(progress, poll_inputs, view, api_name="progress", show_progress="hidden",
-                   concurrency_limit=None)
-    gr.on([tab.smoothing.release, tab.log_scale.change], progress, poll_inputs, view,
-          api_visibility="private", show_progress="hidden")
+    tab.timer.tick(poll, [state, tab.shown, tab.smoothing, tab.log_scale], view, api_name="poll",
+                   show_progress="hidden", concurrency_limit=None)
+    gr.on([tab.smoothing.release, tab.log_scale.change], progress, [state, tab.smoothing, tab.log_scale], view,
+          api_name="progress", show_progress="hidden", concurrency_limit=None)
 
 
 def reattach(ctx: Context, state: SessionState, smoothing: float, log_scale: bool) -> tuple:

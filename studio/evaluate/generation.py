@@ -26,7 +26,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
-from studio.model.threads import ThreadBalancer
+from studio.model.threads import ThreadBalancer, balancing
 from studio.settings import GenerationSettings
 
 Progress = Callable[[int, int], None]
@@ -206,9 +206,10 @@ class _RebalanceThreads(StoppingCriteria):
 
 @contextlib.contextmanager
 def _cpu_threads(model: Any) -> Iterator[ThreadBalancer | None]:
-    # On a CPU shared with other processes, fewer torch threads than cores is often faster (see ThreadBalancer);
-    # never more threads than the caller gave torch, and its count comes back afterwards (it is process-wide).
-    if model.device.type != "cpu":
+    # By default the caller's thread count stays as it is (pinned: answers are bit-reproducible). Only inside a
+    # balanced policy (train.balance_threads, see studio.model.threads) does generation follow the cores other
+    # processes leave idle: never more threads than the caller gave torch, and its count comes back afterwards.
+    if model.device.type != "cpu" or not balancing():
         yield None
         return
     previous = torch.get_num_threads()

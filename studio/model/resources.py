@@ -26,7 +26,7 @@ from studio.settings import StudioSettings
 
 GB = 1e9
 ACTIVATION_VALUES = 17  # kept per token, layer and hidden unit (34 bytes in 16-bit, Korthikanti et al. 2022)
-OPTIMIZER_BYTES = {"adamw_torch": 8, "adafactor": 4, "sgd": 0}  # per trained parameter
+OPTIMIZER_BYTES = {"adamw_torch_fused": 8, "adamw_torch": 8, "adafactor": 4, "sgd": 0}  # per trained parameter
 # (in + out) features of each adapted layer, in units of the hidden size d, for a Llama/Gemma-style block with an
 # MLP about 4x wider than d; unknown names count as a square layer.
 LAYER_WIDTHS = {"q_proj": 2, "k_proj": 2, "v_proj": 2, "o_proj": 2, "gate_proj": 5, "up_proj": 5, "down_proj": 5}

@@ -1,25 +1,98 @@
-"""How many torch threads to run on a CPU that other processes share."""
+"""How many torch threads a run uses: pinned for the whole run by default, adaptive only when asked for.
+
+Why pinned: the thread count decides how a CPU splits every matrix product and reduction, so it changes the order
+of float sums and with it the last bits of every result. A run that keeps one thread count from its first step to
+its last answer is bit-reproducible on the same machine; the count is recorded (run.json, report, bundle) so the run
+can be reproduced under a different machine load by asking for the same number.
+
+`torch.set_num_threads` acts on the calling thread (OpenMP keeps the count per thread once a thread has run a
+parallel op), so a training thread and a Compare handler in the same server each keep their own pinned count.
+"""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
+from studio.settings import TrainSettings
+
+PINNED, BALANCED = "pinned", "balanced"
+# Whether generation inside `use_threads` may adapt its thread count; context-local, so one handler's policy never
+# leaks into another thread (a new thread starts without it, which means pinned).
+_balancing: contextvars.ContextVar[bool] = contextvars.ContextVar("studio_balance_threads", default=False)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and taskset narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """A run's CPU thread count and whether it may adapt it (`balance`, not bit-reproducible)."""
+
+    threads: int
+    balance: bool = False
+
+    @property
+    def name(self) -> str:
+        """"pinned" or "balanced" (the word run.json, the report and the bundle use)."""
+        return BALANCED if self.balance else PINNED
+
+    def describe(self) -> str:
+        """One phrase for logs and reports, e.g. "2 CPU threads, pinned"."""
+        plural = "s" if self.threads != 1 else ""
+        if self.balance:
+            return f"up to {self.threads} CPU thread{plural}, balanced against other processes (not reproducible)"
+        return f"{self.threads} CPU thread{plural}, pinned"
+
+
+def thread_policy(train: TrainSettings, recorded: int | None = None) -> ThreadPolicy:
+    """The policy of a run: `recorded` (a resumed or compared run keeps its count), else train.threads, else
+    every available core."""
+    return ThreadPolicy(int(recorded or train.threads or available_cores()), train.balance_threads)
+
+
+@contextlib.contextmanager
+def use_threads(policy: ThreadPolicy) -> Iterator[ThreadPolicy]:
+    """Run torch on `policy.threads` threads in this thread until the block ends, then restore the previous count."""
+    previous = torch.get_num_threads()
+    token = _balancing.set(policy.balance)
+    torch.set_num_threads(policy.threads)
+    try:
+        yield policy
+    finally:
+        _balancing.reset(token)
+        torch.set_num_threads(previous)
+
+
+def balancing() -> bool:
+    """True inside `use_threads` of a balanced policy: loops may then adapt the thread count (ThreadBalancer)."""
+    return _balancing.get()
+
 
 class ThreadBalancer:
-    """Runs torch on every core that other processes leave idle, (train.threads = 0).
+    """Runs torch on every core that other processes leave idle (opt-in: train.balance_threads).
 
     A torch thread waiting for a core another process holds stalls every parallel op: on a busy 2-core machine,
     2 threads took 3-25 s per step where 1 thread steadily took 4.3 s (Gemma 3 270M, batch 8, measured), and
-    greedy generation of 24 prompts took 32 s with 2 threads against 12 s with 1 (bench, load ~3.5).
+    greedy generation of 24 prompts took 32 s with 2 threads against 12 s with 1 (bench, load ~3.5). The price:
+    each change of the count changes float summation order, so a balanced run is not bit-reproducible.
     `limit` caps the count (generation passes the thread count it was given); `begin`/`check` serve any loop.
     """
 
     def __init__(self, cores: int | None = None, limit: int | None = None) -> None:
         import psutil
 
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores or available_cores()
         self.limit = limit or self.cores
         self._process, self._psutil = psutil.Process(), psutil
 

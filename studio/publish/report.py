@@ -99,6 +99,8 @@ def _training_caption(run: dict, history: list[dict]) -> str:
         parts.append(f"{run['step']} steps")
     if run.get("train_seconds"):
         parts.append(f"{run['train_seconds'] / 60:.1f} min of training")
+    if run.get("threads"):
+        parts.append(f"{run['threads']} CPU thread{'s' if run['threads'] != 1 else ''} ({run.get('thread_policy')})")
     return ", ".join(parts) or f"{len(history)} logged records"
 
 

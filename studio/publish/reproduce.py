@@ -48,15 +48,23 @@ def library_versions() -> dict[str, str]:
     return {**versions, "studio": __version__}
 
 
-def versions_record(settings: StudioSettings) -> dict[str, Any]:
-    """Library versions, Python, platform and every seed of the run (the content of versions.json)."""
+def versions_record(settings: StudioSettings, threads: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Library versions, Python, platform, every seed and the CPU thread count of the run (versions.json)."""
     import torch
 
     return {
         "libraries": library_versions(), "python": platform.python_version(), "platform": platform.platform(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "seeds": {"train": settings.train.seed, "data": settings.data.seed, "generation": settings.generation.seed},
+        "threads": threads or {"count": settings.train.threads or None, "policy": None},
     }
+
+
+def recorded_threads(run_dir: Path) -> dict[str, Any] | None:
+    """{"count", "policy"} of the CPU threads the run trained on, from run.json (None before training started)."""
+    folder = RunFolder(run_dir)
+    run = folder.read_json(folder.run_file)
+    return {"count": run["threads"], "policy": run.get("thread_policy")} if run.get("threads") else None
 
 
 def fingerprint_parts(settings: StudioSettings) -> dict[str, str]:
@@ -157,7 +165,8 @@ def sft_config_dict(settings: StudioSettings, sft: Any, lora: Any) -> dict[str, 
     return config
 
 
-def _config_notes(settings: StudioSettings, run_id: str, turn_rows: int = 0) -> list[str]:
+def _config_notes(settings: StudioSettings, run_id: str, turn_rows: int = 0,
+                  threads: dict[str, Any] | None = None) -> list[str]:
     notes = [f"Reproduces studio run {run_id} with TRL's SFT script; run it from this folder:",
              f"  bash launch.sh     or     trl sft --config {CONFIG_FILE}",
              f"{DATA_FILE} holds the training split as the run's template rendered it (TRL appends EOS).",
@@ -166,6 +175,9 @@ def _config_notes(settings: StudioSettings, run_id: str, turn_rows: int = 0) -> 
         notes += [f"Multi-turn chats are written as one row per assistant turn ({turn_rows} extra rows): each turn is "
                   "trained once, as in the studio,",
                   "but TRL appends EOS after every turn where the studio appends it after a chat's last answer only."]
+    if threads:
+        notes.append(f"The run trained on {threads['count']} CPU thread(s), {threads['policy']}; on a CPU, "
+                     f"OMP_NUM_THREADS={threads['count']} repeats its order of float sums.")
     if settings.model.model.strip() == EMBEDDED_MODEL:
         notes.append("The studio tuned a Q4_K_M GGUF copy of this model dequantised to fp32; weights differ slightly.")
     if settings.lora.bias != "none":
@@ -175,12 +187,14 @@ def _config_notes(settings: StudioSettings, run_id: str, turn_rows: int = 0) -> 
     return notes
 
 
-def sft_config_yaml(settings: StudioSettings, run_id: str, sft: Any, lora: Any, turn_rows: int = 0) -> str:
+def sft_config_yaml(settings: StudioSettings, run_id: str, sft: Any, lora: Any, turn_rows: int = 0,
+                    threads: dict[str, Any] | None = None) -> str:
     """The sft_config.yaml text: explanatory comments, then the mapping in a stable order.
 
-    `turn_rows`: rows added by writing multi-turn chats one row per assistant turn (noted in the comments).
+    `turn_rows`: rows added by writing multi-turn chats one row per assistant turn; `threads`: the run's recorded
+    CPU thread count and policy (both noted in the comments).
     """
-    header = "".join(f"# {line}\n" for line in _config_notes(settings, run_id, turn_rows))
+    header = "".join(f"# {line}\n" for line in _config_notes(settings, run_id, turn_rows, threads))
     return header + yaml.safe_dump(sft_config_dict(settings, sft, lora), sort_keys=False, allow_unicode=True)
 
 
@@ -235,12 +249,13 @@ def write_repro_bundle(run_dir: Path, sft: Any = None, lora: Any = None, tokeniz
         sft, lora = run_configs(run_dir, settings)
     rows = prompt_completion_rows(run_dir, settings, tokenizer)
     turn_rows = len(rows) - len(folder.read_split("train", required=False))
+    threads = recorded_threads(run_dir)
     files = {
         folder.settings_file.name: json.dumps(settings.to_dict(), indent=2),
         "fingerprint.txt": f"sha256:{data_fingerprint(run_dir, settings)}\n",
-        "versions.json": json.dumps(versions_record(settings), indent=2),
+        "versions.json": json.dumps(versions_record(settings, threads), indent=2),
         DATA_FILE: _jsonl(rows),
-        CONFIG_FILE: sft_config_yaml(settings, run_dir.name, sft, lora, turn_rows),
+        CONFIG_FILE: sft_config_yaml(settings, run_dir.name, sft, lora, turn_rows, threads),
         "launch.sh": launch_script(settings),
         "requirements.txt": requirements_text(),
     }

@@ -1,4 +1,4 @@
-"""Trainer callbacks: metrics into the job's history (and the stop flag honoured), and thread balancing."""
+"""Trainer callbacks: metrics into the job's history (and the stop flag honoured), and opt-in thread balancing."""
 from __future__ import annotations
 
 import math
@@ -94,10 +94,13 @@ class MetricsCallback(TrainerCallback):
 
 
 class BalanceThreads(TrainerCallback):
-    """Runs torch on the cores other processes leave idle (train.threads = 0), re-checked every `every` steps."""
+    """Runs torch on the cores other processes leave idle, re-checked every `every` steps (train.balance_threads).
 
-    def __init__(self, every: int = 5, cores: int | None = None) -> None:
-        self.every, self.balancer = every, ThreadBalancer(cores=cores)
+    Opt-in only: every change of the thread count changes float summation order, so the run is not reproducible.
+    """
+
+    def __init__(self, every: int = 5, cores: int | None = None, limit: int | None = None) -> None:
+        self.every, self.balancer = every, ThreadBalancer(cores=cores, limit=limit)
 
     def on_train_begin(self, args, state, control, **kwargs):
         """Sample the machine for a moment before the first step."""

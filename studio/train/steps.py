@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,29 +85,27 @@ def build_trainer(
     TRL's collator pads on the right by itself, so the (shared) tokenizer's padding side is left alone.
     """
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, set_seed
 
     if getattr(model, "is_loaded_in_4bit", False):  # QLoRA: fp32 norms/head, input grads for checkpointing
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=settings.train.gradient_checkpointing)
     if not isinstance(model, PeftModel):
+        # LoRA draws its initial A matrices from torch's global generator: seeding here (as TRL does) makes them a
+        # function of train.seed rather than of whatever the process did before. The Trainer reseeds for batch
+        # order and dropout with the same seed.
+        set_seed(settings.train.seed)
         model = get_peft_model(model, build_lora_config(settings.lora, model))
     args = build_sft_config(settings, output_dir, len(train_dataset), eval_dataset is not None)
     callbacks = list(callbacks or [])
-    if settings.train.threads == 0 and not torch.cuda.is_available():
-        callbacks.append(BalanceThreads())
+    if settings.train.balance_threads and not torch.cuda.is_available():
+        callbacks.append(BalanceThreads(limit=settings.train.threads or None))  # never above a count asked for
     trainer = FastSFTTrainer(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processing_class=tokenizer, callbacks=callbacks, fast_loss=settings.train.fast_loss,
+        fused_lora=settings.train.fused_lora,
     )
     trainer.remove_callback(PrinterCallback)  # our callback reports; the printer would spam stdout
     return trainer
-
-
-def set_threads(settings: StudioSettings) -> int:
-    """Use train.threads CPU threads for torch (0: every core, then ThreadBalancer adapts) and return the number."""
-    threads = settings.train.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    return threads
 
 
 def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> Path:

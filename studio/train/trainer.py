@@ -3,7 +3,8 @@
 Why it is faster than TRL's defaults on a CPU: Gemma 3's output head is 640 x 262,144, more FLOPs than the rest of
 the model. TRL scores every position through the head on non-Triton devices and also computes entropy and token
 accuracy over the full vocabulary; here the decoder runs to hidden states, only positions whose next token is
-trained go through the head, and no extra metrics are computed. The top-level model's forward is therefore not
+trained go through the head, and no extra metrics are computed; LoRA's scale and sum ride inside the adapter's matrix
+product (`studio.train.fused_lora`). The top-level model's forward is therefore not
 called during training: hooks meant to fire per step belong on `model.get_decoder()`.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from trl import SFTTrainer
+
+from studio.train.fused_lora import fused_lora
 
 IGNORE_INDEX = -100
 
@@ -86,10 +89,15 @@ def reference_completion_loss(
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
 
-    def __init__(self, *args: Any, fast_loss: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_loss: bool = True, fused_lora: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_loss = fast_loss
+        self.fast_loss, self.fused_lora = fast_loss, fused_lora
         self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Trainer.train with the LoRA layers fused for its duration (see studio.train.fused_lora)."""
+        with fused_lora(self.model, self.fused_lora):
+            return super().train(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Completion loss through the fast path (or the full-logits reference path when fast_loss is off)."""

@@ -8,8 +8,9 @@ import pytest
 from bench import demo as bench_demo
 from bench import main as bench
 from bench.flops import ModelShape, gemm_flops_per_second, lora_parameters, model_shape, training_flops
+from bench.measure import completion_loss, summarise_steps
 from bench.report import format_table
-from bench.train import completion_loss, run_contender, summarise_steps
+from bench.train import run_contender
 from studio.model.loading import LoadedModel
 from tests.tiny import make_tiny_model
 
@@ -42,8 +43,8 @@ def test_model_shape_of_a_lora_model_excludes_the_adapter(tiny_tokenizer):
 
 
 def _step(seconds, real, positions, head=5, lengths=(10,), threads=2):
-    return {"seconds": seconds, "real": real, "positions": positions, "head": head, "lengths": list(lengths),
-            "threads": threads}
+    return {"seconds": seconds, "cpu_seconds": seconds / 2, "real": real, "positions": positions, "head": head,
+            "lengths": list(lengths), "threads": threads}
 
 
 def test_summary_skips_warmup_takes_medians_and_counts_padding():
@@ -51,6 +52,7 @@ def test_summary_skips_warmup_takes_medians_and_counts_padding():
     s = summarise_steps(steps, SHAPE, n_lora=0, warmup=1)
     assert s["measured_steps"] == 3 and s["seconds_per_step"] == 2.0
     assert s["tokens_per_second"] == 7.5  # per-step rates 10, 5, 7.5
+    assert s["tokens_per_cpu_second"] == 15.0  # each step spent half its wall time on this process's CPU
     assert s["padding_fraction"] == pytest.approx(1 - 60 / 100)
     assert s["real_tokens"] == 60 and s["threads"] == 2
 
@@ -64,23 +66,40 @@ def _figures():
                  "peak_rss_gb": 2.5, "mfu": 0.4, "gflops": 60.0, "flops_per_real_token": 6e8, "threads": 1,
                  "head_share_of_positions": 0.2, "load_seconds": 3.0, "loads": [[1.0, 1.5]],
                  "rounds_tokens_per_second": [100.0]}
-    train = {"gemm_ceiling_gflops": 150.0, "ceiling_loads": [1.0], "studio": {**contender, "first_loss_seconds": 9.0},
-             "trl": {**contender, "tokens_per_second": 40.0, "final_loss": 1.02},
-             "tutorial": {**contender, "tokens_per_second": 20.0}}
-    train.update(ratio_vs_trl=2.5, ratio_vs_tutorial=5.0, loss_gap_vs_trl=0.02 / 1.02)
+    train = {"gemm_ceiling_gflops": 150.0, "ceiling_loads": [1.0], "ceiling_threads": 2,
+             "studio": {**contender, "first_loss_seconds": 9.0},
+             "trl": {**contender, "tokens_per_second": 40.0, "final_loss": 1.01},
+             "tutorial": {**contender, "tokens_per_second": 20.0},
+             "studio-balanced": {**contender, "tokens_per_second": 110.0}}
+    train.update(ratio_vs_trl=2.5, ratio_vs_tutorial=5.0, loss_gap_vs_trl=0.01 / 1.01, identical_initial_adapter=True)
     gen = {"seconds": 1.0, "prompts_per_second": 8.0, "generated_tokens": 100, "tokens_per_second": 100.0,
            "runs": [1.0], "loads": [1.0]}
     evaluation = {"prompts": 8, "max_new_tokens": 16, "batch_size": 24, "peak_rss_bytes": 2e9, "studio": gen,
                   "single": {**gen, "prompts_per_second": 1.0}, "pipeline": {**gen, "prompts_per_second": 0.5},
                   "identical": 8, "first_difference": None, "ratio_vs_single": 8.0, "ratio_vs_pipeline": 16.0}
-    latency = {"warm_load_s": 3.0, "warm_load_load": 1.0, "first_loss_s": 9.0}
-    return {"cpu_count": 2, "load_start": 1.0, "load_end": 1.2, "train": train, "eval": evaluation, "latency": latency}
+    latency = {"warm_load_s": 3.0, "warm_load_again_s": 1.0, "warm_load_load": 1.0, "first_loss_s": 9.0,
+               "ask": {"idle_s": 4.0, "training_s": 6.0, "ratio": 1.5, "max_new_tokens": 16, "load_idle": 1.0,
+                       "load_training": 2.0}}
+    app = {"cli": {"train_seconds": 60.0, "wall_seconds": 65.0, "rounds_train_seconds": [60.0], "threads": 2,
+                   "thread_policy": "pinned", "loads": [[1.0, 1.1]]},
+           "app": {"train_seconds": 63.0, "wall_seconds": 70.0, "rounds_train_seconds": [63.0], "threads": 2,
+                   "thread_policy": "pinned", "loads": [[1.0, 1.2]]},
+           "ratio": 1.05, "wall_ratio": 70 / 65, "pass": True, "target_ratio": 1.10}
+    return {"cpu_count": 2, "threads": 2, "load_start": 1.0, "load_end": 1.2, "train": train, "eval": evaluation,
+            "latency": latency, "app": app}
 
 
 def test_verdicts_pass_fail_and_skip():
     figures = _figures()
     verdicts = bench.verdicts(figures)
-    assert [name for name, ok in verdicts.items() if not ok] == ["MFU > 50% of the GEMM ceiling (aim)"]
+    assert [name for name, ok in verdicts.items() if not ok] == ["training >= 3x TRL defaults",
+                                                                  "MFU >= 50% of the GEMM ceiling"]
+    figures["train"]["identical_initial_adapter"] = False
+    figures["train"]["loss_gap_vs_trl"] = 0.03
+    failed = [name for name, ok in bench.verdicts(figures).items() if not ok]
+    assert "every contender starts from the same LoRA weights" in failed and "final loss within 2% of TRL" in failed
+    figures["app"]["ratio"] = 1.2
+    assert bench.verdicts(figures)["training in the app <= 1.10x the command line"] is False
     figures["eval"]["identical"] = 7
     assert bench.verdicts(figures)["batched eval >= 4x one at a time, identical"] is False
     del figures["latency"]
@@ -91,8 +110,10 @@ def test_table_shows_every_contender_ratio_and_verdict_and_the_json_round_trips(
     figures = _figures()
     figures["verdicts"] = bench.verdicts(figures)
     table = format_table(figures)
-    for text in ("(a) studio TrainingJob", "(b) TRL SFTTrainer", "(c) tutorial Trainer", "2.50x", "5.00",
-                 "identical (a) vs (b): 8/8", "PASS  warm load < 5 s", "FAIL  MFU", "1.0-1.5"):
+    for text in ("(a) studio TrainingJob", "(b) TRL SFTTrainer", "(c) tutorial Trainer", "(a') studio, adaptive",
+                 "2.50x", "5.00", "identical (a) vs (b): 8/8", "PASS  warm load < 5 s", "FAIL  MFU", "1.0-1.5",
+                 "identical for every contender", "4.0 s idle, 6.0 s while a job trains", "app / CLI: training 1.05x",
+                 "2 thread(s) pinned"):
         assert text in table
     assert json.loads(json.dumps(figures, default=float))["train"]["ratio_vs_trl"] == 2.5
 
@@ -115,15 +136,21 @@ def tiny_loader(tiny_tokenizer):
 
 
 def test_tiny_end_to_end_bench(tiny_loader, tiny_tokenizer):
-    from bench.eval import run_eval
+    import torch
 
-    raw = {"runs": {}, "ceilings": [{"flops_per_second": 1e9, "load": 1.0}]}
-    for name in ("studio", "trl", "tutorial"):
-        result = run_contender(name, steps=2, examples=8, seed=1, warmup=1, pad_to=96, threads=0, prompts=2,
+    from bench.eval import run_eval
+    from bench.train import CONTENDERS
+
+    raw = {"runs": {}, "ceilings": [{"flops_per_second": 1e9, "load": 1.0, "threads": 1}]}
+    for name in CONTENDERS:
+        torch.rand(3)  # whatever the process did before, every contender starts from the same LoRA weights
+        result = run_contender(name, steps=2, examples=8, seed=1, warmup=1, pad_to=96, threads=1, prompts=2,
                                loader=tiny_loader)
         assert result["steps"] == 2 and result["real_tokens"] > 0 and result["final_loss"] > 0
         raw["runs"][name] = [result]
     train = bench.summarise_training(raw)
+    assert train["identical_initial_adapter"] and train["loss_gap_vs_trl"] < 0.02
+    assert train["studio"]["threads"] == 1
     # Only the studio projects just the answer positions; the tutorial pads, the others pad to the batch's longest.
     assert train["studio"]["head_share_of_positions"] < 0.5 < train["trl"]["head_share_of_positions"]
     assert train["tutorial"]["padding_fraction"] > train["studio"]["padding_fraction"]

@@ -141,3 +141,15 @@ def test_batched_greedy_equals_one_at_a_time_on_the_real_model():
     cut = generate_answers(loaded.model, loaded.tokenizer, prompts, gen, stop_strings=template.stop_strings)
     assert all("###" not in a.text and a.raw.strip().startswith(a.text) for a in cut)
     assert any("\n### " in a.raw for a in cut) and [a.text for a in cut] != batched
+
+
+def test_generation_keeps_the_callers_thread_count_unless_balancing(tiny_model):
+    import torch
+
+    from studio.evaluate import generation
+    from studio.model.threads import ThreadPolicy, use_threads
+
+    with use_threads(ThreadPolicy(1)), generation._cpu_threads(tiny_model) as balancer:
+        assert balancer is None and torch.get_num_threads() == 1
+    with use_threads(ThreadPolicy(1, balance=True)), generation._cpu_threads(tiny_model) as balancer:
+        assert balancer is not None and torch.get_num_threads() == 1  # never above what the caller gave

@@ -139,7 +139,7 @@ def test_trl_parser_reads_back_the_default_run(bundle):
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 1)
     assert args.max_length == s.data.max_length and args.completion_only_loss is True and args.packing is False
     assert args.activation_checkpointing is False and args.logging_steps == 1 and args.seed == 42
-    assert args.optim.value == "adamw_torch" and args.lr_scheduler_type.value == "linear"
+    assert args.optim.value == "adamw_torch_fused" and args.lr_scheduler_type.value == "linear"
     assert args.bf16 is False and args.output_dir == "output" and args.save_strategy.value == "no"
 
 

@@ -39,12 +39,18 @@ def client(url: str) -> Client:
     return Client(url, verbose=False)
 
 
+def unchanged(value) -> bool:
+    """True for an output /poll skipped because the page already shows it."""
+    return isinstance(value, dict) and value.get("__type__") == "update"
+
+
 def wait_for_job(c: Client, timeout: float = 240) -> dict:
-    """Poll /progress until the job leaves the active statuses; returns the status details."""
+    """Poll /poll as the page's timer does until the job leaves the active statuses; returns the status details."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        details = c.predict(api_name="/progress")[5]
-        if details and details["status"] not in ("queued", "preparing", "training", "saving"):
+        details = c.predict(api_name="/poll")[5]
+        if details and not unchanged(details) and details["status"] not in ("queued", "preparing", "training",
+                                                                             "saving"):
             return details
         time.sleep(0.5)
     raise AssertionError("training did not finish in time")
@@ -53,7 +59,7 @@ def wait_for_job(c: Client, timeout: float = 240) -> dict:
 def test_main_actions_are_named_endpoints(studio):
     names = set(client(studio[0]).view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/load_data", "/remap", "/split", "/preview", "/lengths", "/inspect_model", "/load_preset",
-            "/save_preset", "/train", "/stop", "/progress", "/compare", "/ask", "/list_runs", "/list_adapters",
+            "/save_preset", "/train", "/stop", "/progress", "/poll", "/compare", "/ask", "/list_runs", "/list_adapters",
             "/delete_run", "/open_in_compare", "/saved_comparison", "/export_adapter", "/export_merged",
             "/export_merged_zip", "/export_gguf", "/verify_export", "/export_sizes", "/push_to_hub"} <= names
 
@@ -79,6 +85,8 @@ def test_load_preview_train_compare(studio):
     assert "step 3 / 3" in progress_html and "loss" in log
     assert figure is not None and "saved" in result
     assert download["visible"] and download["value"].endswith(".zip")
+    # /progress sent the whole view, so the page's next /poll has nothing to send.
+    assert all(unchanged(value) for value in c.predict(api_name="/poll"))
 
     scores, _scores_fig, _delta_fig, table, raw, reports = c.predict(**QUICK_GEN, api_name="/compare")
     bleu = r'>BLEU</div><div class="value"><span class="before">[\d.]+</span> → [\d.]+</div>'

@@ -1,0 +1,189 @@
+"""`python -m bench app`: the default run trained inside the app against the same run from the command line.
+
+- cli: `TrainingJob` in a fresh process, as `python -m studio train` runs it (no Compare).
+- app: `python app.py` in its own process; a `gradio_client` loads the default data, presses Train (`/train`) and
+  polls `/poll` every second, as the Train tab's timer does, until the job ends.
+
+Both train the same settings (the defaults unless `--set` changes them) with the same thread policy; the figure is
+the job's own training time (run.json `train_seconds`: first step to last, model load excluded), with the wall time
+from start to end next to it. Rounds are interleaved (the order flips each round) and the ratio is of the medians.
+Target: app / CLI <= 1.10.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TARGET_RATIO = 1.10
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_run(overrides: dict[str, dict[str, Any]], loader: Any = None) -> dict[str, Any]:
+    """Train the settings to the end in this process with a TrainingJob, as the command line does."""
+    from bench.demo import load1
+    from studio import runs
+    from studio.jobqueue import JobQueue
+    from studio.jobs import TrainingJob
+    from studio.settings import StudioSettings, apply_overrides
+
+    settings = apply_overrides(StudioSettings(), overrides)
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        load_start, start = load1(), time.perf_counter()
+        job = TrainingJob(settings, Path(tmp), queue=JobQueue(), model_loader=loader)
+        job.start()
+        job.join()
+        wall = time.perf_counter() - start
+        if job.status != "completed":
+            raise RuntimeError(f"the CLI run ended {job.status}: {job.error}")
+        info = runs.read_run(Path(tmp), job.run_id)
+    return {"train_seconds": info.train_seconds, "wall_seconds": wall, "steps": info.step, "threads": info.threads,
+            "thread_policy": info.thread_policy, "polls": 0, "load_start": load_start, "load_end": load1()}
+
+
+def widget_values(overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Settings overrides as the Train endpoint's typed keyword arguments (`train_max_steps=3`, never "3")."""
+    from studio.settings import StudioSettings, apply_overrides
+    from ui.widgets import key
+
+    settings = apply_overrides(StudioSettings(), overrides)  # coerces command-line strings to the fields' types
+    return {key(section, name): getattr(getattr(settings, section), name)
+            for section, values in overrides.items() for name in values}
+
+
+def app_run(url: str, runs_dir: Path, overrides: dict[str, dict[str, Any]], tick: float = 1.0,
+            endpoint: str = "/poll") -> dict[str, Any]:
+    """Load the default data, press Train and poll `endpoint` every `tick` seconds until the job ends.
+
+    `/poll` is what the Train tab's timer calls (it sends only what changed, so the status details come back only
+    when they changed); `/progress` sends the whole view every time.
+    """
+    from gradio_client import Client
+
+    from bench.demo import load1
+    from studio import runs
+
+    client = Client(url, verbose=False)
+    client.predict(api_name="/load_data")
+    load_start, start = load1(), time.perf_counter()
+    details = client.predict(api_name="/train", **widget_values(overrides))[5]  # the view the page starts from
+    polls = 0
+    while True:
+        began = time.perf_counter()
+        latest = client.predict(api_name=endpoint)[5] or {}
+        details = details if latest.get("__type__") == "update" else latest  # skipped: unchanged since last poll
+        polls += 1
+        if details.get("status") not in runs.ACTIVE:
+            break
+        time.sleep(max(0.0, tick - (time.perf_counter() - began)))
+    wall = time.perf_counter() - start
+    if details.get("status") != "completed":
+        raise RuntimeError(f"the app run ended {details.get('status')}")
+    info = runs.read_run(runs_dir, details["run_id"])
+    return {"train_seconds": info.train_seconds, "wall_seconds": wall, "steps": info.step, "threads": info.threads,
+            "thread_policy": info.thread_policy, "polls": polls, "load_start": load_start, "load_end": load1()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def app_process(runs_dir: Path, timeout: float = 180, root: Path = ROOT) -> Iterator[str]:
+    """`python app.py` (of the checkout at `root`) on a free port with its runs in `runs_dir`; yields its URL and
+    stops it afterwards.
+
+    The server's output goes to `runs_dir/../app.log`; a failure inside the block quotes its last lines.
+    """
+    port = _free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    log = runs_dir.parent / "app.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--runs-dir", str(runs_dir)],
+                                cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "gradio_api/info", timeout=5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"app.py did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield url
+    except Exception as exc:
+        raise RuntimeError(f"{exc}\napp.py said:\n{log.read_text(errors='replace')[-3000:]}") from exc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def bench_app(rounds: int, overrides: dict[str, dict[str, Any]], run_cli: Callable[[], dict[str, Any]],
+              run_app: Callable[[], dict[str, Any]], say: Callable[[str], None] = print) -> dict[str, Any]:
+    """`rounds` of each, interleaved (the order flips every round); medians and the app/CLI ratios."""
+    results: dict[str, list[dict[str, Any]]] = {"cli": [], "app": []}
+    for round_ in range(rounds):
+        for name in (("cli", "app") if round_ % 2 == 0 else ("app", "cli")):
+            r = (run_cli if name == "cli" else run_app)()
+            results[name].append(r)
+            say(f"  round {round_ + 1} {name:3s} train {r['train_seconds']:6.1f} s  wall {r['wall_seconds']:6.1f} s  "
+                f"{r['steps']} steps  threads {r['threads']} {r['thread_policy']}  polls {r['polls']}  "
+                f"load {r['load_start']}->{r['load_end']}")
+    return summarise_app(results, overrides)
+
+
+def summarise_app(results: dict[str, list[dict[str, Any]]], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Medians of both sides, the ratios app / CLI and the PASS/FAIL of the target."""
+    out: dict[str, Any] = {"overrides": overrides, "target_ratio": TARGET_RATIO}
+    for name, rs in results.items():
+        out[name] = {"train_seconds": statistics.median(r["train_seconds"] for r in rs),
+                     "wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
+                     "rounds_train_seconds": [round(r["train_seconds"], 1) for r in rs],
+                     "threads": rs[0]["threads"], "thread_policy": rs[0]["thread_policy"],
+                     "polls": max(r["polls"] for r in rs), "loads": [[r["load_start"], r["load_end"]] for r in rs]}
+    out["ratio"] = out["app"]["train_seconds"] / out["cli"]["train_seconds"]
+    out["wall_ratio"] = out["app"]["wall_seconds"] / out["cli"]["wall_seconds"]
+    out["pass"] = out["ratio"] <= TARGET_RATIO
+    return out
+
+
+def app_table(a: dict[str, Any]) -> list[str]:
+    """The app-vs-CLI figures as readable lines."""
+    lines = [f"App vs command line (the same run; the app polled every second like the Train tab; "
+             f"{a['cli']['threads']} threads {a['cli']['thread_policy']})"]
+    for name, label in (("cli", "command line (TrainingJob)"), ("app", "app.py + client polling /poll")):
+        c = a[name]
+        lines.append(f"  {label:36s} train {c['train_seconds']:6.1f} s  wall {c['wall_seconds']:6.1f} s  "
+                     f"rounds {c['rounds_train_seconds']}  loads {c['loads']}")
+    lines.append(f"  app / CLI: training {a['ratio']:.2f}x, wall {a['wall_ratio']:.2f}x  "
+                 f"{'PASS' if a['pass'] else 'FAIL'} (target <= {a['target_ratio']:.2f}x)")
+    return lines
+
+
+def app_command(rounds: int, overrides: dict[str, dict[str, Any]], run_worker: Callable[..., dict[str, Any]],
+                say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The bench line: the CLI side in fresh worker processes, the app side as `python app.py` + this client."""
+    def run_app() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp, app_process(Path(tmp) / "runs") as url:
+            return app_run(url, Path(tmp) / "runs", overrides)
+
+    def run_cli() -> dict[str, Any]:
+        return run_worker({"kind": "cli_run", "overrides": overrides})
+
+    return bench_app(rounds, overrides, run_cli, run_app, say)

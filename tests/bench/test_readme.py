@@ -1,0 +1,48 @@
+"""README blocks are rewritten from bench figures between their markers, with when, where and at what load."""
+from __future__ import annotations
+
+import pytest
+
+from bench import readme
+from tests.bench.test_bench import _figures
+
+MACHINE = {"date": "2026-12-01 10:00", "cpu": "AMD EPYC", "cores": 2, "available_cores": 2, "threads": 2,
+           "torch": "2.13.0"}
+
+
+def test_replace_block_keeps_the_rest_and_needs_markers():
+    text = "intro\n<!-- bench:performance:start -->\nold\n<!-- bench:performance:end -->\noutro\n"
+    new = readme.replace_block(text, "performance", "new table")
+    assert new == "intro\n<!-- bench:performance:start -->\nnew table\n<!-- bench:performance:end -->\noutro\n"
+    assert readme.replace_block(new, "performance", "again").count("bench:performance:start") == 1
+    with pytest.raises(ValueError):
+        readme.replace_block(text, "demo", "x")
+
+
+def test_performance_block_says_where_when_and_every_figure():
+    block = readme.performance_block(_figures(), MACHINE)
+    for text in ("`python -m bench --write-readme`", "2026-12-01 10:00", "AMD EPYC, 2 cores", "2 threads pinned",
+                 "load average 1.0 at start and 1.2 at end", "2.50x", "same initial LoRA weights", "0.99% apart",
+                 "40% (0%) | TRL 40% (0%)", "identical 8/8", "warm 3.0 s", "4.0 s idle", "1.05x", "adaptive thread count"):
+        assert text in block, text
+
+
+def test_demo_and_levers_blocks():
+    demo = {"train_s": 80.0, "first_loss_s": 5.0, "steps": 80, "compare_s": 12.0, "total_s": 92.0, "bleu_base": 0.3,
+            "bleu_tuned": 45.0, "chrf_base": 20.0, "chrf_tuned": 70.0, "exact_base": 0, "exact_tuned": 12, "n_test": 24,
+            "peak_rss_gb": 2.5, "load_start": 0.5, "load_end": 0.7}
+    assert "train 80.0 s" in readme.demo_block(demo, MACHINE) and "0.3 -> 45.0" in readme.demo_block(demo, MACHINE)
+    levers = {"load_start": 1.0, "load_end": 1.0,
+              "train": {"default": {"tokens_per_second": 100.0, "default_speedup": 1.0, "tokens_per_cpu_second": 60.0,
+                                    "default_cpu_speedup": 1.0},
+                        "full-vocabulary head": {"tokens_per_second": 50.0, "default_speedup": 2.0,
+                                                 "tokens_per_cpu_second": 30.0, "default_cpu_speedup": 2.0}},
+              "generation": {"default": {"seconds": 3.0, "vs_default": 1.0, "same_answers": True}, "_prompts": 8}}
+    block = readme.levers_block(levers, MACHINE)
+    assert "| full-vocabulary head | 50.0 | 2.00x | 30.0 | 2.00x |" in block and "| default | 3.00 | 1.00x | True |" in block
+
+
+def test_the_readme_has_every_block():
+    text = readme.README.read_text(encoding="utf-8")
+    for name in ("performance", "demo", "levers"):
+        assert f"<!-- bench:{name}:start -->" in text and f"<!-- bench:{name}:end -->" in text
