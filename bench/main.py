@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Options of the bench (and of its `demo` sub-command)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "demo", "levers"])
+    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "demo", "levers", "sweep"])
+    parser.add_argument("candidates", nargs="*", help="sweep: candidates, each comma-separated SECTION.KEY=VALUE")
+    parser.add_argument("--preset", default="cpu-demo", help="demo and sweep: the preset to start from")
     parser.add_argument("--steps", type=int, default=6, help="optimiser steps per training contender (default 6)")
     parser.add_argument("--warmup", type=int, default=1, help="steps left out of the medians (default 1)")
     parser.add_argument("--examples", type=int, default=0,
@@ -259,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The demo target: default settings, TrainingJob + compare_run, timed and scored."""
     from bench.demo import demo_table, demo_verdicts, run_demo
-    from studio.settings import StudioSettings, apply_overrides, parse_assignments
+    from studio.presets import load_preset
+    from studio.settings import apply_overrides, parse_assignments
 
-    settings = apply_overrides(StudioSettings(), parse_assignments(args.set))
+    settings = apply_overrides(load_preset(args.preset), parse_assignments(args.set))
     figures = run_demo(settings, args.runs_dir)
     print(demo_table(figures), flush=True)
     figures["verdicts"] = demo_verdicts(figures)
@@ -289,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_demo(args)
     if args.command == "levers":
         return cmd_levers(args)
+    if args.command == "sweep":
+        from bench.sweep import sweep_command
+
+        sweep_command(args.preset, args.candidates, say=lambda line: print(line, flush=True))
+        return 0
     if args.quick:
         args.steps, args.prompts, args.repeats, args.skip_cold = 3, 8, 1, True
     figures = run_bench(args, say=lambda line: print(line, flush=True))
