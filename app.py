@@ -16,6 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
 
+from studio.cli import quiet_library_warnings
 from studio.presets import PRESET_DIR
 from studio.runs import runs_dir
 from studio.settings import ModelSettings
@@ -44,10 +45,19 @@ from ui.widgets import SettingsForm
 CONCURRENCY = 2
 
 
+def oauth_enabled() -> bool:
+    """True on a Hugging Face Space whose README enables OAuth (`hf_oauth: true` sets OAUTH_CLIENT_ID there)."""
+    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("OAUTH_CLIENT_ID"))
+
+
 def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: TokenizerLoader | None = None,
               runs_root: str | Path | None = None, job_factory: JobFactory | None = None,
-              preset_dir: str | Path | None = None) -> gr.Blocks:
-    """The studio as a gr.Blocks; loaders, the job factory and folders can be injected (tests use a tiny model)."""
+              preset_dir: str | Path | None = None, oauth: bool | None = None) -> gr.Blocks:
+    """The studio as a gr.Blocks; loaders, the job factory and folders can be injected (tests use a tiny model).
+
+    `oauth` offers "Sign in with Hugging Face" (default: only on a Space with OAuth enabled; elsewhere Gradio
+    would need this machine to be logged in to the Hub to mock it).
+    """
     services = Services(
         runs_root=Path(runs_root).resolve() if runs_root else runs_dir(),
         model_loader=model_loader or default_model_loader,
@@ -57,7 +67,8 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
     )
     with gr.Blocks(title=TITLE) as demo:
         gr.HTML(header_html())
-        ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"))
+        ctx = Context(services, new_state(), SettingsForm(), gr.BrowserState("", storage_key="studio-visitor-id"),
+                      oauth=oauth_enabled() if oauth is None else oauth)
         with gr.Tabs() as ctx.tabs:
             with gr.Tab("1 · Data", id="data"):
                 ctx.data = create_data_tab(ctx)
@@ -120,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Start the studio and block until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_library_warnings()
     args = parse_args(argv)
     build_app(runs_root=args.runs_dir).launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 

@@ -9,6 +9,7 @@ Usage
     python -m bench demo             # the 2-minute demo: default settings, train + compare (bench/demo.py)
     python -m bench demo --set train.learning_rate=1e-3   # the demo with overrides
     python -m bench levers           # switch each speed lever off in turn (bench/levers.py)
+    python -m bench data             # big files: load seconds and peak RSS against the targets (bench/data.py)
 
 Everything runs on the embedded Gemma 3 270M and the built-in word_tasks data (warm fp32 cache), with the same
 examples, optimiser steps, LoRA adapter, learning rate and seed for every training contender:
@@ -287,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_worker"]:
         print(RESULT + json.dumps(_worker(json.loads(argv[1]))), flush=True)
         return 0
+    if argv[:1] == ["data"]:  # big files: load speed and memory (bench/data.py has its own options)
+        from bench.data import main as data_main
+
+        return data_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return cmd_demo(args)

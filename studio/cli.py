@@ -1,15 +1,18 @@
-"""Command line: `python -m studio train|compare|inspect|runs|presets` over the same library the UI uses."""
+"""Command line: `python -m studio train|compare|inspect|export|verify|push|runs|presets` over the UI's library."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from studio import runs
-from studio.errors import StudioError
+from studio.errors import StudioError, TruncatedFileError
+from studio.evaluate.comparison import Comparison
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
+from studio.publish import scorecard
 from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides, parse_assignments
 
@@ -18,8 +21,11 @@ EPILOG = """examples:
   python -m studio train --data my.jsonl --set train.epochs=2 --set lora.r=8
   python -m studio train --preset codealpaca-gptneo --model EleutherAI/gpt-neo-125m   # needs the Hub
   python -m studio inspect my.csv --map instruction=question --map output=reply
+  python -m studio inspect sharegpt.json --keep-truncated   # what is repaired or skipped, and why
   python -m studio compare 20261121-101500-a1b2c3
-  python -m studio export 20261121-101500-a1b2c3 --merged
+  python -m studio export 20261121-101500-a1b2c3 --merged [--zip]
+  python -m studio export 20261121-101500-a1b2c3 --gguf --quant q8_0 --verify   # llama.cpp / Ollama, checked
+  python -m studio verify 20261121-101500-a1b2c3 --quant f16
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
 
@@ -34,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
     train.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
     train.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
-    train.add_argument("--template", help="prompt template name (alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom)")
+    train.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
     train.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
@@ -48,15 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--limit", type=int, default=0, help="compare on the first N test rows only (0 = all)")
     _add_runs_dir(compare)
 
-    inspect = sub.add_parser("inspect", help="show a dataset's detected shape, row count and one rendered example")
+    inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
     inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
     inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="explicit column mapping (repeatable)")
-    inspect.add_argument("--template", default=StudioSettings().data.template, help="template used to render the example")
+    inspect.add_argument("--template", default=None, help="template used to render the example (default: chat for chat data, else the default template)")
+    inspect.add_argument("--strict", action="store_true", help="refuse a file with any irregular row instead of repairing or skipping it")
+    inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
+    inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
 
-    export = sub.add_parser("export", help="export a run: the adapter as a zip, or the merged model (LoRA folded in)")
+    export = sub.add_parser("export", help="export a run: the adapter zip, the merged model (LoRA folded in), or a GGUF for llama.cpp/Ollama")
     export.add_argument("run_id", help="a run id from `runs`")
     export.add_argument("--merged", action="store_true", help="write the merged full model (safetensors + tokenizer) instead of the adapter zip")
+    export.add_argument("--zip", action="store_true", help="with --merged: also pack it as one zip with its model card")
+    export.add_argument("--gguf", action="store_true", help="write the merged model as GGUF with an Ollama Modelfile; the .gguf path is the last line printed")
+    _add_gguf_args(export)
+    export.add_argument("--verify", action="store_true", help="with --gguf: check the file's answers against the studio's")
     _add_runs_dir(export)
+
+    verify = sub.add_parser("verify", help="answer the held-out prompts from a run's GGUF export and compare with the studio's answers")
+    verify.add_argument("run_id", help="a run id from `runs`")
+    _add_gguf_args(verify)
+    _add_runs_dir(verify)
 
     push = sub.add_parser("push", help="push a run's adapter or merged model to the Hugging Face Hub (token from $HF_TOKEN)")
     push.add_argument("run_id", help="a run id from `runs`")
@@ -69,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("runs", help="list past runs")
     _add_runs_dir(listing)
     return parser
+
+
+def _add_gguf_args(p: argparse.ArgumentParser) -> None:
+    from studio.publish.gguf import QUANTS
+
+    p.add_argument("--quant", choices=QUANTS, default=QUANTS[0], help="GGUF precision (default f16; q8_0 is about half the size)")
+    p.add_argument("--limit", type=int, default=0, help="check on the first N held-out rows only (default: those Compare used)")
 
 
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
@@ -101,6 +126,20 @@ def settings_from_args(args: argparse.Namespace) -> StudioSettings:
     return apply_overrides(settings, parse_assignments(args.set))
 
 
+def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> StudioSettings:
+    """Chat-shaped data trains with the chat template unless --template, --set or the preset chose one."""
+    from studio.data.dataset import recommended_template
+
+    chosen = args.template or any(pair.strip().startswith("data.template=") for pair in args.set)
+    if chosen or settings.data.template != StudioSettings().data.template:
+        return settings
+    recommended = recommended_template(settings.data.dataset)
+    if recommended != "chat":
+        return settings
+    print("Chat-shaped data: training every assistant turn with the chat template (--template picks another).")
+    return apply_overrides(settings, {"data": {"template": recommended}})
+
+
 def _print_progress(job, printed: int) -> int:
     logs = job.logs()
     for line in logs[printed:]:
@@ -113,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from studio.jobs import TrainingJob
     from studio.pipeline import compare_run, from_job
 
-    settings = settings_from_args(args)
+    settings = _with_data_template(settings_from_args(args), args)
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
     job = TrainingJob(settings, root, token=args.token, model_loader=args.model_loader)
@@ -140,16 +179,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(result, train_seconds: float, total_seconds: float, run_dir: Path) -> None:
+def summary_lines(result: Comparison) -> list[str]:
+    """The before/after as terminal lines: the verdict, each metric with its interval, per-example tally, the cut."""
+    lines = ["Before / after instruction tuning", f"  {scorecard.headline(result)}"]
     b, t = result.base, result.tuned
-    print("\nBefore / after instruction tuning", flush=True)
-    print(f"  corpus BLEU   {b.bleu:6.1f} -> {t.bleu:6.1f}  ({t.bleu - b.bleu:+.1f})")
-    print(f"  chrF          {b.chrf:6.1f} -> {t.chrf:6.1f}")
-    print(f"  exact match   {b.exact_match * b.n:4.0f}/{b.n} -> {t.exact_match * t.n:.0f}/{t.n}")
-    print(f"  time          train {train_seconds:.0f} s, total {total_seconds:.0f} s")
+    for m in scorecard.metric_lines(result):
+        exact = f"{round(b.exact_match * b.n)}/{b.n} -> {round(t.exact_match * t.n)}/{t.n}"
+        counts = f"  ({exact} answers)" if m.key == "exact_match" else ""
+        lines.append(f"  {m.label:12s}{m.before:>6} -> {m.after:>6}   {scorecard.change_text(m.change)}{counts}")
+    if result.tally is not None:
+        lines.append(f"  Per example: {scorecard.tally_text(result)}")
+    return lines + [f"  {scorecard.cut_note(result)}"]
+
+
+def _print_summary(result: Comparison, train_seconds: float, total_seconds: float, run_dir: Path) -> None:
+    print("\n" + "\n".join(summary_lines(result)), flush=True)
+    print(f"  {'time':12s}train {train_seconds:.0f} s, total {total_seconds:.0f} s")
     folder = RunFolder(run_dir)
     shown = (folder.report_html.name, folder.comparison_rows_file.name, f"{folder.adapter_dir.name}/")
-    print(f"  run folder    {run_dir}  ({', '.join(shown)})")
+    print(f"  {'run folder':12s}{run_dir}  ({', '.join(shown)})")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -166,32 +214,102 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """Print the detected shape, the row count and one rendered example."""
+    """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
+    from studio.data.loaders import plural
     from studio.data.templates import get_template
 
-    loaded = load_source(args.path, column_map=_column_map(args.map) or None)
-    template = get_template(args.template, custom=StudioSettings().data.custom_template)
+    loaded = load_source(args.path, column_map=_column_map(args.map) or None, strict=args.strict,
+                         keep_truncated=args.keep_truncated)
+    name = args.template or loaded.recommended_template or StudioSettings().data.template
+    template = get_template(name, custom=StudioSettings().data.custom_template)
     print(f"source:  {loaded.source}")
     print(f"shape:   {loaded.shape.name} ({loaded.shape.reason})")
     print(f"columns: {', '.join(loaded.columns)}")
-    print(f"rows:    {len(loaded.examples)} usable of {loaded.n_rows}" + (f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""))
-    rendered = template.render(loaded.examples[0])
-    print(f"\nexample 1 rendered with template '{template.name}' (prompt is masked, completion is trained):")
-    print("----- prompt -----")
-    print(rendered.prompt)
-    print("----- completion -----")
-    print(rendered.completion)
+    fixed = f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""
+    print(f"rows:    {loaded.summary.line()}{fixed}")
+    if loaded.n_multi_turn:
+        trains = ("trains every assistant turn" if template.multi_turn
+                  else "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained")
+        print(f"chats:   {plural(loaded.n_multi_turn, 'multi-turn chat')}; template '{template.name}' {trains}.")
+    _print_reasons(loaded.summary, args.examples)
+    # A multi-turn chat shows best what is trained; otherwise the first example.
+    index = next((i for i, e in enumerate(loaded.examples) if e.history), 0)
+    _print_rendered(template, loaded.examples[index], index + 1)
     return 0
 
 
+def _print_reasons(summary: Any, per_reason: int) -> None:
+    """Each repair/skip reason with its count and a few of its rows."""
+    from studio.data.summary import reason_label
+
+    for key, kind, count, notes in summary.reasons():
+        print(f"\n{reason_label(key)}: {count} {kind}")
+        for note in notes[:per_reason]:
+            print(f"  row {note.row} {note.detail}: {note.text}")
+
+
+def _print_rendered(template: Any, example: Any, number: int) -> None:
+    """One example as the template renders it, piece by piece: masked (prompt) and trained (answers)."""
+    print(f"\nexample {number} rendered with template '{template.name}' (the prompt is masked, completions are trained):")
+    for text, trained in template.render(example).segments():
+        print(f"----- {'completion (trained)' if trained else 'prompt (masked)'} -----")
+        print(text)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the adapter zip or the merged model of a run."""
+    """Write the adapter zip, the merged model (folder or zip) or the GGUF + Modelfile of a run."""
     from studio.publish import export
 
     info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
+    if args.gguf:
+        return _export_gguf(args, info.path)
+    if args.merged and args.zip:
+        path = export.zip_merged(info.path, base_loader=args.model_loader)
+    else:
+        path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
     print(f"Exported {'the merged model' if args.merged else 'the adapter'} to {path}")
+    return 0
+
+
+def _export_gguf(args: argparse.Namespace, run_dir: Path) -> int:
+    from studio.publish.gguf_export import export_gguf, verify_export
+
+    result = export_gguf(run_dir, args.quant, base_loader=args.model_loader, progress=_phase_printer())
+    print(f"Ollama Modelfile: {result.modelfile}  (ollama create my-model -f Modelfile)")
+    if args.verify:
+        _print_check(verify_export(run_dir, args.quant, limit=args.limit, base_loader=args.model_loader,
+                                   progress=_phase_printer()))
+    print(result.path)  # last, alone: scripts read the file's path from here
+    return 0
+
+
+def _phase_printer() -> Any:
+    """A progress callback printing each phase once ("GGUF answers 1/24", "2/24", ... print as one line)."""
+    shown: set[str] = set()
+
+    def show(fraction: float, message: str) -> None:
+        phase = " ".join(message.split()[:2])
+        if phase not in shown and fraction < 1.0:
+            shown.add(phase)
+            print(f"  {message}", flush=True)
+    return show
+
+
+def _print_check(check) -> None:
+    different = [row for row in check.rows if not row["equal"]]
+    for row in different[:5]:
+        print(f"  differs: {row['instruction'][:60]!r}: studio {row['studio'][:40]!r} vs GGUF {row['gguf'][:40]!r}")
+    print(check.summary(), flush=True)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check a run's GGUF export (written first if missing) against the studio's tuned answers."""
+    from studio.publish.gguf_export import verify_export
+
+    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
+    _print_check(verify_export(info.path, args.quant, limit=args.limit, base_loader=args.model_loader,
+                               progress=_phase_printer()))
     return 0
 
 
@@ -224,8 +342,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "push": cmd_push,
-            "presets": cmd_presets, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify,
+            "push": cmd_push, "presets": cmd_presets, "runs": cmd_runs}
+# Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
+QUIET_WARNINGS = (
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run
+)
+
+
+def quiet_library_warnings() -> None:
+    """Filter the library warnings listed in QUIET_WARNINGS and the libraries' own progress bars from the output."""
+    for category, message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights 236/236" in 0.0 s, on every model load
 
 
 def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
@@ -236,8 +367,12 @@ def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
     """
     args = build_parser().parse_args(argv)
     args.model_loader = model_loader
+    quiet_library_warnings()
     try:
         return COMMANDS[args.command](args)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, TruncatedFileError):
+            print(f"hint: to keep the {exc.complete:,} complete records, add --keep-truncated (inspect) or "
+                  "--set data.keep_truncated=true (train).", file=sys.stderr)
         return 2

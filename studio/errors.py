@@ -18,6 +18,14 @@ class ShapeError(DataError):
         self.columns = list(columns)
 
 
+class TruncatedFileError(DataError):
+    """A JSON array cut off mid-record (a partial download); `complete` counts the whole records before the cut."""
+
+    def __init__(self, message: str, complete: int) -> None:
+        super().__init__(message)
+        self.complete = complete
+
+
 class TemplateError(StudioError):
     """A prompt template that cannot render (unknown field, unbalanced braces, no chat template)."""
 
@@ -40,3 +48,7 @@ class RunError(StudioError):
 
 class TrainingError(StudioError):
     """Training could not start or failed while running."""
+
+
+class ExportError(StudioError):
+    """A run that cannot be exported in the asked format (unsupported architecture or tokenizer, no disk space)."""

@@ -12,7 +12,10 @@
       comparison.json(l)       the before/after summary and its rows
       report.html, report.md   the stakeholder report
       reproduce/               the reproducibility bundle (its inner layout is owned by studio.publish.reproduce)
+      gguf_check.json          GGUF exports checked against the studio's answers, one entry per quantisation
+      checkpoints/runs/        TensorBoard event files when train.report_to is tensorboard (the Trainer's default)
       exports/                 zips, merged model, and other exports (inner layout owned by studio.publish.export)
+      exports/gguf-<quant>/    <run-id>-<quant>.gguf + Modelfile + model card, for llama.cpp and Ollama
 
 Every write of a whole file is atomic (temp file + rename) so a SIGKILL never leaves it half written;
 `metrics.jsonl` is append-only and a torn last line is skipped on read.
@@ -157,6 +160,28 @@ class RunFolder:
     def exports_dir(self) -> Path:
         """exports/: zips, merged models and other exports."""
         return self.path / "exports"
+
+    def gguf_dir(self, quant: str) -> Path:
+        """exports/gguf-<quant>/: one GGUF export with its Modelfile and model card."""
+        return self.exports_dir / f"gguf-{quant}"
+
+    def gguf_file(self, quant: str) -> Path:
+        """exports/gguf-<quant>/<run-id>-<quant>.gguf: the merged model for llama.cpp and Ollama."""
+        return self.gguf_dir(quant) / f"{self.run_id}-{quant}.gguf"
+
+    def modelfile(self, quant: str) -> Path:
+        """exports/gguf-<quant>/Modelfile: Ollama's recipe for the GGUF next to it."""
+        return self.gguf_dir(quant) / "Modelfile"
+
+    @property
+    def gguf_check_file(self) -> Path:
+        """gguf_check.json: each GGUF export's answers compared with the studio's, keyed by quantisation."""
+        return self.path / "gguf_check.json"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """checkpoints/runs/: where the Trainer writes TensorBoard event files (train.report_to tensorboard)."""
+        return self.checkpoints_dir / "runs"
 
     # ---- reads and writes ---------------------------------------------------------------------------------
     def exists(self) -> bool:

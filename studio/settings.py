@@ -54,12 +54,14 @@ class DataSettings:
         "Format string for the custom template; fields: {instruction} {input} {output} {system}; {output} last.",
     )
     system_prompt: str = _f("", "Optional system message for chat templates.")
+    strict: bool = _f(False, "Refuse a file with any irregular row instead of repairing or skipping it (the summary lists them).")
+    keep_truncated: bool = _f(False, "Keep the complete records of a JSON file cut off mid-record (a partial download) instead of refusing it.")
     drop_with_input: bool = _f(False, "Keep only rows whose input is empty (as the CodeAlpaca tutorial does).")
-    drop_empty: bool = _f(True, "Drop rows whose instruction or output is empty.")
+    drop_empty: bool = _f(True, "Drop rows whose instruction is empty (rows without an answer are always skipped).")
     dedupe: bool = _f(True, "Drop exact duplicate rows.")
     shuffle: bool = _f(True, "Shuffle before splitting.")
     seed: int = _f(42, "Seed for shuffling and splitting.", min=0)
-    max_examples: int = _f(0, "Keep only the first N rows after shuffling (0 keeps all).", min=0)
+    max_examples: int = _f(0, "Keep a seeded random subset of N rows (0 keeps all).", min=0)
     test_fraction: float = _f(0.1, "Fraction of rows held out for the before/after comparison.", min=0.0, exclusive_max=1.0)
     validation_fraction: float = _f(0.0, "Fraction held out for eval loss during training.", min=0.0, exclusive_max=1.0)
     max_test_examples: int = _f(24, "Cap on held-out rows used in Compare (0 = all).", min=0)
@@ -129,6 +131,9 @@ class TrainSettings:
     precision: str = _f("auto", "Numeric precision: auto is fp32 on CPU, bf16/fp16 on a capable GPU.", choices=["auto", "fp32", "bf16", "fp16"])
     load_in_4bit: bool = _f(False, "QLoRA: load the base in 4-bit (CUDA + bitsandbytes only).")
     threads: int = _f(0, "CPU threads for torch (0: the cores other processes leave idle, re-checked as it trains).", min=0, max=256)
+    report_to: str = _f("none", "Also log training metrics to an experiment tracker: TensorBoard event files in the run "
+                        "folder (checkpoints/runs/), or trackio's local dashboard (`trackio show`).",
+                        choices=["none", "trackio", "tensorboard"])
 
     def __post_init__(self) -> None:
         _check_bounds(self)

@@ -42,13 +42,14 @@ def tiny_loaders(step_delay: float = 0.0) -> tuple[Any, Any]:
     return model_loader, (lambda settings, token=None: tokenizer)
 
 
-def launch_studio(runs: Path, step_delay: float = 0.0, preset_dir: Path | None = None) -> tuple[Any, str]:
+def launch_studio(runs: Path, step_delay: float = 0.0, preset_dir: Path | None = None,
+                  oauth: bool | None = None) -> tuple[Any, str]:
     """Build and launch the studio on a free port with the tiny model; returns (demo, url)."""
     from app import build_app, launch_kwargs
 
     model_loader, tokenizer_loader = tiny_loaders(step_delay)
     demo = build_app(model_loader=model_loader, tokenizer_loader=tokenizer_loader, runs_root=runs,
-                     preset_dir=preset_dir)
+                     preset_dir=preset_dir, oauth=oauth)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                             **launch_kwargs())
     return demo, url

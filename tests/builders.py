@@ -1,6 +1,7 @@
 """Hand-made run folders and comparisons that several test modules share (no model training needed)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -8,8 +9,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from studio import runs
-from studio.evaluate.comparison import Comparison, ComparisonRow, save_comparison
+from studio.evaluate.comparison import Change, Comparison, ComparisonRow, Tally, save_comparison
 from studio.evaluate.scoring import Scores, score
+from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.examples import Example
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
@@ -19,13 +21,40 @@ from tests.tiny import make_tiny_model
 
 
 def sample_comparison() -> Comparison:
-    """A small hand-made comparison (no model needed)."""
+    """A small hand-made comparison (no model needed), with intervals, a tally, stop strings and raw answers."""
     rows = [
-        ComparisonRow("Uppercase <b>", "dog", "DOG", "dog dog", "DOG", 0.0, 100.0, 10.0, 100.0, False, True),
-        ComparisonRow("Reverse", "", "god", "go", "dgo", 20.0, 5.0, 30.0, 20.0, False, False),
+        ComparisonRow("Uppercase <b>", "dog", "DOG", "dog dog", "DOG", 0.0, 100.0, 10.0, 100.0, False, True,
+                      base_raw="dog dog\n### Input:\ncat", tuned_raw="DOG<eos>", base_rouge_l=66.7,
+                      tuned_rouge_l=100.0),
+        ComparisonRow("Reverse", "", "god", "go", "dgo", 20.0, 5.0, 30.0, 20.0, False, False,
+                      base_raw="go", tuned_raw="dgo<eos>", base_rouge_l=0.0, tuned_rouge_l=0.0),
     ]
-    return Comparison(rows=rows, base=Scores(2.1, 15.0, 0.0, 2), tuned=Scores(71.4, 80.2, 0.5, 2),
-                      generation={"max_new_tokens": 8}, base_seconds=1.5, tuned_seconds=1.2, template="alpaca")
+    changes = {"bleu": Change(2.1, 71.4, 69.3, 40.5, 95.2), "chrf": Change(15.0, 80.2, 65.2, -10.0, 90.0),
+               "rouge_l": Change(33.3, 50.0, 16.7, -66.7, 100.0), "exact_match": Change(0.0, 50.0, 50.0, 0.0, 100.0)}
+    return Comparison(rows=rows, base=Scores(2.1, 15.0, 0.0, 2, 33.3), tuned=Scores(71.4, 80.2, 0.5, 2, 50.0),
+                      generation={"max_new_tokens": 8}, base_seconds=1.5, tuned_seconds=1.2, template="alpaca",
+                      stop_strings=["\n### "], eos_tokens=["<eos>"], changes=changes, tally=Tally(1, 0, 1),
+                      bootstrap=bootstrap_record())
+
+
+# comparison.json / comparison.jsonl as the studio wrote them before intervals, ROUGE-L and raw answers existed.
+OLD_SUMMARY = {"base": {"bleu": 0.3, "chrf": 25.8, "exact_match": 0.0, "n": 2},
+               "tuned": {"bleu": 43.7, "chrf": 72.8, "exact_match": 0.5, "n": 2},
+               "generation": {"max_new_tokens": 16, "num_beams": 1}, "base_seconds": 3.0, "tuned_seconds": 2.0,
+               "template": "instruction_output"}
+OLD_ROWS = [{"instruction": "Uppercase the word.", "input": "dog", "reference": "DOG", "base_response": "dog ###",
+             "tuned_response": "DOG", "base_bleu": 0.0, "tuned_bleu": 100.0, "base_chrf": 10.0, "tuned_chrf": 100.0,
+             "base_exact": False, "tuned_exact": True},
+            {"instruction": "Reverse.", "input": "ab", "reference": "ba", "base_response": "ab", "tuned_response": "b",
+             "base_bleu": 0.0, "tuned_bleu": 0.0, "base_chrf": 20.0, "tuned_chrf": 30.0, "base_exact": False,
+             "tuned_exact": False}]
+
+
+def write_old_comparison(run_dir: Path) -> None:
+    """A comparison in the old format, without the fields this version adds."""
+    folder = RunFolder(run_dir)
+    folder.comparison_file.write_text(json.dumps(OLD_SUMMARY), encoding="utf-8")
+    folder.comparison_rows_file.write_text("".join(json.dumps(r) + "\n" for r in OLD_ROWS), encoding="utf-8")
 
 
 TRAIN = [Example(instruction="Uppercase the word.", input=w, output=w.upper())
@@ -39,9 +68,12 @@ def _comparison(rows: list[Example]) -> Comparison:
     base_scores, base_each = score([e.output for e in rows], base)
     tuned_scores, tuned_each = score([e.output for e in rows], tuned)
     table = [ComparisonRow(e.instruction, e.input, e.output, b, t, bs.bleu, ts.bleu, bs.chrf, ts.chrf, bs.exact,
-                           ts.exact) for e, b, t, bs, ts in zip(rows, base, tuned, base_each, tuned_each)]
+                           ts.exact, b + "\n### Input:", t + "<eos>", bs.rouge_l, ts.rouge_l)
+             for e, b, t, bs, ts in zip(rows, base, tuned, base_each, tuned_each)]
     return Comparison(table, base_scores, tuned_scores, {"max_new_tokens": 8, "num_beams": 1, "do_sample": False},
-                      1.0, 1.0, "alpaca")
+                      1.0, 1.0, "alpaca", ["\n### "], ["<eos>"],
+                      paired_bootstrap([e.output for e in rows], base, tuned, base_each, tuned_each),
+                      win_tie_loss([s.bleu for s in base_each], [s.bleu for s in tuned_each]), bootstrap_record())
 
 
 def make_finished_run(root: Path, tokenizer, overrides: dict | None = None, compare: bool = True,
@@ -91,3 +123,28 @@ def tuned_model(tokenizer, seed: int = 0):
         if "lora_B" in name:
             param.data.normal_(0.0, 2.0)
     return model
+
+
+class ForcedTokenModel:
+    """A model whose `generate` is forced to write `token_id` as the `step`-th new token (other calls delegate)."""
+
+    def __init__(self, model, token_id: int, step: int):
+        self.model, self.token_id, self.step = model, token_id, step
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def generate(self, **kwargs):
+        """`model.generate` with a logits processor that forces the token at the chosen step."""
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        width, token_id, step = kwargs["input_ids"].shape[1], self.token_id, self.step
+
+        class Force(LogitsProcessor):
+            def __call__(self, input_ids, scores):
+                if input_ids.shape[1] - width == step:
+                    scores = torch.full_like(scores, -float("inf"))
+                    scores[:, token_id] = 0.0
+                return scores
+
+        return self.model.generate(**kwargs, logits_processor=LogitsProcessorList([Force()]))

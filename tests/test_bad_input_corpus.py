@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from studio import pipeline, presets, runs
+from studio.data.convert import convert_records, records_of
 from studio.data.dataset import load_source
-from studio.data.shapes import detect_shape, to_examples
 from studio.data.templates import get_template
 from studio.errors import (
     DataError,
@@ -22,6 +22,7 @@ from studio.errors import (
     ModelError,
     RunError,
     SettingsError,
+    ShapeError,
     StudioError,
     TemplateError,
 )
@@ -100,7 +101,8 @@ def chat_rows(*roles: str, column: str = "messages") -> list[dict]:
 
 
 def to_chat_examples(rows: list[dict]) -> list[Example]:
-    return to_examples(rows, detect_shape(rows))
+    """Rows through the loader's conversion, which refuses only when nothing is usable."""
+    return convert_records(records_of(rows), "hub-chats").examples
 
 
 def overrides(section: str, key: str, value) -> StudioSettings:
@@ -166,25 +168,15 @@ CASES = [
                  "tokenizer has no chat template", id="tokenizer-template-without-chat-template"),
     pytest.param(lambda c: get_template("tokenizer"), TemplateError, "needs the model's tokenizer",
                  id="tokenizer-template-without-a-model"),
-    # ---- chats with roles out of order (rows as a Hub dataset gives them) ----
-    pytest.param(lambda c: to_chat_examples(chat_rows("system", "assistant", "user", "assistant")), DataError,
-                 "starts with an assistant turn", id="chat-assistant-first-after-system"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("user", "assistant", "assistant")), DataError,
-                 "two assistant turns in a row (turns 2 and 3)", id="chat-two-assistant-turns"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("user", "user", "assistant")), DataError,
-                 "two user turns in a row", id="chat-two-user-turns"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("user", "system", "assistant")), DataError,
-                 "system message after the conversation started", id="chat-system-in-the-middle"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("user", "assistant", "user")), DataError,
-                 "does not end with an assistant turn", id="chat-ends-with-a-question"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("system")), DataError, "no user or assistant turns",
+    # ---- chats where nothing is usable (rows as a Hub dataset gives them); irregular ones are repaired below ----
+    pytest.param(lambda c: to_chat_examples(chat_rows("user", "system", "assistant")), ShapeError,
+                 "its only row was skipped (1 system turn mid-chat)", id="chat-system-in-the-middle"),
+    pytest.param(lambda c: to_chat_examples(chat_rows("system")), ShapeError, "its only row was skipped (1 no answer)",
                  id="chat-only-a-system-turn"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("human", "human", "gpt", column="conversations")), DataError,
-                 "two user turns in a row", id="sharegpt-two-human-turns"),
-    pytest.param(lambda c: to_chat_examples(chat_rows("user", "robot")), DataError, "unknown role 'robot'",
+    pytest.param(lambda c: to_chat_examples(chat_rows("user", "robot")), ShapeError, "1 unknown role",
                  id="chat-unknown-role"),
-    pytest.param(lambda c: to_chat_examples([{"messages": ["hello", "hi"]}]), DataError,
-                 "is not an object with a role and a content", id="chat-turns-are-strings"),
+    pytest.param(lambda c: to_chat_examples([{"messages": ["hello", "hi"]}]), ShapeError, "1 turn is not an object",
+                 id="chat-turns-are-strings"),
     # ---- hyperparameters: out of range, inconsistent, wrong type ----
     pytest.param(lambda c: LoraSettings(r=0), SettingsError, "lora.r must be at least 1", id="lora-rank-0"),
     pytest.param(lambda c: overrides("lora", "r", 1000), SettingsError, "lora.r must be at most 512",
@@ -328,6 +320,18 @@ def ctx(tmp_path, tiny_tokenizer, monkeypatch) -> Ctx:
 
 def test_the_corpus_is_big_enough():
     assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("roles, column, repair", [
+    (("system", "assistant", "user", "assistant"), "messages", "leading_assistant"),
+    (("user", "assistant", "assistant"), "messages", "repeated_role"),
+    (("user", "user", "assistant"), "messages", "repeated_role"),
+    (("user", "assistant", "user"), "messages", "trailing_user"),
+    (("human", "human", "gpt"), "conversations", "repeated_role"),
+])
+def test_irregular_chats_are_repaired_not_refused(roles, column, repair):
+    converted = convert_records(records_of(chat_rows(*roles, column=column)), "hub-chats")
+    assert len(converted.examples) == 1 and converted.summary.repaired == {repair: 1}
 
 
 @pytest.mark.parametrize("case, error, fragment", CASES)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("train", "compare", "inspect", "export", "push", "presets", "runs"):
+    for command in ("train", "compare", "inspect", "export", "verify", "push", "presets", "runs"):
         assert command in out
 
 
@@ -23,11 +25,39 @@ def test_inspect_prints_shape_and_a_rendered_example(capsys):
 
 
 def test_inspect_bad_file_is_one_line_and_exit_2(tmp_path, capsys):
-    bad = tmp_path / "broken.jsonl"
-    bad.write_text('{"instruction": "a", "output": "b"}\n{oops\n')
+    bad = tmp_path / "broken.json"
+    bad.write_text('[{"instruction": "a", "output": "b"},]')
     assert cli.main(["inspect", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: Line 2 of 'broken.jsonl'") and "\n" not in err
+    assert err.startswith("error: File 'broken.json' is not valid JSON") and "\n" not in err
+
+
+def test_inspect_shows_the_summary_and_rows_per_reason(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--examples", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "rows:    Kept 9 of 12 rows: 1 repaired (leading assistant turn)" in out
+    assert "\nleading assistant turn: 1 repaired\n  row 2 starts with 1 turn before the first user turn" in out
+    assert "\nunknown role: 1 skipped\n  row 11 has a turn (2) with the unknown role 'wizard'" in out
+    assert "chats:   1 multi-turn chat; template 'chatml' trains every assistant turn." in out
+    # The multi-turn example is shown, both of its answers as trained pieces.
+    assert "example 9 rendered with template 'chatml'" in out and out.count("----- completion (trained) -----") == 2
+
+
+def test_inspect_single_turn_template_on_chats_says_only_the_last_answer_is_trained(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--template", "alpaca"]) == 0
+    assert "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained" in (
+        capsys.readouterr().out)
+
+
+def test_inspect_truncated_file_offers_the_flag_and_strict_refuses(capsys):
+    messy = Path(__file__).parent / "data" / "messy" / "sharegpt_irregular.json"
+    assert cli.main(["inspect", str(messy)]) == 2
+    err = capsys.readouterr().err
+    assert "after 12 complete records" in err and "hint: to keep the 12 complete records, add --keep-truncated" in err
+    assert cli.main(["inspect", str(messy), "--keep-truncated", "--strict"]) == 2
+    assert "strict mode refuses a file with irregular rows" in capsys.readouterr().err
 
 
 def test_inspect_with_a_column_mapping(tmp_path, capsys):
@@ -49,7 +79,12 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
                     model_loader=tiny_loader)
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "step 1/2" in out and "corpus BLEU" in out and "exact match" in out
+    assert "step 1/2" in out and "Before / after instruction tuning" in out
+    interval = r"\[95% CI [+-][\d.]+, [+-][\d.]+\], (not )?significant"
+    assert re.search(r"\n  BLEU +[\d.]+ -> +[\d.]+ +[+-][\d.]+ " + interval, out)
+    assert re.search(r"\n  Exact match .*\(\d/4 -> \d/4 answers\)", out) and "\n  ROUGE-L " in out
+    assert re.search(r"\n  Per example: \d better, \d the same, \d worse by sentence BLEU", out)
+    assert '\n  Answers cut at the first "\\n### " or at <eos>, the same rule for base and tuned' in out
     run_dir = next(root.iterdir())
     assert (run_dir / "report.html").is_file() and (run_dir / "comparison.jsonl").is_file()
     summary = json.loads((run_dir / "comparison.json").read_text())
@@ -59,6 +94,8 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     assert run_dir.name in capsys.readouterr().out
     assert cli.main(["compare", run_dir.name, "--runs-dir", str(root), "--limit", "2",
                      "--set", "generation.max_new_tokens=3"], model_loader=tiny_loader) == 0
+    out = capsys.readouterr().out
+    assert "on 2 held-out examples" in out and "95% CI" in out and "Answers cut at" in out
     assert json.loads((run_dir / "comparison.json").read_text())["base"]["n"] == 2
     assert cli.main(["export", run_dir.name, "--runs-dir", str(root)]) == 0
     assert list((run_dir / "exports").glob("*.zip"))
@@ -72,3 +109,46 @@ def test_push_without_token_is_refused(tmp_path, tiny_loader, capsys, monkeypatc
     capsys.readouterr()
     assert cli.main(["push", run_id, "--repo", "me/x", "--runs-dir", str(root)]) == 2
     assert "token" in capsys.readouterr().err
+
+
+def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
+    from studio.cli import _with_data_template, build_parser, settings_from_args
+
+    messy = str(Path(__file__).parent / "data" / "messy" / "openai_tools.jsonl")
+    args = build_parser().parse_args(["train", "--data", messy])
+    assert _with_data_template(settings_from_args(args), args).data.template == "chat"
+    assert "Chat-shaped data: training every assistant turn" in capsys.readouterr().out
+    args = build_parser().parse_args(["train", "--data", messy, "--template", "alpaca"])
+    assert _with_data_template(settings_from_args(args), args).data.template == "alpaca"
+    flat = build_parser().parse_args(["train", "--data", str(Path(messy).with_name("dolly.jsonl"))])
+    assert _with_data_template(settings_from_args(flat), flat).data.template == "instruction_output"
+
+
+def test_export_gguf_prints_the_file_last_and_verify_checks_it(runs_dir, tiny_tokenizer, tiny_loader, capsys):
+    from pathlib import Path
+
+    from tests.builders import make_finished_run
+
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, compare=False)
+    args = ["--runs-dir", str(runs_dir)]
+    assert cli.main(["export", run_dir.name, "--gguf", "--verify", *args], model_loader=tiny_loader) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert Path(lines[-1]).is_file() and lines[-1].endswith(f"{run_dir.name}-f16.gguf")
+    assert "f16 GGUF: 2/2 answers equal the studio's tuned answers" in lines[-2]
+    assert any(line.startswith("Ollama Modelfile:") for line in lines)
+
+    assert cli.main(["verify", run_dir.name, "--quant", "q8_0", "--limit", "1", *args], model_loader=tiny_loader) == 0
+    assert "q8_0 GGUF:" in capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(["export", run_dir.name, "--merged", "--zip", *args], model_loader=tiny_loader) == 0
+    assert capsys.readouterr().out.strip().endswith(f"{run_dir.name}-merged.zip")
+
+
+def test_library_warnings_are_filtered_but_not_all_of_them():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli.quiet_library_warnings()  # its filters go in front of "always"
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
+        warnings.warn("something the user should see", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something the user should see"]

@@ -256,3 +256,71 @@ def test_the_embedded_model_loads_without_remote_code(captured_loads, monkeypatc
 def test_no_shipped_preset_turns_remote_code_on():
     for name in presets.list_presets():
         assert presets.load_preset(name).model.trust_remote_code is False, name
+
+
+# ---- the UI: a pasted token, and "Sign in with Hugging Face" on a Space --------------------------------------------
+
+OAUTH_TOKEN = "hf_oauth_FAKE0123456789abcdefSIGNEDIN"
+
+
+def mocked_sign_in() -> dict:
+    """What Gradio keeps in the session after a Hugging Face sign-in (its local mock asks the Hub; this does not)."""
+    import time
+
+    return {"access_token": OAUTH_TOKEN, "token_type": "bearer", "scope": "openid profile write-repos",
+            "expires_at": int(time.time()) + 3600,
+            "userinfo": {"name": "A Visitor", "preferred_username": "visitor", "picture": "",
+                         "profile": "https://huggingface.co/visitor"}}
+
+
+@pytest.fixture()
+def signed_in_studio(tmp_path, hub_online, monkeypatch):
+    """The studio with OAuth on (as on a Space with hf_oauth: true), the tiny model, and the Hub faked."""
+    import gradio.oauth
+
+    from tests.browser_utils import launch_studio
+
+    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", mocked_sign_in)
+    demo, url = launch_studio(tmp_path / "runs", oauth=True)
+    yield url
+    demo.close()
+
+
+def session_cookie(url: str) -> str:
+    """Sign in as a browser does (the login route redirects to the callback, which sets the session cookie)."""
+    import httpx
+
+    login = httpx.get(url + "login/huggingface", follow_redirects=False)
+    callback = httpx.get(httpx.URL(url).join(login.headers["location"]), follow_redirects=False)
+    return callback.headers["set-cookie"].split(";")[0]  # Secure cookie: httpx would not send it back over http
+
+
+def test_the_ui_pushes_with_a_sign_in_or_a_pasted_token_and_writes_neither(signed_in_studio, tmp_path, caplog,
+                                                                           capsys):
+    from gradio_client import Client
+
+    from tests.ui.test_app_api import QUICK_TRAIN, wait_for_job
+
+    caplog.set_level(logging.DEBUG)
+    visitor = Client(signed_in_studio, verbose=False, headers={"Cookie": session_cookie(signed_in_studio)})
+    visitor.predict(api_name="/load_data")
+    visitor.predict(**QUICK_TRAIN, api_name="/train")
+    run_id = wait_for_job(visitor)["run_id"]
+    # Signed in, no token pasted: a bare name goes to the visitor's own namespace with the visitor's token.
+    status = visitor.predict(run_id=run_id, repo="words", token="", what="adapter", api_name="/push_to_hub")
+    assert status.endswith("https://huggingface.co/visitor/words.") and FakeApi.instances[-1].tokens == [OAUTH_TOKEN] * 2
+    # A pasted token (local use) wins over the sign-in.
+    visitor.predict(run_id=run_id, repo="me/words", token=TOKEN, what="merged", api_name="/push_to_hub")
+    assert FakeApi.instances[-1].tokens == [TOKEN, TOKEN]
+    # An API client hands its own token to the push endpoint (Gradio's oauth_token) instead of the token box.
+    api_client = Client(signed_in_studio, verbose=False, oauth_token=OAUTH_TOKEN)
+    api_client.predict(api_name="/load_data")
+    api_client.predict(**QUICK_TRAIN, api_name="/train")
+    own_run = wait_for_job(api_client)["run_id"]
+    api_client.predict(run_id=own_run, repo="visitor/other", token="", api_name="/push_to_hub")
+    assert FakeApi.instances[-1].tokens == [OAUTH_TOKEN] * 2
+    assert all(api.uploads_with_token == [] for api in FakeApi.instances)
+    for secret in (TOKEN, OAUTH_TOKEN):
+        assert files_holding(tmp_path, secret) == []
+        captured = capsys.readouterr()
+        assert secret not in caplog.text + captured.out + captured.err

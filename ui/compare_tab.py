@@ -16,15 +16,14 @@ from studio.pipeline import compare_run
 from studio.publish.plots import delta_figure, scores_figure
 from studio.publish.report import write_report
 from studio.runs import RunFolder, list_runs, read_run
+from ui.compare_view import COLUMNS, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
 from ui.errors import guarded
 from ui.state import SessionState, owner_of
-from ui.theme import card, cards
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
 GEN_FIELDS = ("max_new_tokens", "num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty",
               "seed")
-COLUMNS = ["Instruction", "Reference", "Base answer", "Tuned answer", "BLEU base", "BLEU tuned", "Change"]
 
 
 @dataclass
@@ -38,6 +37,7 @@ class CompareTab:
     scores_plot: Any
     delta_plot: Any
     table: Any
+    raw: Any
     report: Any
     instruction: Any
     input: Any
@@ -64,6 +64,8 @@ def create_compare_tab(ctx: Context) -> CompareTab:
     table = gr.Dataframe(headers=COLUMNS, label="Side by side (sorted by BLEU change; click a header to re-sort)",
                          datatype=["str"] * 4 + ["number"] * 3, wrap=True, max_height=520, interactive=False,
                          column_widths=["22%", "14%", "20%", "20%", "8%", "8%", "8%"])
+    with gr.Accordion("Raw answers, before the cut (everything each model wrote, special tokens shown)", open=False):
+        raw = gr.HTML()
     report = gr.File(label="Stakeholder report (HTML and Markdown)", file_count="multiple", interactive=False)
     gr.Markdown("### Ask both models")
     with gr.Row():
@@ -73,7 +75,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
     with gr.Row():
         base = gr.Textbox(label="Base", lines=5, interactive=False, elem_classes="answer-box")
         tuned = gr.Textbox(label="Tuned", lines=5, interactive=False, elem_classes="answer-box")
-    return CompareTab(run, refresh, compare, scores, scores_plot, delta_plot, table, report, instruction,
+    return CompareTab(run, refresh, compare, scores, scores_plot, delta_plot, table, raw, report, instruction,
                       input_box, ask, base, tuned)
 
 
@@ -91,27 +93,16 @@ def run_dropdown(root: Path, preferred: str = "") -> Any:
 
 
 def comparison_view(cmp: Comparison, run_dir: Path) -> tuple:
-    """(score cards, scores figure, delta figure, table, report files) for a comparison."""
-    b, t = cmp.base, cmp.tuned
-    gain = t.bleu - b.bleu
-    html = cards(
-        card("BLEU before", f"{b.bleu:.1f}", f"base model, {b.n} held-out examples", "big"),
-        card("BLEU after", f"{t.bleu:.1f}", f"{gain:+.1f} with the adapter", "big " + ("good" if gain > 0 else "bad" if gain < 0 else "")),
-        card("chrF", f"{b.chrf:.1f} → {t.chrf:.1f}", "character F-score"),
-        card("Exact match", f"{b.exact_match:.0%} → {t.exact_match:.0%}", "answers identical to the reference"),
-    )
-    rows = sorted(cmp.rows, key=lambda r: r.delta_bleu, reverse=True)
-    frame = pd.DataFrame(
-        [[r.instruction + (f" Input: {r.input}" if r.input else ""), r.reference, r.base, r.tuned,
-          round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)] for r in rows], columns=COLUMNS)
+    """(score cards, scores figure, delta figure, table, raw answers, report files) for a comparison."""
     folder = RunFolder(run_dir)
     reports = [str(p) for p in (folder.report_html, folder.report_md) if p.is_file()]
     if not reports:
         reports = [str(p) for p in write_report(run_dir)]
-    return html, scores_figure(cmp), delta_figure(cmp), frame, reports
+    return (score_cards_html(cmp), scores_figure(cmp), delta_figure(cmp), comparison_frame(cmp),
+            raw_answers_html(cmp), reports)
 
 
-EMPTY_VIEW = ("", None, None, pd.DataFrame(columns=COLUMNS), None)
+EMPTY_VIEW = ("", None, None, pd.DataFrame(columns=COLUMNS), "", None)
 
 
 def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
@@ -162,7 +153,7 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
         base, tuned = answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation)
         return gr.update(value=base, label=rm.base_label), gr.update(value=tuned, label=rm.tuned_label)
 
-    view = [tab.scores, tab.scores_plot, tab.delta_plot, tab.table, tab.report]
+    view = [tab.scores, tab.scores_plot, tab.delta_plot, tab.table, tab.raw, tab.report]
     tab.refresh.click(refresh, state, tab.run, api_name="list_adapters")
     ctx.tab_blocks["compare"].select(refresh, state, tab.run, api_visibility="private")
     tab.run.change(saved, tab.run, view, api_name="saved_comparison")

@@ -21,6 +21,7 @@ class Context:
     tabs: Any = None  # gr.Tabs, to switch tab from a handler
     tab_blocks: dict[str, Any] = field(default_factory=dict)  # gr.Tab by id, to refresh a tab when it is opened
     token: Any = None  # the HF token textbox (Model tab); its value is passed, never stored
+    oauth: bool = False  # "Sign in with Hugging Face" is offered (a Space with hf_oauth enabled)
     data: Any = None
     model: Any = None
     train: Any = None

@@ -5,6 +5,7 @@ Kept apart from the layout in `data_tab.py`; each function calls the library and
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,17 @@ def _spec(state: SessionState, source: str, sample: str, upload: str | None, hub
 
 
 def read_source(services: Services, state: SessionState, source: str, sample: str, upload: str | None,
-                hub_id: str | None, token: str | None, settings: StudioSettings, column_map: dict[str, str]) -> None:
+                hub_id: str | None, token: str | None, settings: StudioSettings, column_map: dict[str, str],
+                progress: Callable[[float], None] | None = None) -> None:
     """Load the chosen source into the state; ShapeError (with the columns) when they must be mapped by hand."""
     if source == SOURCES[1] and upload:  # check the size cap before copying anything
         check_file(upload, services.max_upload_bytes)
     spec = _spec(state, source, sample, upload, hub_id)
     state.spec, state.loaded, state.splits, state.column_map, state.index = spec, None, None, dict(column_map), 0
-    state.loaded = load_source(spec, column_map or None, hub_split=settings.data.hub_split, token=token,
-                               max_bytes=services.max_upload_bytes)
+    d = settings.data
+    state.loaded = load_source(spec, column_map or None, hub_split=d.hub_split, token=token,
+                               max_bytes=services.max_upload_bytes, strict=d.strict, keep_truncated=d.keep_truncated,
+                               progress=progress)
 
 
 def split(state: SessionState, settings: StudioSettings) -> str:
@@ -59,19 +63,15 @@ def split(state: SessionState, settings: StudioSettings) -> str:
     dropped = [f"{c[k]} {label}" for k, label in (("dropped_empty", "empty"), ("dropped_duplicates", "duplicates"),
                ("dropped_with_input", "with input"), ("dropped_overlap", "also in test")) if c.get(k)]
     note = f" (dropped {', '.join(dropped)})" if dropped else ""
-    return (f"**{c['rows']} rows** → **{c['train']} train** · **{c['test']} test** · "
-            f"**{c['validation']} validation**{note}")
+    summary = state.loaded.summary  # rows skipped while loading are in its line, not in these counts
+    usable = c["rows"] - (summary.n_skipped if summary is not None else 0)
+    return (f"**{usable:,} usable rows** → **{c['train']:,} train** · **{c['test']:,} test** · "
+            f"**{c['validation']:,} validation**{note}")
 
 
 def table(state: SessionState) -> pd.DataFrame:
     """The first training examples, clipped, as a table."""
     return pd.DataFrame(example_table(state.examples()), columns=list(ROLES))
-
-
-def shape_markdown(state: SessionState) -> str:
-    """What was detected, and why."""
-    loaded = state.loaded
-    return f"**{loaded.title}** — detected shape **{loaded.shape.name}**: {loaded.shape.reason}"
 
 
 def mapping_updates(columns: list[str], mapping: dict[str, str]) -> list[Any]:

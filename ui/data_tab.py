@@ -7,18 +7,20 @@ from typing import Any
 import gradio as gr
 
 from studio.data.dataset import load_source
-from studio.data.formatting import preview, preview_html, token_lengths
+from studio.data.formatting import seeded_sample, token_lengths
+from studio.data.preview import preview, preview_html
 from studio.data.samples import SAMPLES
 from studio.data.templates import template_choices
-from studio.errors import DataError, ShapeError, StudioError
+from studio.errors import DataError, ShapeError, StudioError, TruncatedFileError
 from studio.publish.plots import length_histogram
 from ui import data_steps as steps
+from ui import data_summary as report
 from ui.context import Context
 from ui.data_steps import ROLES, SOURCES
 from ui.errors import guarded
 from ui.state import SessionState
 
-# Token lengths of more examples than this are estimated from the first ones (the histogram stays instant).
+# Token lengths come from a seeded random sample of this many training examples (the histogram stays instant).
 LENGTH_SAMPLE = 2000
 # Which source each of (sample, sample info, upload, hub id, hub split) belongs to.
 SOURCE_OF_WIDGET = (SOURCES[0], SOURCES[0], SOURCES[1], SOURCES[2], SOURCES[2])
@@ -36,7 +38,10 @@ class DataTab:
     upload: Any
     hub_id: Any
     load: Any
+    keep: Any
     shape: Any
+    problems_box: Any
+    problems: Any
     mapping_box: Any
     mapping: dict
     remap: Any
@@ -47,6 +52,10 @@ class DataTab:
     preview: Any
     histogram: Any
     lengths_note: Any
+    budget: Any
+    suggestion: Any
+    suggested: Any
+    use_suggested: Any
     table: Any
 
 
@@ -68,8 +77,15 @@ def create_data_tab(ctx: Context) -> DataTab:
             upload = gr.File(label="JSON, JSONL, CSV or Parquet file", visible=False, elem_id="data-upload")
             hub_id = gr.Textbox("", label="Hub dataset id", placeholder="org/name", visible=False)
             form.add("data", "hub_split", visible=False)
+            with gr.Row():
+                form.add("data", "strict")
+                form.add("data", "keep_truncated")
             load = gr.Button("Load data", variant="primary")
-            shape = gr.Markdown()
+            keep = gr.Button("Keep the complete records", visible=False, elem_id="keep-truncated")
+            shape = gr.Markdown(elem_id="data-summary")
+            with gr.Accordion("Rows repaired or skipped (examples of each reason)", open=False, visible=False,
+                              elem_id="row-problems") as problems_box:
+                problems = gr.HTML()
             with gr.Accordion("Column mapping (correct the detected shape)", open=False) as mapping_box:
                 mapping = {r: gr.Dropdown([("(none)", "")], value="", label=f"{r.capitalize()} column", allow_custom_value=True)
                            for r in ROLES}
@@ -102,10 +118,17 @@ def create_data_tab(ctx: Context) -> DataTab:
         with gr.Column():
             histogram = gr.Plot(label="Token lengths", elem_id="length-plot")
             lengths_note = gr.Markdown()
+            with gr.Row(equal_height=True):
+                budget = gr.Number(report.BUDGET_MINUTES, label="Time budget (minutes)", minimum=1, maximum=1440,
+                                   info="How long you want training to take on this machine.")
+                suggested = gr.Number(None, label="Suggested max examples", precision=0, interactive=False)
+                use_suggested = gr.Button("Use the suggested size", size="sm", interactive=False)
+            suggestion = gr.Markdown(elem_id="subset-suggestion")
         table = gr.Dataframe(label="First examples", headers=list(ROLES), wrap=True, max_height=360,
                              column_widths=["40%", "30%", "30%"])
-    return DataTab(source, sample, sample_info, upload, hub_id, load, shape, mapping_box, mapping, remap, counts,
-                   index, prev, nxt, preview_box, histogram, lengths_note, table)
+    return DataTab(source, sample, sample_info, upload, hub_id, load, keep, shape, problems_box, problems, mapping_box,
+                   mapping, remap, counts, index, prev, nxt, preview_box, histogram, lengths_note, budget, suggestion,
+                   suggested, use_suggested, table)
 
 
 # ---- handlers: widgets -> settings -> library (the steps themselves live in data_steps) ---------------------
@@ -117,20 +140,33 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
 
     @guarded
     def load_data(state: SessionState, source: str, sample: str, upload: str | None = None,
-                  hub_id: str | None = None, token: str | None = None, **values: Any) -> tuple:
-        """Load a sample, an uploaded file or a Hub dataset and split it with the current filters."""
+                  hub_id: str | None = None, token: str | None = None, progress: gr.Progress = gr.Progress(),
+                  **values: Any) -> tuple:
+        """Load a sample, an uploaded file or a Hub dataset, report what was repaired or skipped, and split it."""
         settings = form.to_settings(values)
+        read = lambda fraction: progress(fraction, desc="Reading the file")  # noqa: E731 - a one-line adapter
         try:
-            steps.read_source(services, state, source, sample, upload, hub_id, token or None, settings, {})
+            steps.read_source(services, state, source, sample, upload, hub_id, token or None, settings, {}, read)
         except ShapeError as exc:  # rows are fine, the shape is unknown: let the visitor map columns
             gr.Warning(str(exc))
             return (state, f"⚠ {exc}", gr.Accordion(open=True), *steps.mapping_updates(exc.columns, {}),
-                    "", steps.table(state), gr.update(), gr.update(value=1))
+                    "", steps.table(state), gr.update(), gr.update(value=1), *_no_problems())
+        except TruncatedFileError as exc:  # a partial download: offer its complete records instead of refusing
+            gr.Warning(str(exc))
+            keep = gr.update(visible=True, value=f"Keep the {exc.complete:,} complete records")
+            return (state, f"⚠ {exc}", gr.Accordion(), *steps.mapping_updates([], {}), "", steps.table(state),
+                    gr.update(), gr.update(value=1), gr.Accordion(visible=False), "", keep)
         recommended = state.loaded.recommended_template or settings.data.template
         counts = steps.split(state, settings)
-        return (state, steps.shape_markdown(state), gr.Accordion(),
+        summary = state.loaded.summary
+        return (state, report.summary_markdown(state.loaded), gr.Accordion(),
                 *steps.mapping_updates(state.loaded.columns, state.loaded.shape.mapping), counts,
-                steps.table(state), gr.update(value=recommended), gr.update(value=1))
+                steps.table(state), gr.update(value=recommended), gr.update(value=1),
+                gr.Accordion(visible=summary is not None and not summary.clean, open=False),
+                report.problems_html(summary), gr.update(visible=False))
+
+    def _no_problems() -> tuple:
+        return gr.Accordion(visible=False), "", gr.update(visible=False)
 
     @guarded
     def remap(state: SessionState, instruction: str, input: str, output: str, token: str | None = None,
@@ -142,11 +178,14 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
             raise DataError("Built-in samples have a fixed shape; column mapping applies to files and Hub datasets.")
         settings = form.to_settings(values)
         column_map = {"instruction": instruction, "input": input, "output": output}
-        state.loaded = load_source(state.spec, column_map, hub_split=settings.data.hub_split, token=token or None,
-                                   max_bytes=services.max_upload_bytes)
+        d = settings.data
+        state.loaded = load_source(state.spec, column_map, hub_split=d.hub_split, token=token or None,
+                                   max_bytes=services.max_upload_bytes, strict=d.strict, keep_truncated=d.keep_truncated)
         state.column_map, state.index = column_map, 0
         counts = steps.split(state, settings)
-        return state, steps.shape_markdown(state), counts, steps.table(state), gr.update(value=1)
+        summary = state.loaded.summary
+        return (state, report.summary_markdown(state.loaded), counts, steps.table(state), gr.update(value=1),
+                gr.Accordion(visible=not summary.clean, open=False), report.problems_html(summary))
 
     @guarded
     def split(state: SessionState, **values: Any) -> tuple:
@@ -171,21 +210,29 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
         return state, note + html, state.index + 1
 
     @guarded
-    def lengths(state: SessionState, token: str | None = None, **values: Any) -> tuple:
-        """Histogram of token lengths against max length, and how many examples it truncates."""
-        examples = state.examples()[:LENGTH_SAMPLE]
-        if not examples:
-            return None, ""
+    def lengths(state: SessionState, budget: float | None = None, token: str | None = None, **values: Any) -> tuple:
+        """Token lengths of a seeded sample against max length, the chat-template note, and a subset size that
+        trains within the time budget at this machine's speed."""
         settings = form.to_settings(values)
+        train = state.examples()
+        sample = seeded_sample(train, LENGTH_SAMPLE, settings.data.seed)
+        if not sample:
+            return None, "", "", None, gr.update(interactive=False)
         try:
             tokenizer, template = steps.tokenizer_and_template(services, settings, token)
         except StudioError as exc:
-            return None, str(exc)
-        found, limit = token_lengths(tokenizer, template, examples, settings.data.max_length), settings.data.max_length
+            return None, str(exc), "", None, gr.update(interactive=False)
+        found, limit = token_lengths(tokenizer, template, sample, settings.data.max_length), settings.data.max_length
         over = sum(n > limit for n in found)
-        note = (f"⚠ {over} of {len(found)} examples are longer than {limit} tokens and will be truncated."
-                if over else f"All {len(found)} examples fit in {limit} tokens (longest {max(found)}).")
-        return length_histogram(found, limit), note
+        sampled = f"a seeded sample of {len(found):,}" if len(found) < len(train) else f"all {len(found):,}"
+        note = (f"⚠ {over} of {sampled} examples are longer than {limit} tokens and will be truncated."
+                if over else f"{sampled[0].upper()}{sampled[1:]} examples fit in {limit} tokens (longest {max(found)}).")
+        chats = report.chat_note(state.loaded, settings.data.template)
+        held_out = len(state.splits.test) + len(state.splits.validation) if state.splits is not None else 0
+        text, size = report.subset_suggestion(services.runs_root, settings, found, len(train), held_out,
+                                              float(budget or report.BUDGET_MINUTES))
+        return (length_histogram(found, limit), f"{note}\n\n{chats}" if chats else note, text, size,
+                gr.update(interactive=size is not None))
 
     def step(delta: int) -> Any:
         def move(state: SessionState, index: float) -> int:
@@ -193,18 +240,23 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
         return move
 
     view_in, view_out = [state, tab.index, token], [state, tab.preview, tab.index]
-    lengths_out = [tab.histogram, tab.lengths_note]
+    lengths_in, lengths_out = [state, tab.budget, token], [tab.histogram, tab.lengths_note, tab.suggestion,
+                                                            tab.suggested, tab.use_suggested]
+    with_train = form.kwargs("data", "model", "train")
 
     def then_view(event: Any) -> Any:
         return (event.then(show_preview, view_in, view_out, inputs_kwargs=data_model, api_visibility="private")
-                .then(lengths, [state, token], lengths_out, inputs_kwargs=data_model, api_visibility="private"))
+                .then(lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_visibility="private"))
 
     # The named preview/lengths endpoints are registered first so they keep their plain API names.
     template_widgets = [form.widgets[f"data_{n}"] for n in ("template", "custom_template", "system_prompt",
                                                              "max_length")]
     gr.on([w.change for w in template_widgets] + [tab.index.submit], show_preview, view_in, view_out,
           inputs_kwargs=data_model, api_name="preview", trigger_mode="always_last").then(
-        lengths, [state, token], lengths_out, inputs_kwargs=data_model, api_name="lengths")
+        lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_name="lengths")
+    tab.budget.submit(lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_visibility="private")
+    tab.use_suggested.click(lambda n: gr.update(value=int(n)) if n else gr.update(), tab.suggested,
+                            form.widgets["data_max_examples"], api_visibility="private")
     form.widgets["data_template"].change(lambda t: gr.update(visible=t == "custom"), form.widgets["data_template"],
                                          form.widgets["data_custom_template"], api_visibility="private")
     tab.source.change(lambda s: [gr.update(visible=s == src) for src in SOURCE_OF_WIDGET], tab.source,
@@ -213,12 +265,17 @@ def wire_data_tab(ctx: Context, tab: DataTab) -> None:
     tab.sample.change(sample_markdown, tab.sample, tab.sample_info, api_visibility="private")
     # Errors mark only the line under the Load button, not every output.
     outputs = [state, tab.shape, tab.mapping_box, *tab.mapping.values(), tab.counts, tab.table,
-               form.widgets["data_template"], tab.index]
-    then_view(tab.load.click(load_data, [state, tab.source, tab.sample, tab.upload, tab.hub_id, token], outputs,
-                             inputs_kwargs=data_model, api_name="load_data", show_progress_on=tab.shape))
+               form.widgets["data_template"], tab.index, tab.problems_box, tab.problems, tab.keep]
+    load_in = [state, tab.source, tab.sample, tab.upload, tab.hub_id, token]
+    then_view(tab.load.click(load_data, load_in, outputs, inputs_kwargs=data_model, api_name="load_data",
+                             show_progress_on=tab.shape))
+    # "Keep the N complete records": switch the setting on and load again (API clients pass it to /load_data).
+    then_view(tab.keep.click(lambda: True, None, form.widgets["data_keep_truncated"], api_visibility="private")
+              .then(load_data, load_in, outputs, inputs_kwargs=data_model, api_visibility="private",
+                    show_progress_on=tab.shape))
     then_view(tab.remap.click(remap, [state, *tab.mapping.values(), token],
-                              [state, tab.shape, tab.counts, tab.table, tab.index], inputs_kwargs=data_model,
-                              api_name="remap", show_progress_on=tab.shape))
+                              [state, tab.shape, tab.counts, tab.table, tab.index, tab.problems_box, tab.problems],
+                              inputs_kwargs=data_model, api_name="remap", show_progress_on=tab.shape))
     filters = [form.widgets[f"data_{n}"] for n in FILTERS]
     then_view(gr.on([w.change for w in filters], split, [state], [state, tab.counts, tab.table],
                     inputs_kwargs=data_model, api_name="split", trigger_mode="always_last",

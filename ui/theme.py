@@ -23,6 +23,25 @@ CSS = """
 .card.big .value { font-size: 2.6rem; }
 .card.good .value { color: #15803d; }
 .card.bad .value { color: #b91c1c; }
+.card.wide { grid-column: span 2; }
+.card .value .before { color: var(--body-text-color-subdued); font-weight: 500; }
+.card .badge { display: inline-block; margin-top: 4px; padding: 1px 10px; border-radius: 999px; font-size: 0.8rem;
+               font-weight: 600; background: var(--background-fill-primary); color: var(--body-text-color-subdued); }
+.card.good .badge { background: #dcfce7; color: #15803d; }
+.card.bad .badge { background: #fee2e2; color: #b91c1c; }
+.compare-headline { font-size: 1.1rem; font-weight: 600; margin: 0 0 10px 0; }
+.compare-headline.good { color: #15803d; }
+.compare-headline.bad { color: #b91c1c; }
+.cut-note { font-size: 0.85rem; color: var(--body-text-color-subdued); margin: 10px 0 0 0; }
+.raw-list details { border-bottom: 1px solid var(--border-color-primary); padding: 6px 0; }
+.raw-list summary { cursor: pointer; }
+.raw-badge { font-size: 0.75rem; padding: 1px 8px; border-radius: 999px; background: #fef3c7; color: #78350f; }
+.raw-pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 280px), 1fr)); gap: 10px;
+            margin-top: 6px; }
+.raw-pair pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0 0 0; padding: 8px;
+                border-radius: 6px; background: var(--background-fill-secondary); font-size: 0.85rem; }
+.raw-title { font-weight: 600; font-size: 0.85rem; }
+.raw-title span { font-weight: 400; color: var(--body-text-color-subdued); }
 .progress-wrap { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 14px; }
 .progress-bar { height: 14px; background: var(--background-fill-secondary); border-radius: 7px; overflow: hidden; }
 .progress-fill { height: 100%; background: linear-gradient(90deg, #f59e0b, #f97316); transition: width .4s; }
@@ -49,11 +68,15 @@ def header_html() -> str:
     return f'<div class="studio-header"><h1>{TITLE}</h1><p>{html.escape(TAGLINE)}</p>{note}</div>'
 
 
-def card(label: str, value: str, sub: str = "", kind: str = "") -> str:
-    """One figure in a card: a small label, a big value and an optional caption."""
+def card(label: str, value: str, sub: str = "", kind: str = "", before: str = "", badge: str = "") -> str:
+    """One figure in a card: a small label, a big value (after a muted `before ->` when given), a caption, a badge."""
+    shown = html.escape(value)
+    if before:
+        shown = f'<span class="before">{html.escape(before)}</span> → {shown}'
     sub_html = f'<div class="sub">{html.escape(sub)}</div>' if sub else ""
+    badge_html = f'<span class="badge">{html.escape(badge)}</span>' if badge else ""
     return (f'<div class="card {kind}"><div class="label">{html.escape(label)}</div>'
-            f'<div class="value">{html.escape(value)}</div>{sub_html}</div>')
+            f'<div class="value">{shown}</div>{sub_html}{badge_html}</div>')
 
 
 def cards(*items: str, min_px: int = 140) -> str:

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
+from studio.data.convert import DETECT_ROWS, Converted, convert_records, records_of, to_examples
 from studio.data.hub import load_hub_rows
-from studio.data.loaders import SUPPORTED_SUFFIXES, local_path, quote, read_rows
-from studio.data.shapes import Shape, column_names, detect_shape, to_examples
-from studio.errors import DataError, ShapeError
+from studio.data.loaders import SUPPORTED_SUFFIXES, check_file, iter_file_rows, local_path, quote
+from studio.data.shapes import CHAT_SHAPES, Shape, column_names, detect_shape
+from studio.data.summary import LoadSummary, RowLog
+from studio.errors import DataError
 from studio.examples import Example
 from studio.settings import DataSettings
 
@@ -36,6 +40,10 @@ class LoadedDataset:
     recommended_template: str = ""
     # A held-out split that comes with the source (built-in samples); used instead of a random test split.
     fixed_test: list[Example] | None = None
+    # What loading did to the rows: counts per repair/skip reason and a few rows of each.
+    summary: LoadSummary | None = None
+    # Examples with earlier turns (multi-turn chats): a chat template trains each of their assistant turns.
+    n_multi_turn: int = 0
 
 
 @dataclass
@@ -54,17 +62,52 @@ def load_source(
     hub_split: str = "train",
     token: str | None = None,
     max_bytes: int | None = None,
+    strict: bool = False,
+    keep_truncated: bool = False,
+    progress: Callable[[float], None] | None = None,
 ) -> LoadedDataset:
-    """Load "sample:NAME", a file path, or a Hub dataset id into normalised examples."""
+    """Load "sample:NAME", a file path, or a Hub dataset id into normalised examples.
+
+    Row-level problems are repaired or skipped and counted in `summary` (`strict` refuses instead); a JSON array
+    cut off mid-record raises TruncatedFileError unless `keep_truncated`; `progress(fraction)` follows a file read.
+    """
     spec = (spec or "").strip()
     if not spec:
         raise DataError("No dataset was chosen; pick a built-in sample, upload a file or give a Hub dataset id.")
     if spec.startswith(SAMPLE_PREFIX):
         return _load_sample(spec[len(SAMPLE_PREFIX):].strip())
+    log = RowLog(strict=strict)
     if _is_file_spec(spec):
         path = local_path(spec)
-        return _from_rows(read_rows(path, max_bytes), column_map, source=str(path), title=path.name)
-    return _from_rows(load_hub_rows(spec, hub_split, token), column_map, source=spec, title=spec)
+        check_file(path, max_bytes)
+        records = iter_file_rows(path, log, keep_truncated=keep_truncated, progress=progress)
+        return _loaded(convert_records(records, path.name, column_map, log), source=str(path), title=path.name)
+    rows = load_hub_rows(spec, hub_split, token)
+    return _loaded(convert_records(records_of(rows), spec, column_map, log), source=spec, title=spec)
+
+
+def load_settings_source(data: DataSettings, token: str | None = None) -> LoadedDataset:
+    """`load_source` for a run's data settings (source, mapping, split, strictness, truncated files)."""
+    return load_source(data.dataset, column_map=data.column_map or None, hub_split=data.hub_split, token=token,
+                       strict=data.strict, keep_truncated=data.keep_truncated)
+
+
+def recommended_template(spec: str) -> str:
+    """The template a source suits, from its first rows only: a sample's own, "chat" for chat-shaped files, else ""."""
+    from studio.data.samples import SAMPLES  # Lazy, as in _load_sample.
+
+    spec = (spec or "").strip()
+    if spec.startswith(SAMPLE_PREFIX):
+        sample = SAMPLES.get(spec[len(SAMPLE_PREFIX):].strip())
+        return sample.recommended_template if sample else ""
+    if not _is_file_spec(spec):
+        return ""  # a Hub dataset is not downloaded twice; its load says what it is
+    try:
+        head = [row for _, row, _ in islice(iter_file_rows(local_path(spec), RowLog(), keep_truncated=True),
+                                             DETECT_ROWS)]
+        return "chat" if head and detect_shape(head).name in CHAT_SHAPES else ""
+    except DataError:
+        return ""  # the real load refuses the file with its sentence
 
 
 def _is_file_spec(spec: str) -> bool:
@@ -74,19 +117,16 @@ def _is_file_spec(spec: str) -> bool:
         if path.exists():
             return True
     except (OSError, ValueError):
-        return True  # Not even a valid path: let read_rows say so as a file problem.
+        return True  # Not even a valid path: let the reader say so as a file problem.
     return path.suffix.lower() in SUPPORTED_SUFFIXES or spec.startswith(("/", ".", "~")) or "\\" in spec
 
 
-def _from_rows(rows: list[dict], column_map: dict | None, source: str, title: str) -> LoadedDataset:
-    """Detect the shape of raw rows and normalise them; ShapeError (with the columns) when they do not fit."""
-    columns = column_names(rows)  # a file with no rows or no named columns is refused here, as unreadable
-    try:
-        shape = detect_shape(rows, column_map or None)
-        examples = to_examples(rows, shape)
-    except DataError as exc:
-        raise ShapeError(str(exc), columns) from None
-    return LoadedDataset(examples, shape, source, columns, len(rows), title=title)
+def _loaded(converted: Converted, source: str, title: str) -> LoadedDataset:
+    """A LoadedDataset from converted rows; chat-shaped data recommends a chat template."""
+    examples = converted.examples
+    return LoadedDataset(examples, converted.shape, source, converted.columns, converted.summary.n_rows, title=title,
+                         recommended_template="chat" if converted.chat else "", summary=converted.summary,
+                         n_multi_turn=sum(1 for e in examples if e.history))
 
 
 def _load_sample(name: str) -> LoadedDataset:
@@ -99,8 +139,10 @@ def _load_sample(name: str) -> LoadedDataset:
     train_rows, test_rows = sample.build()
     shape = detect_shape(train_rows)
     fixed_test = to_examples(test_rows, detect_shape(test_rows)) if test_rows else None
+    log = RowLog()
+    examples = to_examples(train_rows, shape, log)
     return LoadedDataset(
-        examples=to_examples(train_rows, shape),
+        examples=examples,
         shape=shape,
         source=f"{SAMPLE_PREFIX}{name}",
         columns=column_names(train_rows),
@@ -109,6 +151,7 @@ def _load_sample(name: str) -> LoadedDataset:
         description=sample.description,
         recommended_template=getattr(sample, "recommended_template", ""),
         fixed_test=fixed_test,
+        summary=log.summary(len(train_rows), len(examples)),
     )
 
 
@@ -189,13 +232,16 @@ def _filter(
 def _shuffle_and_cap(
     pool: list[Example], data: DataSettings, rng: random.Random, stages: list[tuple[str, int]]
 ) -> list[Example]:
-    """Shuffle with the seed (when asked), then keep the first max_examples rows (0 keeps all)."""
+    """Shuffle with the seed (when asked); max_examples keeps a seeded random subset (in file order unshuffled)."""
     pool = list(pool)
     if data.shuffle:
-        rng.shuffle(pool)
-    if data.max_examples:
+        rng.shuffle(pool)  # any prefix of a shuffled pool is a seeded random subset
+    if data.max_examples and data.max_examples < len(pool):
+        if not data.shuffle:  # the first N of a file are often one topic: pick N at random, keep their order
+            keep = sorted(rng.sample(range(len(pool)), data.max_examples))
+            pool = [pool[i] for i in keep]
         pool = pool[:data.max_examples]
-        stages.append((f"keeping the first {data.max_examples} (max_examples)", len(pool)))
+        stages.append((f"keeping a seeded random {data.max_examples} (max_examples)", len(pool)))
     return pool
 
 

@@ -1,14 +1,16 @@
 """The exact tokens the model sees: ids, the loss mask, truncation, and a token-by-token preview of them.
 
-Prompt and completion are tokenised separately: prompt ids are what generation feeds the model at evaluation
-time (special tokens such as BOS added once, see `prompt_ids`), completion ids are the answer text without
-special tokens followed by `eos_token_id`, so the tuned model learns to stop. Over-long examples lose the start
-of the prompt (its end holds the response header, its BOS is kept); an answer longer than `max_length` on its
-own loses its end (and its EOS) and keeps only the BOS of the prompt.
+A rendered example is a list of (text, trained) pieces (`Rendered.segments`): one masked prompt and one trained
+answer for a single-turn template, alternating masked and trained pieces for a chat under a chat template. The
+first piece is tokenised as generation tokenises prompts (special tokens such as BOS added once, see
+`prompt_ids`), the others without special tokens, and the last (the final answer) is followed by `eos_token_id`,
+so the tuned model learns to stop. An over-long chat first loses its oldest exchanges (re-rendered without them,
+so the system text stays); if the last exchange alone is still too long, the start of the prompt goes (its end
+holds the response header, its BOS is kept), and an answer longer than `max_length` on its own loses its end.
 """
 from __future__ import annotations
 
-import html
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,29 +28,6 @@ class Features:
     completion_mask: list[int]  # 1 where trained (answer + EOS), 0 where masked (prompt)
     n_prompt: int
     n_completion: int
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class TokenSpan:
-    """One token as the preview shows it: its text, whether it is trained, and its id."""
-
-    text: str
-    trained: bool
-    token_id: int
-
-
-@dataclass(frozen=True)
-class Preview:
-    """One example as the model sees it; `prompt_text`/`completion_text` are the template's untruncated text."""
-
-    prompt_text: str
-    completion_text: str
-    tokens: list[TokenSpan]
-    n_prompt: int
-    n_completion: int
-    n_total: int
-    max_length: int
     truncated: bool
 
 
@@ -83,14 +62,31 @@ def _encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
     return out
 
 
-def _encode(tokenizer: Any, rendered: Sequence[Rendered]) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, completion ids + EOS) for each rendered example, untruncated."""
+Pieces = list[tuple[list[int], bool]]  # (token ids, trained) in order; the last piece is the answer + EOS
+
+
+def _encode(tokenizer: Any, rendered: Sequence[Rendered]) -> list[Pieces]:
+    """Each rendered example as (ids, trained) pieces, untruncated, in three batched tokenizer calls."""
     eos = eos_token_id(tokenizer)
     if not rendered:  # the tokenizer's batch call fails on an empty list
         return []
-    prompts = _encode_prompts(tokenizer, [r.prompt for r in rendered])
-    completions = tokenizer([r.completion for r in rendered], add_special_tokens=False)["input_ids"]
-    return [(p, [*c, eos]) for p, c in zip(prompts, completions)]
+    segments = [r.segments() for r in rendered]
+    firsts = _encode_prompts(tokenizer, [segs[0][0] for segs in segments])
+    rest = [text for segs in segments for text, _ in segs[1:]]
+    rest_ids = iter(tokenizer(rest, add_special_tokens=False)["input_ids"]) if rest else iter(())
+    out = []
+    for segs, first in zip(segments, firsts):
+        pieces = [(list(first), segs[0][1])] + [(list(next(rest_ids)), trained) for _, trained in segs[1:]]
+        pieces[-1] = ([*pieces[-1][0], eos], True)
+        out.append(pieces)
+    return out
+
+
+def _kept_spans(n_prompt: int, n_answer: int, max_length: int, head: int) -> tuple[slice, slice, slice]:
+    """What survives truncation: the first `head` tokens (BOS), the prompt's tail, the answer's start."""
+    answer = min(n_answer, max(max_length - head, 0))
+    room = max(max_length - head - answer, 0)
+    return slice(0, head), slice(max(head, n_prompt - room), n_prompt), slice(n_prompt, n_prompt + answer)
 
 
 def fit(
@@ -99,22 +95,24 @@ def fit(
     """Truncate to `max_length`: drop the prompt's start (keeping its BOS), then the completion's end if needed."""
     if len(prompt) + len(completion) <= max_length:
         return prompt, completion, False
-    head = prompt[:1] if prompt and bos_id is not None and prompt[0] == bos_id else []
-    completion = completion[: max(max_length - len(head), 0)]
-    room = max_length - len(head) - len(completion)
-    body = prompt[len(head):]
-    return head + (body[len(body) - room:] if room > 0 else []), completion, True
+    head = int(bool(prompt) and bos_id is not None and prompt[0] == bos_id)
+    first, tail, answer = _kept_spans(len(prompt), len(completion), max_length, head)
+    return prompt[first] + prompt[tail], completion[:answer.stop - answer.start], True
 
 
-def _features(prompt: list[int], completion: list[int], max_length: int, bos_id: int | None) -> Features:
-    prompt, completion, truncated = fit(prompt, completion, max_length, bos_id)
-    return Features(
-        input_ids=prompt + completion,
-        completion_mask=[0] * len(prompt) + [1] * len(completion),
-        n_prompt=len(prompt),
-        n_completion=len(completion),
-        truncated=truncated,
-    )
+def _features(pieces: Pieces, max_length: int, bos_id: int | None, dropped_turns: bool = False) -> Features:
+    """Ids and mask from pieces; what still does not fit loses the prompt's start, then the answer's end."""
+    ids = [t for piece, _ in pieces for t in piece]
+    mask = [int(trained) for piece, trained in pieces for _ in piece]
+    truncated = len(ids) > max_length
+    if truncated:
+        n_prompt = len(ids) - len(pieces[-1][0])
+        head = int(n_prompt > 0 and bos_id is not None and ids[0] == bos_id)
+        spans = _kept_spans(n_prompt, len(pieces[-1][0]), max_length, head)
+        ids, mask = [t for s in spans for t in ids[s]], [m for s in spans for m in mask[s]]
+    n_trained = sum(mask)
+    return Features(input_ids=ids, completion_mask=mask, n_prompt=len(ids) - n_trained, n_completion=n_trained,
+                    truncated=truncated or dropped_turns)
 
 
 def tokenize_example(tokenizer: Any, template: PromptTemplate, example: Example, max_length: int) -> Features:
@@ -126,9 +124,35 @@ def tokenize_dataset(
     tokenizer: Any, template: PromptTemplate, examples: Sequence[Example], max_length: int
 ) -> list[Features]:
     """Ids and loss masks for many examples, tokenised in batches."""
-    pairs = _encode(tokenizer, [template.render(e) for e in examples])
+    encoded = _encode(tokenizer, [template.render(e) for e in examples])
     bos = getattr(tokenizer, "bos_token_id", None)
-    return [_features(p, c, max_length, bos) for p, c in pairs]
+    out = []
+    for example, pieces in zip(examples, encoded):
+        dropped = False
+        if _length(pieces) > max_length and len(pieces) > 2:
+            pieces, dropped = _recent_turns(tokenizer, template, example, pieces, max_length), True
+        out.append(_features(pieces, max_length, bos, dropped))
+    return out
+
+
+def _length(pieces: Pieces) -> int:
+    return sum(len(ids) for ids, _ in pieces)
+
+
+def _recent_turns(tokenizer: Any, template: PromptTemplate, example: Example, pieces: Pieces,
+                  max_length: int) -> Pieces:
+    """An over-long chat re-rendered without its oldest exchanges until it fits (or only the last one is left)."""
+    # Pieces alternate masked, trained: dropping exchange i saves about its two pieces; start from that guess.
+    excess, drop, saved = _length(pieces) - max_length, 0, 0
+    n_earlier = (len(pieces) - 2) // 2
+    while drop < n_earlier and saved < excess:
+        saved += len(pieces[2 * drop][0]) + len(pieces[2 * drop + 1][0])
+        drop += 1
+    while True:
+        shorter = _encode(tokenizer, [template.render(example.without_oldest(drop))])[0]
+        if _length(shorter) <= max_length or drop >= n_earlier:
+            return shorter
+        drop += 1
 
 
 def token_lengths(
@@ -136,89 +160,11 @@ def token_lengths(
 ) -> list[int]:
     """Untruncated token counts (prompt + answer + EOS) per example, for a length histogram against `max_length`."""
     # max_length is not applied: the histogram is there to show how many rows it would cut.
-    return [len(p) + len(c) for p, c in _encode(tokenizer, [template.render(e) for e in examples])]
+    return [_length(pieces) for pieces in _encode(tokenizer, [template.render(e) for e in examples])]
 
 
-def _span_texts(tokenizer: Any, ids: list[int]) -> list[str]:
-    """Text of each token such that the texts join to the decoded sequence.
-
-    Decoding tokens one by one breaks characters split over several byte tokens and drops the leading space
-    some decoders strip, so each token's text is the growth of a short decoded window (as streaming servers do).
-    A token that ends mid-character gets "" and the next token carries the whole character.
-    """
-    def decode(part: list[int]) -> str:
-        return tokenizer.decode(part, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-
-    texts: list[str] = []
-    prefix = read = 0
-    for i in range(len(ids)):
-        before, after = decode(ids[prefix:read]), decode(ids[prefix:i + 1])
-        if len(after) > len(before) and not after.endswith("\ufffd"):
-            texts.append(after[len(before):])
-            prefix, read = read, i + 1
-        else:
-            texts.append("")
-    if texts and read < len(ids):
-        # The sequence ends mid-character (e.g. truncated there): give the remainder to the last token.
-        texts[-1] += decode(ids[prefix:])[len(decode(ids[prefix:read])):]
-    return texts
-
-
-def preview(tokenizer: Any, template: PromptTemplate, example: Example, max_length: int) -> Preview:
-    """The example token by token, each marked trained or masked, as training will see it."""
-    rendered = template.render(example)
-    feats = tokenize_example(tokenizer, template, example, max_length)
-    texts = _span_texts(tokenizer, feats.input_ids)
-    tokens = [
-        TokenSpan(text=t, trained=bool(m), token_id=i)
-        for t, m, i in zip(texts, feats.completion_mask, feats.input_ids)
-    ]
-    return Preview(
-        prompt_text=rendered.prompt,
-        completion_text=rendered.completion,
-        tokens=tokens,
-        n_prompt=feats.n_prompt,
-        n_completion=feats.n_completion,
-        n_total=len(feats.input_ids),
-        max_length=max_length,
-        truncated=feats.truncated,
-    )
-
-
-# Inline styles, so the fragment renders the same in gr.HTML, a report or a notebook without extra CSS.
-_MASKED = "background:#e5e7eb;color:#6b7280"
-_TRAINED = "background:#fde68a;color:#111827"
-_TOKEN = "border:1px solid #ffffff;border-radius:3px;padding:0 1px"
-
-
-def _span(text: str, trained: bool, title: str) -> str:
-    kind, colours = ("trained", _TRAINED) if trained else ("masked", _MASKED)
-    return f'<span class="tok tok-{kind}" title="{html.escape(title)}" style="{colours};{_TOKEN}">{text}</span>'
-
-
-def preview_html(p: Preview) -> str:
-    """An HTML fragment of the preview: masked prompt tokens grey, trained answer tokens highlighted."""
-    # A newline token would be invisible on its own, so it shows a ↵ before the line break it makes.
-    spans = "".join(
-        _span(html.escape(t.text).replace("\n", "↵\n"), t.trained, f"token id {t.token_id}") for t in p.tokens
-    )
-    legend = (
-        f'{_span("prompt", False, "masked: not trained")} masked (not trained) · '
-        f'{_span("answer", True, "trained")} trained (answer + end-of-sequence)'
-    )
-    counts = (
-        f"prompt {p.n_prompt} masked · answer {p.n_completion} trained · {p.n_total} / {p.max_length} tokens"
-    )
-    lines = [
-        '<div class="token-preview" style="font-family:ui-monospace,monospace;font-size:13px">',
-        f'<div class="tok-legend">{legend}</div>',
-        f'<div class="tok-counts">{counts}</div>',
-    ]
-    if p.truncated:
-        lines.append(
-            f'<div class="tok-warning" style="color:#b91c1c">⚠ Truncated: this example is longer than '
-            f"{p.max_length} tokens, so the start of the prompt (or the end of an over-long answer) was dropped.</div>"
-        )
-    lines.append(f'<div class="tok-text" style="white-space:pre-wrap;line-height:1.9">{spans}</div>')
-    lines.append("</div>")
-    return "\n".join(lines)
+def seeded_sample(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """Up to n examples picked at random with `seed` (all of them, in order, when there are no more than n)."""
+    if len(examples) <= n:
+        return list(examples)
+    return [examples[i] for i in sorted(random.Random(seed).sample(range(len(examples)), n))]

@@ -1,37 +1,41 @@
-"""Detecting a dataset's shape (which column holds what) and normalising its rows into `Example`s."""
+"""Detecting a dataset's shape: which column holds the instruction, input, output and system, or the chat turns.
+
+Common public shapes are found without a mapping: Alpaca (with or without an `input` column), Dolly
+(instruction/context/response), question/answer, prompt/completion, preference data (prompt/chosen: the chosen
+answer is trained), OpenAI chat `messages`, ShareGPT `conversations`, and OASST-style message rows (`text` +
+`role`, grouped into conversations by a conversation id and threaded by parent ids).
+"""
 from __future__ import annotations
 
-import datetime
-import json
-import math
-import numbers
 from dataclasses import dataclass
 
 from studio.data.loaders import quote
 from studio.errors import DataError
-from studio.examples import Example
 
 ROLES = ("instruction", "input", "output", "system")
-CHAT_SHAPES = ("messages", "sharegpt")
+CHAT_SHAPES = ("messages", "sharegpt", "oasst")
 # (column, shape name, what it means): a chat column wins over flat columns.
 CHAT_COLUMNS = (
     ("messages", "messages", "chat shape (a list of role/content turns per row)"),
     ("conversations", "sharegpt", "ShareGPT shape (a list of from/value turns per row)"),
 )
-# (shape name, instruction column, output column, optional input column, what it means), first match wins.
+# (shape name, instruction column, output column, input column, whether the input column is required, meaning);
+# the first match wins, so a shape that needs more columns comes before one that needs fewer.
 FLAT_SHAPES = (
-    ("alpaca", "instruction", "output", "input", "Alpaca shape (instruction + optional input -> output)"),
-    ("alpaca", "instruction", "response", "input", "Alpaca shape with 'response' as the output"),
-    ("question_answer", "question", "answer", "context", "question/answer shape (question -> answer)"),
-    ("prompt_completion", "prompt", "completion", None, "prompt/completion shape (prompt -> completion)"),
-    ("prompt_response", "prompt", "response", None, "prompt/response shape (prompt -> response)"),
-    ("act_prompt", "act", "prompt", None, "role-prompt shape (the act is the instruction, the prompt the output)"),
+    ("dolly", "instruction", "response", "context", True, "Dolly shape (instruction + context -> response)"),
+    ("alpaca", "instruction", "output", "input", False, "Alpaca shape (instruction + optional input -> output)"),
+    ("alpaca", "instruction", "response", "input", False, "Alpaca shape with 'response' as the output"),
+    ("question_answer", "question", "answer", "context", False, "question/answer shape (question -> answer)"),
+    ("prompt_completion", "prompt", "completion", None, False, "prompt/completion shape (prompt -> completion)"),
+    ("prompt_response", "prompt", "response", None, False, "prompt/response shape (prompt -> response)"),
+    ("preference", "prompt", "chosen", None, False,
+     "preference shape (prompt -> the chosen answer; the rejected one is not trained)"),
+    ("act_prompt", "act", "prompt", None, False,
+     "role-prompt shape (the act is the instruction, the prompt the output)"),
 )
-# ShareGPT and chat exports name the two sides in several ways; all map onto user/assistant.
-ROLE_ALIASES = {
-    "system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-    "model": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
-}
+# OASST-style message rows: the columns that name the conversation a message belongs to, its id, its parent, its rank.
+OASST_GROUPS = ("message_tree_id", "conversation_id", "thread_id", "tree_id", "dialog_id", "conversation")
+OASST_LINKS = {"id": ("message_id", "id"), "parent": ("parent_id", "parent_message_id", "parent"), "rank": ("rank",)}
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,31 @@ def detect_shape(rows: list[dict], column_map: dict[str, str] | None = None) -> 
     for column, name, what in CHAT_COLUMNS:
         if column in lookup:
             return Shape(name, {"messages": lookup[column]}, f"Column {quote(lookup[column])} found: {what}.")
-    for name, instruction, output, extra, what in FLAT_SHAPES:
-        if instruction in lookup and output in lookup:
+    oasst = _oasst_shape(lookup)
+    if oasst is not None:
+        return oasst
+    for name, instruction, output, extra, needs_extra, what in FLAT_SHAPES:
+        if instruction in lookup and output in lookup and (not needs_extra or extra in lookup):
             found = {"instruction": instruction, "input": extra, "output": output, "system": "system"}
             mapping = {role: lookup[col] for role, col in found.items() if col in lookup}
             return Shape(name, mapping, f"Columns {_join(list(mapping.values()))} found: {what}.")
     raise DataError(f"No known dataset shape fits the columns {_join(columns)}; map which column is the "
                     "instruction and which is the output.")
+
+
+def _oasst_shape(lookup: dict[str, str]) -> Shape | None:
+    """Message rows (`text` + `role` + a conversation id), as OpenAssistant publishes them, else None."""
+    group = next((lookup[c] for c in OASST_GROUPS if c in lookup), None)
+    if group is None or "text" not in lookup or "role" not in lookup:
+        return None
+    mapping = {"text": lookup["text"], "role": lookup["role"], "group": group}
+    for key, names in OASST_LINKS.items():
+        found = next((lookup[c] for c in names if c in lookup), None)
+        if found is not None:
+            mapping[key] = found
+    threaded = " and threaded by their parent ids, following the best-ranked reply" if "parent" in mapping else ""
+    return Shape("oasst", mapping, f"Columns 'text', 'role' and {quote(group)} found: OASST shape (message rows "
+                                   f"grouped into conversations by {quote(group)}{threaded}).")
 
 
 def _lookup(columns: list[str]) -> dict[str, str]:
@@ -117,97 +139,3 @@ def _mapped_shape(columns: list[str], column_map: dict[str, str]) -> Shape:
     return Shape("mapped", mapping, f"Columns mapped by hand: {described}.")
 
 
-def to_examples(rows: list[dict], shape: Shape) -> list[Example]:
-    """Convert every row to an `Example`, raising DataError that names the row for anything unusable."""
-    column_names(rows)  # Validates that rows is a non-empty list of objects.
-    if shape.name in CHAT_SHAPES:
-        column = shape.mapping["messages"]
-        return [_chat_example(_get(row, column), number, column) for number, row in enumerate(rows, start=1)]
-    if "instruction" not in shape.mapping or "output" not in shape.mapping:
-        raise DataError(f"Shape {quote(shape.name)} does not say which column is the instruction and which the output.")
-    return [_flat_example(row, shape.mapping, number) for number, row in enumerate(rows, start=1)]
-
-
-def _get(row: dict, column: str) -> object:
-    """The row's value for a column, tolerating other rows' spelling of the name (case, spaces)."""
-    if column in row:
-        return row[column]
-    wanted = column.strip().lower()
-    return next((v for k, v in row.items() if str(k).strip().lower() == wanted), None)
-
-
-def _flat_example(row: dict, mapping: dict[str, str], number: int) -> Example:
-    """One flat row (Alpaca, question/answer, ...) as an Example."""
-    values = {role: text_value(_get(row, col), col, number) for role, col in mapping.items() if role in ROLES}
-    return Example(instruction=values["instruction"], output=values["output"],
-                   input=values.get("input", ""), system=values.get("system", ""))
-
-
-def text_value(value: object, column: str, number: int) -> str:
-    """A cell as text: None -> "", numbers and booleans as strings, nested values refused."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        # Windows line endings would otherwise reach the model as stray "\r" tokens.
-        return value.replace("\r\n", "\n").rstrip("\r")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isnan(value):
-        return ""  # Parquet/pandas write missing text as NaN.
-    if isinstance(value, (numbers.Number, datetime.date, datetime.time)):
-        return str(value)
-    nested = isinstance(value, (dict, list, tuple, set))
-    kind = "a nested list or object" if nested else f"a {type(value).__name__} value"
-    raise DataError(f"Row {number} has {kind} in column {quote(column)}, which must hold text.")
-
-
-def _chat_example(value: object, number: int, column: str) -> Example:
-    """One chat row as an Example: system, earlier turns as history, last user/assistant pair as the task."""
-    turns = _turns(value, number, column)
-    leading = next((i for i, (role, _) in enumerate(turns) if role != "system"), len(turns))
-    system = [content for _, content in turns[:leading]]
-    if any(role == "system" for role, _ in turns[leading:]):
-        raise DataError(f"Row {number} has a system message after the conversation started.")
-    chat = turns[leading:]
-    if not chat:
-        raise DataError(f"Row {number} has no user or assistant turns in column {quote(column)}.")
-    for i, (role, _) in enumerate(chat):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if role != expected and i == 0:
-            raise DataError(f"Row {number} starts with an assistant turn, but a chat must start with a user turn.")
-        if role != expected:
-            raise DataError(f"Row {number} has two {role} turns in a row (turns {leading + i} and {leading + i + 1}).")
-    if chat[-1][0] != "assistant":
-        raise DataError(f"Row {number} does not end with an assistant turn, so it has no answer to learn from.")
-    return Example(instruction=chat[-2][1], output=chat[-1][1], system="\n\n".join(system), history=tuple(chat[:-2]))
-
-
-def _turns(value: object, number: int, column: str) -> list[tuple[str, str]]:
-    """A chat cell as (role, content) pairs with normalised roles; a JSON string (from CSV) is parsed."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
-            raise DataError(f"Row {number} has text in column {quote(column)} where a list of chat turns "
-                            "belongs.") from None
-    if not isinstance(value, (list, tuple)) or not value:
-        raise DataError(f"Row {number} has no list of chat turns in column {quote(column)}.")
-    turns = []
-    for i, turn in enumerate(value, start=1):
-        if not isinstance(turn, dict):
-            raise DataError(f"Turn {i} of row {number} is not an object with a role and a content.")
-        raw_role = turn.get("role", turn.get("from"))
-        role = ROLE_ALIASES.get(str(raw_role).strip().lower()) if isinstance(raw_role, str) else None
-        if role is None:
-            found = "no role" if raw_role is None else f"the unknown role {quote(raw_role)}"
-            raise DataError(f"Turn {i} of row {number} has {found}; use system, user or assistant "
-                            "(or ShareGPT's human and gpt).")
-        turns.append((role, _content(turn.get("content", turn.get("value")), column, number)))
-    return turns
-
-
-def _content(value: object, column: str, number: int) -> str:
-    """A turn's content; OpenAI-style lists of {"type": "text", "text": ...} parts are joined."""
-    if isinstance(value, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in value):
-        return "".join(part["text"] for part in value).replace("\r\n", "\n").rstrip("\r")
-    return text_value(value, column, number)

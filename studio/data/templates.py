@@ -6,7 +6,10 @@ the completion is the answer it is trained on. EOS is never part of the text: `s
 
 Chat history on single-turn templates (alpaca, instruction_output, question_answer, custom): earlier turns are
 kept, not dropped, as a plain transcript ("User: ...\\nAssistant: ...", one line per turn) followed by a blank
-line before the final instruction. Chat templates (phi3, chatml, tokenizer) render them as real turns.
+line before the final instruction, and only the last answer is trained. Chat templates (chat, phi3, chatml,
+tokenizer) render them as real turns and train every assistant turn: `Rendered.prompt_segments` marks the earlier
+answers inside the prompt as trained pieces, while `prompt` stays the whole text before the last answer (what
+generation is fed, so the held-out comparison answers a chat's last turn with the earlier turns as context).
 
 System text: a row's own `system` wins over the template's default (`DataSettings.system_prompt`). Chat templates
 put it in a system turn; plain templates put it as a first paragraph; the custom template only where it says
@@ -35,15 +38,26 @@ ALPACA_NO_INPUT = (
     "### Instruction:\n{instruction}\n\n### Response:\n"
 )
 CUSTOM_FIELDS = ("instruction", "input", "output", "system")
+# Where a `### ...` template's answer ends: the start of a new section ("### Input:", "### Instruction:", ...).
+SECTION_MARKER = "\n### "
 PICK_ANOTHER = "pick ChatML, Phi-3 or another template instead."
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """One example as text: the prompt the model is given and the completion it learns to write."""
+    """One example as text: the prompt the model is given and the completion it learns to write.
+
+    For a multi-turn chat under a chat template the prompt holds earlier assistant turns that are trained too:
+    `prompt_segments` then splits the prompt into (text, trained) pieces that join back to it.
+    """
 
     prompt: str
     completion: str
+    prompt_segments: tuple[tuple[str, bool], ...] = ()
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """Every piece in order as (text, trained): the prompt's pieces, then the completion (trained)."""
+        return [*(self.prompt_segments or ((self.prompt, False),)), (self.completion, True)]
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,11 @@ class PromptTemplate(ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # Extra end-of-answer markers generation should stop at; EOS itself always stops generation.
+    # End-of-answer markers generation stops at, the same for base and tuned answers: the template's own next
+    # section or turn markers. EOS always stops as well. A marker that is one special token is matched on token ids.
     stop_strings: ClassVar[tuple[str, ...]] = ()
+    # Chat templates train every assistant turn of a chat; single-turn ones flatten earlier turns into the prompt.
+    multi_turn: ClassVar[bool] = False
 
     system: str = ""
 
@@ -103,6 +120,7 @@ class AlpacaTemplate(_PlainTemplate):
     name = "alpaca"
     title = "Alpaca"
     description = "The Stanford Alpaca prompt, with an ### Input: section only when the row has one."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The Alpaca prompt up to and including `### Response:`."""
@@ -119,6 +137,7 @@ class InstructionOutputTemplate(_PlainTemplate):
     name = "instruction_output"
     title = "Instruction / Output"
     description = "### Instruction: ... ### Output: (the CodeAlpaca tutorial's format; short and fast)."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The prompt up to and including `### Output:`."""
@@ -135,6 +154,7 @@ class QuestionAnswerTemplate(_PlainTemplate):
     name = "question_answer"
     title = "Question / Answer"
     description = "### Question: ... ### Answer: (the Lamini docs Q&A tutorial's format)."
+    stop_strings = (SECTION_MARKER,)
 
     def body(self, example: Example) -> str:
         """The prompt up to and including `### Answer:`."""
@@ -144,6 +164,7 @@ class QuestionAnswerTemplate(_PlainTemplate):
 class _TurnTemplate(PromptTemplate):
     """Shared by hand-written chat formats: each turn is `opener` (with the role) + content + `end` + newline."""
 
+    multi_turn = True
     opener: ClassVar[str] = ""  # a format string with {role}
     end: ClassVar[str] = ""
 
@@ -152,14 +173,22 @@ class _TurnTemplate(PromptTemplate):
         return f"{self.opener.format(role=role)}{content}{self.end}\n"
 
     def render(self, example: Example) -> Rendered:
-        """Split the example into prompt and completion text."""
+        """Split the example into prompt and completion text; earlier answers (content + end) are trained too."""
         system = self.system_for(example)
-        turns = [self.turn("system", system)] if system else []
-        turns += [self.turn(role, content) for role, content in example.history]
-        turns.append(self.turn("user", example.user_text))
+        pieces: list[tuple[str, bool]] = []
+        masked = self.turn("system", system) if system else ""
+        for role, content in example.history:
+            if role == "assistant":
+                pieces += [(masked + self.opener.format(role=role), False), (content + self.end, True)]
+                masked = "\n"
+            else:
+                masked += self.turn(role, content)
         # The answer turn is left open in the prompt, exactly as generation will continue it.
-        prompt = "".join(turns) + self.opener.format(role="assistant")
-        return Rendered(prompt=prompt, completion=example.output + self.end)
+        pieces.append((masked + self.turn(example.prompt_role, example.user_text)
+                       + self.opener.format(role="assistant"), False))
+        prompt = "".join(text for text, _ in pieces)
+        return Rendered(prompt=prompt, completion=example.output + self.end,
+                        prompt_segments=tuple(pieces) if len(pieces) > 1 else ())
 
 
 @dataclass(frozen=True)
@@ -169,7 +198,7 @@ class Phi3Template(_TurnTemplate):
     name = "phi3"
     title = "Phi-3 chat"
     description = "<|system|> / <|user|> / <|assistant|> turns closed by <|end|>, history included."
-    stop_strings = ("<|end|>",)
+    stop_strings = ("<|end|>", "<|user|>", "<|assistant|>", "<|system|>")
     opener = "<|{role}|>\n"
     end = "<|end|>"
 
@@ -181,7 +210,7 @@ class ChatMLTemplate(_TurnTemplate):
     name = "chatml"
     title = "ChatML"
     description = "<|im_start|>role ... <|im_end|> turns (Qwen and many chat models), history included."
-    stop_strings = ("<|im_end|>",)
+    stop_strings = ("<|im_end|>", "<|im_start|>")
     opener = "<|im_start|>{role}\n"
     end = "<|im_end|>"
 
@@ -200,6 +229,7 @@ class CustomTemplate(PromptTemplate):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pieces", parse_custom(self.fmt))
+        object.__setattr__(self, "stop_strings", custom_stop_strings(self.pieces))
 
     def render(self, example: Example) -> Rendered:
         """Split the example into prompt and completion text."""
@@ -240,6 +270,21 @@ def parse_custom(fmt: str) -> tuple[tuple[str, str | None], ...]:
     return tuple((literal, name) for literal, name, _, _ in parsed)
 
 
+def custom_stop_strings(pieces: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
+    """A custom format's end markers: the text it writes after {output}, and a new line opening any of its lines."""
+    stops, tail, after = [], "", False
+    for i, (literal, name) in enumerate(pieces):
+        if after:
+            tail += literal  # trained right after every answer, so the model learns to write it
+        else:
+            # "Q: {instruction}\nA: {output}" -> "\nQ:" and "\nA:": text that opens a line of the format starts the
+            # next example; the first segment opens a line only at the very start of the format.
+            lines = literal.split("\n")
+            stops += ["\n" + line.strip() for line in (lines if i == 0 else lines[1:])]
+        after = after or name == "output"
+    return tuple(dict.fromkeys(s for s in [tail.strip(), *stops] if s.strip()))
+
+
 @dataclass(frozen=True, eq=False)
 class TokenizerTemplate(PromptTemplate):
     """The model's own chat template (`tokenizer.apply_chat_template`), for instruction-tuned base models."""
@@ -247,6 +292,7 @@ class TokenizerTemplate(PromptTemplate):
     name = "tokenizer"
     title = "Model's own chat template"
     description = "The chat template that ships with the model's tokenizer (instruct models only)."
+    multi_turn = True
 
     tokenizer: Any = None
 
@@ -258,21 +304,39 @@ class TokenizerTemplate(PromptTemplate):
         object.__setattr__(self, "stop_strings", self._end_marker())
 
     def render(self, example: Example) -> Rendered:
-        """Split the example into prompt and completion text."""
+        """Split the example into prompt and completion text; each earlier assistant turn is a trained piece."""
         messages = example.messages()
         if not example.system and self.system:
             messages.insert(0, {"role": "system", "content": self.system})
+        pieces, done = [], ""
+        for k in [i for i, m in enumerate(messages[:-1]) if m["role"] == "assistant"]:
+            before, answer = self._answer_turn(messages[:k + 1])
+            if not before.startswith(done):
+                raise TemplateError(f"This model's chat template renders earlier turns differently as the chat grows, "
+                                    f"so each assistant turn cannot be masked; {PICK_ANOTHER}")
+            trained = answer.rstrip()  # the newline after a turn's end marker belongs to the next turn
+            pieces += [(before[len(done):], False), (trained, True)]
+            done = before + trained
+        prompt, completion = self._answer_turn(messages)
+        if not prompt.startswith(done):
+            raise TemplateError(f"This model's chat template renders earlier turns differently as the chat grows, "
+                                f"so each assistant turn cannot be masked; {PICK_ANOTHER}")
+        # formatting appends eos_token_id itself; a template that writes the EOS text would otherwise get two.
+        eos = self.tokenizer.eos_token
+        if eos and completion.rstrip().endswith(eos):
+            completion = completion.rstrip().removesuffix(eos)
+        pieces.append((prompt[len(done):], False))
+        return Rendered(prompt=prompt, completion=completion, prompt_segments=tuple(pieces) if len(pieces) > 1 else ())
+
+    def _answer_turn(self, messages: list[dict[str, str]]) -> tuple[str, str]:
+        """(the text before the last message's answer, the answer turn's text) for messages ending in an answer."""
         prompt, full = self._apply(messages[:-1], generation=True), self._apply(messages, generation=False)
         if not full.startswith(prompt):
             raise TemplateError(
                 f"This model's chat template writes the answer turn differently from its generation prompt, "
                 f"so the prompt cannot be masked; {PICK_ANOTHER}"
             )
-        # formatting appends eos_token_id itself; a template that writes the EOS text would otherwise get two.
-        completion, eos = full[len(prompt):], self.tokenizer.eos_token
-        if eos and completion.rstrip().endswith(eos):
-            completion = completion.rstrip().removesuffix(eos)
-        return Rendered(prompt=prompt, completion=completion)
+        return prompt, full[len(prompt):]
 
     def _apply(self, messages: list[dict[str, str]], generation: bool) -> str:
         try:
@@ -294,16 +358,22 @@ TEMPLATES: dict[str, PromptTemplate] = {
                         ChatMLTemplate())
 }
 DEFAULT_TEMPLATE = InstructionOutputTemplate.name
+# "chat": the model's own chat template when its tokenizer has one, else ChatML (the default for chat data).
+CHAT_TEMPLATE = "chat"
+CHAT_TITLE = "Chat (the model's chat template, else ChatML)"
 
 
 def get_template(name: str, custom: str = "", tokenizer: Any = None, system: str = "") -> PromptTemplate:
     """The template called `name`, validated up front; `system` is the default system text for rows without one."""
+    if name == CHAT_TEMPLATE:
+        has_own = tokenizer is not None and getattr(tokenizer, "chat_template", None)
+        return TokenizerTemplate(system=system, tokenizer=tokenizer) if has_own else ChatMLTemplate(system=system)
     if name == CustomTemplate.name:
         return CustomTemplate(system=system, fmt=custom)
     if name == TokenizerTemplate.name:
         return TokenizerTemplate(system=system, tokenizer=tokenizer)
     if name not in TEMPLATES:
-        known = ", ".join([*TEMPLATES, CustomTemplate.name, TokenizerTemplate.name])
+        known = ", ".join([CHAT_TEMPLATE, *TEMPLATES, CustomTemplate.name, TokenizerTemplate.name])
         raise TemplateError(f"Unknown template {name!r}; choose one of {known}.")
     return type(TEMPLATES[name])(system=system)
 
@@ -314,6 +384,14 @@ def template_for(data: DataSettings, tokenizer: Any = None) -> PromptTemplate:
 
 
 def template_choices() -> list[tuple[str, str]]:
-    """(title, name) pairs for a dropdown, the fixed templates first, then custom and the tokenizer's own."""
-    classes = [type(t) for t in TEMPLATES.values()] + [CustomTemplate, TokenizerTemplate]
-    return [(c.title, c.name) for c in classes]
+    """(title, name) pairs for a dropdown: the fixed templates, the automatic chat one, custom, the tokenizer's own."""
+    classes = [type(t) for t in TEMPLATES.values()]
+    return [(c.title, c.name) for c in classes] + [(CHAT_TITLE, CHAT_TEMPLATE)] + [
+        (c.title, c.name) for c in (CustomTemplate, TokenizerTemplate)]
+
+
+def trains_every_turn(name: str) -> bool:
+    """Whether the template called `name` trains every assistant turn of a chat (a chat template)."""
+    if name in (CHAT_TEMPLATE, TokenizerTemplate.name):
+        return True
+    return name in TEMPLATES and type(TEMPLATES[name]).multi_turn

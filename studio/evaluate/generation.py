@@ -5,11 +5,20 @@ alone changed no token (Gemma 3 270M, 16 Alpaca prompts of 49-54 tokens x 24 new
 order; tiny test model, 200 prompts), so padding is safe. Still, `plan_batches` first fills batches with prompts
 of exactly the same token length (no padding at all, so nothing depends on how a kernel treats masked
 positions) and batches the leftovers sorted by length, so they pad little.
+
+How answers end, the same rule for base and tuned (`StopRule`): at EOS, or at the first of the template's stop
+strings. A stop string that is one special token (`<end_of_turn>`, `<|im_end|>` where the tokenizer has it) is
+matched on token ids, because decoding for the answer text drops special tokens; any other one is matched on the
+decoded text, which may start in the prompt's last characters (a prompt ending in a newline followed by "### "
+matches "\n### "). A batch ends when every row has reached EOS or a stop; a row that reached a stop string earlier
+keeps generating until then, so its raw continuation (`Answer.raw`, special tokens shown) tells what it would have
+gone on to write, at no extra cost: the batch runs that long anyway.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,22 +57,100 @@ def generation_kwargs(gen: GenerationSettings, pad_token_id: int) -> dict[str, A
     return kwargs
 
 
-class _StopOnStrings(StoppingCriteria):
-    """Ends a row once its new text (the prompt excluded) contains a stop string."""
+@dataclass(frozen=True)
+class Answer:
+    """One generated answer: `text` as scored (cut at EOS or the first stop), `raw` all the model wrote."""
 
-    def __init__(self, tokenizer: Any, stop_strings: tuple[str, ...], prompt_width: int):
-        self.tokenizer, self.stop_strings, self.prompt_width = tokenizer, stop_strings, prompt_width
+    text: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Where answers end: `texts` matched on decoded text, `token_ids` (special-token stops) and `eos_ids` on ids."""
+
+    texts: tuple[str, ...]
+    token_ids: frozenset[int]
+    eos_ids: frozenset[int]
+
+    @property
+    def needs_criterion(self) -> bool:
+        """Whether generation must watch for stops itself (EOS alone is handled by `generate`)."""
+        return bool(self.texts or self.token_ids)
+
+
+def end_of_sequence_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token id that ends generation: the model's generation config EOS (one or several) and the tokenizer's."""
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
+
+
+def _special_token_id(tokenizer: Any, text: str) -> int | None:
+    # A special token is one id that decodes to `text` but vanishes when special tokens are skipped.
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1 or tokenizer.decode(ids, skip_special_tokens=True) != "":
+        return None
+    return ids[0] if tokenizer.decode(ids, skip_special_tokens=False) == text else None
+
+
+def stop_rule(model: Any, tokenizer: Any, stop_strings: tuple[str, ...]) -> StopRule:
+    """The stop strings split into special-token stops (ids) and text stops, plus the EOS ids."""
+    token_ids = {s: _special_token_id(tokenizer, s) for s in stop_strings if s}
+    return StopRule(texts=tuple(s for s, i in token_ids.items() if i is None),
+                    token_ids=frozenset(i for i in token_ids.values() if i is not None),
+                    eos_ids=frozenset(end_of_sequence_ids(model, tokenizer)))
+
+
+def find_stop(text: str, stop_strings: tuple[str, ...], context: str = "") -> int | None:
+    """Where in `text` the first stop string starts (0 when it began in `context`, the prompt's end), else None."""
+    full, found = context + text, []
+    for stop in filter(None, stop_strings):
+        # Only matches that end inside `text` count: the prompt alone never ends an answer.
+        at = full.find(stop, max(0, len(context) - len(stop) + 1))
+        if at >= 0:
+            found.append(max(0, at - len(context)))
+    return min(found, default=None)
+
+
+def cut_at_stop(text: str, stop_strings: tuple[str, ...], context: str = "") -> str:
+    """Text up to the first stop string, stripped."""
+    at = find_stop(text, stop_strings, context)
+    return (text if at is None else text[:at]).strip()
+
+
+def stop_context(prompt: str, rule: StopRule) -> str:
+    """The prompt's last characters a text stop may start in (one fewer than the longest stop string)."""
+    longest = max(map(len, rule.texts), default=1)
+    return prompt[-(longest - 1):] if longest > 1 else ""
+
+
+def cut_answer(tokenizer: Any, ids: list[int], rule: StopRule, context: str = "") -> Answer:
+    """One row of new token ids as an Answer: text cut at EOS or the first stop, raw up to and including EOS."""
+    eos_at = next((i for i, t in enumerate(ids) if t in rule.eos_ids), len(ids))
+    end_at = next((i for i, t in enumerate(ids[:eos_at]) if t in rule.token_ids), eos_at)
+    text = cut_at_stop(tokenizer.decode(ids[:end_at], skip_special_tokens=True), rule.texts, context)
+    # Rows end at EOS (generate pads after it); nothing but EOS ends a row early, so nothing else is padding.
+    return Answer(text=text, raw=tokenizer.decode(ids[:eos_at + 1], skip_special_tokens=False))
+
+
+class _StopWhenAllEnded(StoppingCriteria):
+    """Ends the batch once every row has written EOS or a stop (ids or text); until then no row is stopped."""
+
+    def __init__(self, tokenizer: Any, rule: StopRule, contexts: list[str], prompt_width: int):
+        self.tokenizer, self.rule, self.contexts, self.prompt_width = tokenizer, rule, contexts, prompt_width
+        self.ended = [False] * len(contexts)
+
+    def _has_ended(self, row: list[int], context: str) -> bool:
+        ends = self.rule.eos_ids | self.rule.token_ids
+        if any(t in ends for t in row):
+            return True
+        return find_stop(self.tokenizer.decode(row, skip_special_tokens=True), self.rule.texts, context) is not None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width:], skip_special_tokens=True)
-        done = [any(s in text for s in self.stop_strings) for text in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def cut_at_stop(text: str, stop_strings: tuple[str, ...]) -> str:
-    """Text up to the first stop string, stripped."""
-    cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=len(text))
-    return text[:cut].strip()
+        for r, row in enumerate(input_ids[:, self.prompt_width:].tolist()):
+            self.ended[r] = self.ended[r] or self._has_ended(row, self.contexts[r])
+        return torch.full((len(self.ended),), all(self.ended), dtype=torch.bool, device=input_ids.device)
 
 
 def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -132,39 +219,47 @@ def _cpu_threads(model: Any) -> Iterator[ThreadBalancer | None]:
         torch.set_num_threads(previous)
 
 
-def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], kwargs: dict[str, Any],
-                    stop_strings: tuple[str, ...], balancer: ThreadBalancer | None = None) -> list[str]:
+def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts: list[str], kwargs: dict[str, Any],
+                    rule: StopRule, balancer: ThreadBalancer | None = None) -> list[Answer]:
     batch = _left_pad(rows, kwargs["pad_token_id"], model.device)
     width = batch["input_ids"].shape[1]
     criteria = StoppingCriteriaList([_RebalanceThreads(balancer)] if balancer is not None else [])
-    if stop_strings and kwargs["num_beams"] == 1:
-        criteria.append(_StopOnStrings(tokenizer, stop_strings, width))
+    if rule.needs_criterion and kwargs["num_beams"] == 1:
+        criteria.append(_StopWhenAllEnded(tokenizer, rule, contexts, width))
     out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)
-    texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-    return [cut_at_stop(t, stop_strings) for t in texts]
+    return [cut_answer(tokenizer, row, rule, context) for row, context in zip(out[:, width:].tolist(), contexts)]
 
 
-def generate(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
-             progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-             stop_strings: tuple[str, ...] = ()) -> list[str]:
-    """Answer each prompt (new text only, cut at the first stop string); raises GenerationStopped if stopped."""
+def generate_answers(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
+                     progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                     stop_strings: tuple[str, ...] = ()) -> list[Answer]:
+    """Answer each prompt (new text only, cut at EOS or the first stop, raw kept); GenerationStopped if stopped."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kwargs = generation_kwargs(gen, pad_id)
-    if model.generation_config.eos_token_id is None:
-        kwargs["eos_token_id"] = tokenizer.eos_token_id
+    rule = stop_rule(model, tokenizer, stop_strings)
+    kwargs["eos_token_id"] = sorted(rule.eos_ids)  # EOS always stops, for base and tuned alike
     encoded = [prompt_ids(tokenizer, p) for p in prompts]  # exactly as training encodes them
-    answers: list[str | None] = [None] * len(prompts)
+    contexts = [stop_context(p, rule) for p in prompts]
+    answers: list[Answer | None] = [None] * len(prompts)
     done = 0
     # fork_rng keeps the seed local: sampling here must not reseed a training run sharing the process.
     with torch.random.fork_rng(devices=[]), torch.inference_mode(), _eval_mode(model), _cpu_threads(model) as threads:
         torch.manual_seed(gen.seed)
         for batch in plan_batches([len(e) for e in encoded], gen.batch_size):
             if should_stop is not None and should_stop():
-                raise GenerationStopped(answers)
-            texts = _generate_batch(model, tokenizer, [encoded[i] for i in batch], kwargs, stop_strings, threads)
-            for i, text in zip(batch, texts):
-                answers[i] = text
+                raise GenerationStopped([a.text if a else None for a in answers])
+            results = _generate_batch(model, tokenizer, [encoded[i] for i in batch], [contexts[i] for i in batch],
+                                      kwargs, rule, threads)
+            for i, answer in zip(batch, results):
+                answers[i] = answer
             done += len(batch)
             if progress is not None:
                 progress(done, len(prompts))
-    return [a or "" for a in answers]
+    return [a or Answer("", "") for a in answers]
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
+             progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+             stop_strings: tuple[str, ...] = ()) -> list[str]:
+    """Answer each prompt (new text only, cut at EOS or the first stop string); raises GenerationStopped if stopped."""
+    return [a.text for a in generate_answers(model, tokenizer, prompts, gen, progress, should_stop, stop_strings)]

@@ -1,14 +1,16 @@
 """Shipping a run: the adapter as a zip, the LoRA merged into the base weights, and a push to the Hugging Face Hub.
 
 Pure library functions over a run folder (the UI and the CLI call them). Everything lands in `run_dir/exports/`:
-`<run-id>-adapter/` (what the zip and an adapter push hold), `<run-id>-adapter.zip`, and `merged/` (a plain Transformers
-model). Each export carries a generated README.md model card (`studio.modelcard`) and the run's `reproduce/`
-bundle (`studio.publish.reproduce`). A Hub token is used for the calls it is passed to and never written anywhere.
+`<run-id>-adapter/` (what the zip and an adapter push hold), `<run-id>-adapter.zip`, `merged/` (a plain Transformers
+model) and `<run-id>-merged.zip`; the GGUF exports are `studio.publish.gguf_export`'s. Each export carries a
+generated README.md model card (`studio.modelcard`) and the run's `reproduce/` bundle (`studio.publish.reproduce`).
+A Hub token is used for the calls it is passed to and never written anywhere.
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import shutil
@@ -21,7 +23,7 @@ from typing import Any
 
 from studio.data import hub
 from studio.data.loaders import quote
-from studio.errors import HubUnavailableError, RunError, SettingsError, StudioError
+from studio.errors import ExportError, HubUnavailableError, RunError, SettingsError, StudioError
 from studio.publish.modelcard import write_card
 from studio.publish.reproduce import hub_model_id, write_repro_bundle
 from studio.runs import RunFolder
@@ -35,7 +37,7 @@ _TRANSPORT_ERRORS = {"ConnectError", "ConnectTimeout", "TimeoutException", "Netw
 # The training rows stay out of Hub uploads (the zip keeps them); a repository is easier to make public than private.
 PUSH_IGNORE = ["*/*.jsonl", ".*"]
 # Exports of one run write the same folders; one at a time per process keeps a zip from reading half a folder.
-_export_lock = threading.Lock()
+export_lock = threading.Lock()
 
 BaseLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 
@@ -93,7 +95,7 @@ def zip_adapter(run_dir: Path) -> Path:
     """Write run_dir/exports/<run-id>-adapter.zip (one top folder: adapter, tokenizer, README.md, reproduce/)."""
     top, exports = f"{run_dir.name}-adapter", RunFolder(run_dir).exports_dir
     target = exports / f"{top}.zip"
-    with _export_lock:
+    with export_lock:
         staged = stage_adapter(run_dir, exports / top)
         tmp = target.with_name(f".{target.name}.tmp")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -103,7 +105,8 @@ def zip_adapter(run_dir: Path) -> Path:
     return target
 
 
-def _default_loader(model_settings: Any, token: str | None = None) -> Any:
+def default_loader(model_settings: Any, token: str | None = None) -> Any:
+    """The real base-model loader (evaluation mode); tests and the UI inject their own."""
     from studio.model.loading import load_base_model
 
     return load_base_model(model_settings, token=token, for_training=False)
@@ -118,16 +121,22 @@ def merged_model(run_dir: Path, model: Any = None, base_loader: BaseLoader | Non
         # merge_and_unload rewrites the layers in place: merging a copy keeps the caller's adapter model working.
         return copy.deepcopy(model).merge_and_unload()
     # A 4-bit (QLoRA) model is merged into a freshly loaded full-precision base instead of its quantised weights.
-    base = (base_loader or _default_loader)(RunFolder(run_dir).read_settings().model, token=token).model
+    base = (base_loader or default_loader)(RunFolder(run_dir).read_settings().model, token=token).model
     return PeftModel.from_pretrained(base, str(adapter_folder(run_dir))).merge_and_unload()
 
 
-def _check_disk(model: Any, folder: Path) -> None:
-    need = sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+def check_disk(need: int, folder: Path, what: str) -> None:
+    """ExportError unless `folder`'s disk has room for `need` bytes (5% spare)."""
+    folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if need * 1.05 > free:
-        raise RunError(f"Saving the merged model needs about {need / 1e9:.1f} GB of disk but only "
-                       f"{free / 1e9:.1f} GB is free; free some space first.")
+        raise ExportError(f"{what} needs about {need / 1e9:.2f} GB of disk but only {free / 1e9:.2f} GB is free; "
+                          "free some space first.")
+
+
+def model_bytes(model: Any) -> int:
+    """Bytes of the model's weights as saved (tied weights counted once)."""
+    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
 
 
 def _copy_tokenizer(source: Path, target: Path) -> None:
@@ -144,15 +153,16 @@ def merge_adapter(run_dir: Path, model: Any = None, tokenizer: Any = None, base_
     merged = merged_model(run_dir, model, base_loader, token)
     exports = RunFolder(run_dir).exports_dir
     target = exports / "merged"
-    with _export_lock:
+    with export_lock:
         tmp = _fresh(exports / ".merged.tmp")
-        _check_disk(merged, tmp)
+        check_disk(model_bytes(merged), tmp, "Saving the merged model")
         merged.save_pretrained(str(tmp))  # transformers 5 writes safetensors only
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
         else:
             _copy_tokenizer(adapter, tmp)
         write_card(run_dir, tmp, "merged")
+        _copy_reproduce(run_dir, tmp)  # the card points to it, in the zip and on the Hub (without the rows)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     return target
@@ -196,12 +206,59 @@ def _upload(api: Any, repo_id: str, folder: Path, token: str, private: bool, wha
     return str(url)
 
 
-def _push_merged_folder(run_dir: Path, repo_id: str, base_loader: BaseLoader | None, token: str) -> Path:
-    folder, adapter = RunFolder(run_dir).exports_dir / "merged", adapter_folder(run_dir) / "adapter_model.safetensors"
-    # Merge again when there is no merged model yet, or when training (a resume) saved a newer adapter since.
+def fresh_merged_folder(run_dir: Path, model: Any = None, base_loader: BaseLoader | None = None,
+                        token: str | None = None) -> Path:
+    """exports/merged/, merged again when missing or older than the adapter (a resumed run saved a newer one)."""
+    folder, adapter = RunFolder(run_dir).exports_dir / "merged", adapter_folder(run_dir) / ADAPTER_FILES[1]
     if not (folder / "config.json").is_file() or (folder / "config.json").stat().st_mtime < adapter.stat().st_mtime:
-        folder = merge_adapter(run_dir, base_loader=base_loader, token=token)
-    with _export_lock:
+        folder = merge_adapter(run_dir, model=model, base_loader=base_loader, token=token)
+    return folder
+
+
+def zip_merged(run_dir: Path, model: Any = None, base_loader: BaseLoader | None = None, token: str | None = None,
+               progress: Callable[[float, str], None] | None = None) -> Path:
+    """Write exports/<run-id>-merged.zip: the merged model, tokenizer, model card and (for Gemma) its terms."""
+    say = progress or (lambda fraction, message: None)
+    n_params = base_parameter_count(RunFolder(run_dir).read_settings())
+    if n_params:  # the merged fp32 weights, then the zip of them: refused before either is written
+        check_disk(2 * 4 * n_params, RunFolder(run_dir).exports_dir, "Writing the merged model and its zip")
+    say(0.05, "Merging the adapter into the base weights")
+    folder = fresh_merged_folder(run_dir, model, base_loader, token)
+    top, exports = f"{run_dir.name}-merged", RunFolder(run_dir).exports_dir
+    target = exports / f"{top}.zip"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    with export_lock:
+        write_card(run_dir, folder, "merged")  # the card shows the latest GGUF check too
+        check_disk(sum(p.stat().st_size for p in files), exports, "Writing the merged model zip")
+        tmp = target.with_name(f".{target.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for i, path in enumerate(files):
+                # Float weights do not compress; storing them saves a minute of CPU on a 1 GB model.
+                kind = zipfile.ZIP_STORED if path.suffix in (".safetensors", ".bin") else zipfile.ZIP_DEFLATED
+                archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}", compress_type=kind)
+                say(0.5 + 0.5 * (i + 1) / len(files), f"Zipping {path.name}")
+        os.replace(tmp, target)
+    return target
+
+
+def base_parameter_count(settings: StudioSettings) -> int | None:
+    """Parameters of the base model, read from its safetensors headers when its files are on this machine."""
+    from studio.model.embedded import embedded_cache_dir
+
+    name = settings.model.model.strip()
+    folder = embedded_cache_dir() if name == EMBEDDED_MODEL else Path(name).expanduser()
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    total = 0
+    for path in files:
+        with open(path, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    return total or None
+
+
+def _push_merged_folder(run_dir: Path, repo_id: str, base_loader: BaseLoader | None, token: str) -> Path:
+    folder = fresh_merged_folder(run_dir, base_loader=base_loader, token=token)
+    with export_lock:
         write_card(run_dir, folder, "merged", repo_id)  # the card's snippets name the repository
     return folder
 
@@ -236,6 +293,6 @@ def _push(run_dir: Path, repo_id: str, token: str, what: str, private: bool, api
     exports.mkdir(parents=True, exist_ok=True)
     # A private staging folder: the card names this repository, and a zip made meanwhile must not see it.
     with tempfile.TemporaryDirectory(prefix=".push-", dir=exports) as tmp:
-        with _export_lock:
+        with export_lock:
             folder = stage_adapter(run_dir, Path(tmp) / "upload", repo_id)
         return _upload(api, repo_id, folder, token, private, what)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,20 @@ import yaml
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, load_comparison
 from studio.examples import Example
-from studio.publish.report import gains_and_losses, loss_points, metric_cards
+from studio.publish import scorecard
+from studio.publish.gguf_card import check_lines, usage_lines
+from studio.publish.markdown import cell, code, fenced, md_table
+from studio.publish.report import gains_and_losses, loss_points
 from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, hub_model_id, library_versions
 from studio.publish.svg import Series, line_chart
+from studio.publish.verify import load_checks
 from studio.runs import RunFolder, read_run
 from studio.settings import EMBEDDED_MODEL, StudioSettings
 
 TAGS = ["lora", "sft", "instruction-tuning", "trl"]
+# What each kind of export is, as the card's first sentence says it.
+KINDS = {"adapter": "A LoRA adapter for", "merged": "A merged (LoRA folded in) version of",
+         "gguf": "A GGUF file (for llama.cpp and Ollama) of the merged (LoRA folded in)"}
 GEMMA_TERMS_URL = "https://ai.google.dev/gemma/terms"
 GEMMA_NOTICE = f"Gemma is provided under and subject to the Gemma Terms of Use found at {GEMMA_TERMS_URL}"
 HUB_REPO = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name; anything else is a local folder
@@ -32,32 +38,6 @@ SHOWN_EXAMPLES = 3
 SVG_STYLE = ("<style>text{font-family:system-ui,sans-serif}.grid{stroke:#e2e8f0;stroke-width:1}"
              ".axis{stroke:#94a3b8;stroke-width:1}.tick,.legend{fill:#64748b;font-size:12px}"
              ".axis-label,.empty{fill:#0f172a;font-size:13px}</style>")
-
-
-def cell(text: Any) -> str:
-    """A Markdown table cell: user text stays literal (no HTML, markup or pipes), newlines as <br>."""
-    safe = escape(str(text), quote=False)
-    for char in "\\`*_[]|#":
-        safe = safe.replace(char, "\\" + char)
-    return safe.replace("\r\n", "\n").replace("\n", "<br>") or " "
-
-
-def code(text: Any) -> str:
-    """Inline code for a name: Markdown escapes do not apply inside backticks, so backticks and newlines go."""
-    return "`" + str(text).replace("`", "'").replace("\n", " ") + "`"
-
-
-def fenced(text: str, language: str = "text") -> list[str]:
-    """A fenced block whose fence is longer than any run of backticks in the text."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return [fence + language, text, fence]
-
-
-def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    """Markdown table lines with every cell escaped."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
 
 def loss_svg(history: list[dict]) -> str:
@@ -81,11 +61,12 @@ def front_matter(settings: StudioSettings, kind: str) -> str:
     meta: dict[str, Any] = {}
     if _is_hub_model(settings):
         meta["base_model"] = hub_model_id(settings)
-    meta["library_name"] = "peft" if kind == "adapter" else "transformers"
+    if kind != "gguf":  # the Hub recognises a GGUF repository by its files
+        meta["library_name"] = "peft" if kind == "adapter" else "transformers"
     if _is_embedded(settings):
         meta["license"] = "gemma"
     meta["pipeline_tag"] = "text-generation"
-    meta["tags"] = TAGS if kind == "adapter" else [*TAGS, "merged"]
+    meta["tags"] = {"adapter": TAGS, "merged": [*TAGS, "merged"]}.get(kind, [*TAGS, "merged", "gguf", "ollama"])
     if _hub_dataset(settings):
         meta["datasets"] = [settings.data.dataset]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
@@ -162,10 +143,13 @@ def _template_section(settings: StudioSettings) -> list[str]:
 def _results_section(comparison: Comparison | None) -> list[str]:
     if comparison is None:
         return []
-    cards = [[label, before, after, f"{change:+.1f}"] for label, before, after, change, _ in metric_cards(comparison)]
+    cards = [line.cells() for line in scorecard.metric_lines(comparison)]
     intro = (f"Answers of the base and the tuned model to {comparison.tuned.n} held-out examples (generation "
-             "settings below), scored with SacreBLEU against the reference answers.")
-    lines = ["## Before and after tuning", "", intro, "", *md_table(["Metric", "Base", "Tuned", "Change"], cards)]
+             "settings below), scored against the reference answers (BLEU and chrF by SacreBLEU, ROUGE-L, exact "
+             f"match). {scorecard.headline(comparison)}")
+    notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), scorecard.cut_note(comparison),
+                                            scorecard.method_note(comparison)) if text]
+    lines = ["## Before and after tuning", "", intro, "", *md_table(scorecard.CELLS_HEADER, cards), "", *notes]
     gains, _ = gains_and_losses(comparison, SHOWN_EXAMPLES)
     rows = [[r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned] for r in gains]
     if rows:
@@ -247,25 +231,30 @@ def _license_section(settings: StudioSettings) -> list[str]:
     return ["## License", "", "This derivative inherits the license of its base model; check it before sharing.", ""]
 
 
-def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "") -> str:
-    """README.md for an adapter or merged export of a run: front matter, data, results, settings, usage, license."""
-    if kind not in ("adapter", "merged"):
-        raise ValueError(f"kind must be adapter or merged, not {kind!r}")
+def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "") -> str:
+    """README.md for an adapter, merged or GGUF export: front matter, data, results, settings, usage, license."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     folder = RunFolder(run_dir)
     settings, info = folder.read_settings(), read_run(run_dir.parent, run_dir.name)
-    what = "A LoRA adapter for" if kind == "adapter" else "A merged (LoRA folded in) version of"
+    what = KINDS[kind]
     title = f"{Path(model_name(settings)).name} instruction-tuned with LoRA"
     intro = (f"{what} {code(model_name(settings))}, trained with supervised fine-tuning (TRL) in Instruction-Tuning "
              f"Studio, run `{info.run_id}` ({info.step} steps, status {info.status}).")
     lines = [front_matter(settings, kind), f"# {cell(title)}", "", intro, ""]
     lines += _base_section(settings) + _data_section(run_dir, settings) + _template_section(settings)
-    lines += _results_section(load_comparison(run_dir)) + _loss_section(folder.read_metrics())
-    lines += _settings_section(settings) + _versions_section() + _usage_section(settings, kind, repo_id)
-    lines += _reproduce_section() + _license_section(settings)
+    lines += _results_section(load_comparison(run_dir))
+    lines += check_lines(load_checks(run_dir)) if kind != "adapter" else []
+    lines += _loss_section(folder.read_metrics()) + _settings_section(settings) + _versions_section()
+    if kind == "gguf":
+        lines += usage_lines(gguf_name or "model.gguf", settings.generation.max_new_tokens)
+    else:
+        lines += _usage_section(settings, kind, repo_id)
+    lines += (_reproduce_section() if kind != "gguf" else []) + _license_section(settings)
     return "\n".join(lines)
 
 
-def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str = "") -> Path:
+def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "") -> Path:
     """Write README.md, loss.svg and (for Gemma) the NOTICE and terms into an export folder; returns the card."""
     run = RunFolder(run_dir)
     if not run.settings_file.is_file():
@@ -275,7 +264,7 @@ def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str 
     if _is_embedded(run.read_settings()):
         _write_gemma_terms(folder)
     card = folder / "README.md"
-    card.write_text(model_card(run_dir, kind, repo_id), encoding="utf-8")
+    card.write_text(model_card(run_dir, kind, repo_id, gguf_name), encoding="utf-8")
     return card
 
 

@@ -89,11 +89,12 @@ def loss_figure(history: list[dict], smoothing: float = 0.0, log_scale: bool = F
 
 
 def scores_figure(comparison: Comparison) -> go.Figure:
-    """Grouped bars, base vs tuned, for corpus BLEU, chrF and exact match (%), values on the bars."""
-    metrics = ["BLEU", "chrF", "exact match (%)"]
+    """Grouped bars, base vs tuned, for corpus BLEU, chrF, ROUGE-L (when measured) and exact match (%)."""
+    rouge = comparison.base.rouge_l is not None and comparison.tuned.rouge_l is not None
+    metrics = ["BLEU", "chrF", *(["ROUGE-L"] if rouge else []), "exact match (%)"]
     fig = go.Figure()
     for label, scores, color in (("base", comparison.base, BASE_COLOR), ("tuned", comparison.tuned, TUNED_COLOR)):
-        values = [scores.bleu, scores.chrf, 100 * scores.exact_match]
+        values = [scores.bleu, scores.chrf, *([scores.rouge_l] if rouge else []), 100 * scores.exact_match]
         fig.add_trace(go.Bar(x=metrics, y=values, name=label, marker_color=color,
                              text=[f"{v:.1f}" for v in values], textposition="outside", cliponaxis=False))
     _layout(fig, f"Before vs after tuning ({comparison.tuned.n} held-out examples)", barmode="group",

@@ -14,6 +14,7 @@ from typing import Any
 
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
+from studio.publish import scorecard as sc
 from studio.publish.report_style import CSS
 from studio.publish.svg import Series, line_chart
 from studio.runs import RunFolder, atomic_write, read_run
@@ -55,23 +56,6 @@ def settings_rows(settings: dict, comparison: Comparison) -> list[tuple[str, lis
     return out
 
 
-def _percent(fraction: float) -> str:
-    value = 100 * fraction
-    return f"{value:.0f}%" if abs(value - round(value)) < 0.05 else f"{value:.1f}%"
-
-
-def metric_cards(comparison: Comparison) -> list[tuple[str, str, str, float, str]]:
-    """(label, before, after, change, note) for BLEU, chrF and exact match."""
-    b, t = comparison.base, comparison.tuned
-    exact_note = f"{round(b.exact_match * b.n)} → {round(t.exact_match * t.n)} of {t.n} answers exactly right"
-    return [
-        ("BLEU", f"{b.bleu:.1f}", f"{t.bleu:.1f}", t.bleu - b.bleu, "corpus BLEU, 0-100"),
-        ("chrF", f"{b.chrf:.1f}", f"{t.chrf:.1f}", t.chrf - b.chrf, "character n-gram F-score, 0-100"),
-        ("Exact match", _percent(b.exact_match), _percent(t.exact_match), 100 * (t.exact_match - b.exact_match),
-         exact_note),
-    ]
-
-
 def gains_and_losses(comparison: Comparison, k: int = SHOWN_EXAMPLES) -> tuple[list[ComparisonRow], ...]:
     """The k examples that gained most BLEU and the (up to k) that lost most."""
     ranked = sorted(comparison.rows, key=lambda r: r.delta_bleu, reverse=True)
@@ -93,15 +77,16 @@ def _sampled(points: list[tuple[float, float]], n: int = 8) -> list[tuple[float,
 
 
 def _headline(comparison: Comparison) -> str:
-    return f"BLEU {comparison.base.bleu:.1f} → {comparison.tuned.bleu:.1f}"
+    bleu = sc.metric_lines(comparison)[0]
+    return f"BLEU {bleu.before} → {bleu.after}"
 
 
 def _subline(comparison: Comparison) -> str:
     gen = comparison.generation
     decoding = "sampling" if gen.get("do_sample") else f"beam search ({gen['num_beams']})" \
         if gen.get("num_beams", 1) > 1 else "greedy"
-    return (f"on {comparison.tuned.n} held-out examples, {decoding} decoding, "
-            f"up to {gen.get('max_new_tokens', '?')} new tokens, template {comparison.template}")
+    return (f"{decoding.capitalize()} decoding, up to {gen.get('max_new_tokens', '?')} new tokens, "
+            f"template {comparison.template}")
 
 
 def _training_caption(run: dict, history: list[dict]) -> str:
@@ -136,15 +121,23 @@ def _html_header(run: dict, comparison: Comparison) -> str:
             f'<dl class="meta">{items}</dl></header>')
 
 
+def _html_card(line: sc.MetricLine) -> str:
+    ci = sc.interval_text(line.change)
+    verdict = f'<p class="ci">{_e(ci)} · {_e(sc.verdict_text(line.change))}</p>' if ci else ""
+    return (f'<div class="card"><div class="label">{_e(line.label)}</div><div class="value"><span class="before">'
+            f'{_e(line.before)}</span> <span class="arrow">→</span> {_e(line.after)}</div>{_pill(line.change.delta)}'
+            f'{verdict}<p class="note">{_e(sc.NOTES[line.key])}</p></div>')
+
+
 def _html_scores(run: dict, comparison: Comparison) -> str:
-    cards = "".join(
-        f'<div class="card"><div class="label">{_e(label)}</div><div class="value"><span class="before">{_e(before)}'
-        f'</span><span class="arrow">→</span>{_e(after)}</div>{_pill(change)}<p class="note">{_e(note)}</p></div>'
-        for label, before, after, change, note in metric_cards(comparison)
-    )
-    b, t = comparison.base.bleu, comparison.tuned.bleu
-    return (f'<section class="headline"><p class="big"><span class="before">BLEU {b:.1f}</span> → {t:.1f}</p>'
-            f'<p class="sub">{_e(_subline(comparison))}</p></section><section class="cards">{cards}</section>')
+    lines = sc.metric_lines(comparison)
+    bleu, tally = lines[0], sc.tally_text(comparison)
+    subs = [sc.headline(comparison), f"Per example: {tally}." if tally else "", _subline(comparison),
+            sc.cut_note(comparison)]
+    return (f'<section class="headline"><p class="big"><span class="before">BLEU {_e(bleu.before)}</span> → '
+            f'{_e(bleu.after)}</p><p class="verdict">{_e(sc.change_text(bleu.change))}</p>'
+            + "".join(f'<p class="sub">{_e(sub)}</p>' for sub in subs if sub)
+            + f'</section><section class="cards">{"".join(map(_html_card, lines))}</section>')
 
 
 def _html_loss(run: dict, history: list[dict]) -> str:
@@ -161,7 +154,18 @@ def _html_example(row: ComparisonRow) -> str:
                ("Tuned", row.tuned, f"BLEU {row.tuned_bleu:.1f}", "tuned")]
     cells = "".join(f'<div class="answer {cls}"><span class="score">{_e(score)}</span><h3>{title}</h3>'
                     f"<pre>{_e(text) or '<em>(empty)</em>'}</pre></div>" for title, text, score, cls in answers)
-    return f'<div class="example"><p class="task">{task}</p><div class="answers">{cells}</div></div>'
+    return (f'<div class="example"><p class="task">{task}</p><div class="answers">{cells}</div>'
+            f"{_html_raw(row)}</div>")
+
+
+def _html_raw(row: ComparisonRow) -> str:
+    """Both raw continuations in a closed <details>: everything the models wrote before the cut was applied."""
+    if not (row.base_raw or row.tuned_raw):
+        return ""
+    body = "".join(f'<div class="answer {cls}"><h3>{title}, raw</h3><pre>{_e(raw) or "<em>(empty)</em>"}</pre></div>'
+                   for title, raw, cls in (("Base", row.base_raw, "base"), ("Tuned", row.tuned_raw, "tuned")))
+    return f'<details class="raw"><summary>Raw continuations, before the cut</summary><div class="raws">{body}</div>' \
+           "</details>"
 
 
 def _html_examples(title: str, rows: list[ComparisonRow], none: str) -> str:
@@ -179,12 +183,20 @@ def _html_settings(settings: dict, comparison: Comparison) -> str:
     return f'<section><h2>Hyperparameters</h2><div class="settings">{blocks}</div></section>'
 
 
+def _html_answer(text: str, raw: str) -> str:
+    """An answer as scored, with the raw continuation behind a small <details> when the cut removed something."""
+    cut = raw and raw.strip() != text
+    more = f'<details class="raw"><summary>raw</summary><pre>{_e(raw)}</pre></details>' if cut else ""
+    return f"<pre>{_e(text)}</pre>{more}"
+
+
 def _html_all(comparison: Comparison) -> str:
     head = ("<tr><th>#</th><th>Instruction</th><th>Reference</th><th>Base</th><th>Tuned</th>"
             '<th class="num">BLEU base</th><th class="num">BLEU tuned</th></tr>')
     body = "".join(
         f"<tr><td>{i}</td><td><pre>{_e(r.instruction)}{_e(chr(10) + r.input) if r.input else ''}</pre></td>"
-        f"<td><pre>{_e(r.reference)}</pre></td><td><pre>{_e(r.base)}</pre></td><td><pre>{_e(r.tuned)}</pre></td>"
+        f"<td><pre>{_e(r.reference)}</pre></td><td>{_html_answer(r.base, r.base_raw)}</td>"
+        f"<td>{_html_answer(r.tuned, r.tuned_raw)}</td>"
         f'<td class="num">{r.base_bleu:.1f}</td><td class="num">{r.tuned_bleu:.1f}</td></tr>'
         for i, r in enumerate(comparison.rows, start=1)
     )
@@ -202,7 +214,8 @@ def render_html(run: dict, settings: dict, history: list[dict], comparison: Comp
         _html_examples("Got worse", losses, "No example got worse."),
         _html_settings(settings, comparison), _html_all(comparison),
         f"<footer>Instruction-Tuning Studio · answers generated in {seconds:.0f} s · "
-        f"BLEU and chrF by SacreBLEU</footer>",
+        f"scores by the studio's evaluate metric (BLEU and chrF by SacreBLEU) · "
+        f"{_e(sc.method_note(comparison))}</footer>",
     ]
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -238,9 +251,11 @@ def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
         return lines + [f"_{none}_", ""]
     for r in rows:
         task = r.instruction + (f"\n{r.input}" if r.input else "")
-        lines += _md_table(["", "Answer", "BLEU"], [["Instruction", task, ""], ["Reference", r.reference, ""],
-                                                    ["Base", r.base, f"{r.base_bleu:.1f}"],
-                                                    ["Tuned", r.tuned, f"{r.tuned_bleu:.1f}"]]) + [""]
+        table = [["Instruction", task, ""], ["Reference", r.reference, ""], ["Base", r.base, f"{r.base_bleu:.1f}"],
+                 ["Tuned", r.tuned, f"{r.tuned_bleu:.1f}"]]
+        if r.base_raw or r.tuned_raw:
+            table += [["Base, raw", r.base_raw, ""], ["Tuned, raw", r.tuned_raw, ""]]
+        lines += _md_table(["", "Answer", "BLEU"], table) + [""]
     return lines
 
 
@@ -248,18 +263,22 @@ def _md_summary(run: dict, history: list[dict], comparison: Comparison) -> list[
     title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
     facts = [f"Run `{run.get('run_id', '')}`", f"template {_cell(comparison.template)}",
              _date(run.get("created", "")), f"status {run.get('status', '')}"]
-    cards = [[label, before, after, f"{change:+.1f}"] for label, before, after, change, _ in metric_cards(comparison)]
+    cards = [m.cells() for m in sc.metric_lines(comparison)]
     loss = _loss_table(history)
+    extra = [line for line in (sc.tally_text(comparison), sc.cut_note(comparison), sc.method_note(comparison)) if line]
     return ([f"# {_cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
-             _subline(comparison), ""] + _md_table(["Metric", "Base", "Tuned", "Change"], cards)
+             f"**{sc.headline(comparison)}**", "", _subline(comparison), ""]
+            + _md_table(sc.CELLS_HEADER, cards)
+            + [""] + [f"- {_cell(line)}" for line in extra]
             + ["", "## Training loss", "", _training_caption(run, history), ""]
             + (_md_table(["Step", "Train loss", "Eval loss"], loss) if loss else ["_No loss logged yet._"]) + [""])
 
 
 def _md_all(comparison: Comparison) -> list[str]:
     rows = [[i, r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned,
-             f"{r.base_bleu:.1f}", f"{r.tuned_bleu:.1f}"] for i, r in enumerate(comparison.rows, start=1)]
-    header = ["#", "Instruction", "Reference", "Base", "Tuned", "BLEU base", "BLEU tuned"]
+             f"{r.base_bleu:.1f}", f"{r.tuned_bleu:.1f}", r.base_raw, r.tuned_raw]
+            for i, r in enumerate(comparison.rows, start=1)]
+    header = ["#", "Instruction", "Reference", "Base", "Tuned", "BLEU base", "BLEU tuned", "Base, raw", "Tuned, raw"]
     return ([f"## All {len(comparison.rows)} examples", "", "<details><summary>Show the table</summary>", ""]
             + _md_table(header, rows) + ["", "</details>", ""])
 

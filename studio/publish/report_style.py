@@ -28,14 +28,17 @@ h3 { font-size: 13px; text-transform: uppercase; letter-spacing: .06em; color: v
 .headline .big { font-size: 44px; font-weight: 800; margin: 0; letter-spacing: -0.02em; }
 .headline .big .before { opacity: .65; }
 .headline .sub { margin: 6px 0 0; opacity: .85; }
-.cards { display: grid; grid-template-columns: repeat(3, 1fr); gap: 16px; background: none; border: 0; padding: 0; }
+.headline .verdict { margin: 4px 0 10px; font-size: 20px; font-weight: 700; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 16px; background: none;
+  border: 0; padding: 0; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 14px; padding: 18px 22px; }
 .card .label { color: var(--muted); font-size: 13px; font-weight: 600; text-transform: uppercase;
   letter-spacing: .05em; }
-.card .value { font-size: 30px; font-weight: 750; margin: 4px 0; }
+.card .value { font-size: 28px; font-weight: 750; margin: 4px 0; }
 .card .value .before { color: var(--base); }
-.card .arrow { color: var(--muted); font-weight: 400; margin: 0 6px; }
+.card .arrow { color: var(--muted); font-weight: 400; margin: 0 2px; }
 .card .note { color: var(--muted); font-size: 12.5px; margin: 8px 0 0; }
+.card .ci { font-size: 12.5px; font-weight: 600; margin: 6px 0 0; }
 .pill { display: inline-block; padding: 2px 10px; border-radius: 999px; font-size: 13px; font-weight: 600; }
 .pill.up { background: var(--up-bg); color: var(--up); }
 .pill.down { background: var(--down-bg); color: var(--down); }
@@ -67,11 +70,15 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 .settings td:first-child { color: var(--muted); width: 48%; }
 .settings td:last-child { overflow-wrap: anywhere; }
 details summary { cursor: pointer; font-weight: 700; font-size: 18px; }
+details.raw summary { font-size: 12.5px; font-weight: 600; color: var(--muted); }
+details.raw[open] summary { margin-bottom: 6px; }
+.example details.raw { margin-top: 10px; }
+.raws { display: grid; grid-template-columns: repeat(2, 1fr); gap: 12px; }
 details[open] summary { margin-bottom: 12px; }
 .all td pre { max-width: 260px; }
 footer { color: var(--muted); font-size: 12.5px; text-align: center; }
 @media (max-width: 760px) {
-  .cards, .answers, .meta { grid-template-columns: 1fr; }
+  .cards, .answers, .raws, .meta { grid-template-columns: 1fr; }
   .settings { columns: 1; }
   .headline .big { font-size: 32px; }
 }

@@ -89,11 +89,23 @@ def _template(folder: RunFolder, settings: StudioSettings, tokenizer: Any) -> An
 
 
 def prompt_completion_rows(run_dir: Path, settings: StudioSettings, tokenizer: Any = None) -> list[dict[str, str]]:
-    """The training split rendered by the run's template: one {"prompt", "completion"} per row, EOS not included."""
+    """The training split rendered by the run's template as {"prompt", "completion"} rows, EOS not included.
+
+    A multi-turn chat under a chat template trains every assistant turn, which TRL's prompt/completion format cannot
+    say in one row (its conversational `assistant_only_loss` needs the model's own template with generation
+    markers, not the studio's ChatML): so a chat gives one row per assistant turn, the turn as the completion and
+    everything before it as the prompt. Each turn is then trained once, on the same text as in the studio.
+    """
     folder = RunFolder(run_dir)
     template = _template(folder, settings, tokenizer)
-    rendered = [template.render(e) for e in folder.read_split("train", required=False)]
-    return [{"prompt": r.prompt, "completion": r.completion} for r in rendered]
+    rows = []
+    for example in folder.read_split("train", required=False):
+        before = ""
+        for text, trained in template.render(example).segments():
+            if trained:
+                rows.append({"prompt": before, "completion": text})
+            before += text
+    return rows
 
 
 def _target_modules(targets: Any) -> str | list[str]:
@@ -145,11 +157,15 @@ def sft_config_dict(settings: StudioSettings, sft: Any, lora: Any) -> dict[str, 
     return config
 
 
-def _config_notes(settings: StudioSettings, run_id: str) -> list[str]:
+def _config_notes(settings: StudioSettings, run_id: str, turn_rows: int = 0) -> list[str]:
     notes = [f"Reproduces studio run {run_id} with TRL's SFT script; run it from this folder:",
              f"  bash launch.sh     or     trl sft --config {CONFIG_FILE}",
              f"{DATA_FILE} holds the training split as the run's template rendered it (TRL appends EOS).",
              "TRL tokenizes prompt + completion together and truncates the end of over-long rows."]
+    if turn_rows:
+        notes += [f"Multi-turn chats are written as one row per assistant turn ({turn_rows} extra rows): each turn is "
+                  "trained once, as in the studio,",
+                  "but TRL appends EOS after every turn where the studio appends it after a chat's last answer only."]
     if settings.model.model.strip() == EMBEDDED_MODEL:
         notes.append("The studio tuned a Q4_K_M GGUF copy of this model dequantised to fp32; weights differ slightly.")
     if settings.lora.bias != "none":
@@ -159,9 +175,12 @@ def _config_notes(settings: StudioSettings, run_id: str) -> list[str]:
     return notes
 
 
-def sft_config_yaml(settings: StudioSettings, run_id: str, sft: Any, lora: Any) -> str:
-    """The sft_config.yaml text: explanatory comments, then the mapping in a stable order."""
-    header = "".join(f"# {line}\n" for line in _config_notes(settings, run_id))
+def sft_config_yaml(settings: StudioSettings, run_id: str, sft: Any, lora: Any, turn_rows: int = 0) -> str:
+    """The sft_config.yaml text: explanatory comments, then the mapping in a stable order.
+
+    `turn_rows`: rows added by writing multi-turn chats one row per assistant turn (noted in the comments).
+    """
+    header = "".join(f"# {line}\n" for line in _config_notes(settings, run_id, turn_rows))
     return header + yaml.safe_dump(sft_config_dict(settings, sft, lora), sort_keys=False, allow_unicode=True)
 
 
@@ -214,12 +233,14 @@ def write_repro_bundle(run_dir: Path, sft: Any = None, lora: Any = None, tokeniz
     settings = folder.read_settings()
     if sft is None or lora is None:
         sft, lora = run_configs(run_dir, settings)
+    rows = prompt_completion_rows(run_dir, settings, tokenizer)
+    turn_rows = len(rows) - len(folder.read_split("train", required=False))
     files = {
         folder.settings_file.name: json.dumps(settings.to_dict(), indent=2),
         "fingerprint.txt": f"sha256:{data_fingerprint(run_dir, settings)}\n",
         "versions.json": json.dumps(versions_record(settings), indent=2),
-        DATA_FILE: _jsonl(prompt_completion_rows(run_dir, settings, tokenizer)),
-        CONFIG_FILE: sft_config_yaml(settings, run_dir.name, sft, lora),
+        DATA_FILE: _jsonl(rows),
+        CONFIG_FILE: sft_config_yaml(settings, run_dir.name, sft, lora, turn_rows),
         "launch.sh": launch_script(settings),
         "requirements.txt": requirements_text(),
     }

@@ -5,6 +5,7 @@ so the run and its bundle cannot drift apart.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,20 @@ from studio.settings import LoraSettings, StudioSettings
 
 # peft's own spelling for "every linear layer but the output head" when no model is at hand to list them.
 ALL_LINEAR = "all-linear"
+# train.report_to -> (the package to install, the modules any of which the Trainer's callback can use)
+TRACKERS = {"tensorboard": ("tensorboard", ("tensorboard", "tensorboardX")), "trackio": ("trackio", ("trackio",))}
+TRACKIO_PROJECT = "instruction-tuning-studio"
+
+
+def report_to(tracker: str) -> str:
+    """The Trainer's report_to for train.report_to, or SettingsError naming the package to install."""
+    if tracker == "none":
+        return "none"
+    package, modules = TRACKERS[tracker]
+    if not any(importlib.util.find_spec(module) for module in modules):
+        raise SettingsError(f"train.report_to {tracker} needs the {package} package; install it with pip install "
+                            f"{package}, or set train.report_to to none.")
+    return tracker
 
 
 def resolve_precision(precision: str) -> tuple[bool, bool]:
@@ -99,7 +114,11 @@ def build_sft_config(settings: StudioSettings, output_dir: Path, n_train: int, h
         save_strategy="steps" if t.save_steps > 0 else "no",
         save_steps=t.save_steps if t.save_steps > 0 else 500,
         save_total_limit=2,
-        report_to="none",
+        # TensorBoard writes into output_dir/runs/ (RunFolder.tensorboard_dir); trackio logs locally, one run per
+        # studio run, under one project.
+        report_to=report_to(t.report_to),
+        project=TRACKIO_PROJECT,
+        run_name=Path(output_dir).parent.name,
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),

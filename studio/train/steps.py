@@ -32,11 +32,9 @@ OOM_PHRASES = ("out of memory", "can't allocate memory")  # CUDA's and the CPU a
 
 def prepare_data(settings: StudioSettings, token: str | None = None) -> Splits:
     """Load the dataset source and split it (train / test / validation)."""
-    from studio.data.dataset import load_source, prepare_splits
+    from studio.data.dataset import load_settings_source, prepare_splits
 
-    d = settings.data
-    loaded = load_source(d.dataset, column_map=d.column_map or None, hub_split=d.hub_split, token=token)
-    return prepare_splits(loaded, d)
+    return prepare_splits(load_settings_source(settings.data, token), settings.data)
 
 
 def write_splits(run_dir: Path, splits: Splits) -> None:

@@ -39,7 +39,10 @@ GOOD = {"instruction": "Say hi", "output": "Hi"}
 CASES = [
     pytest.param(b'[{"instruction": "a", "output": "b"},]', "trailing_comma.json", DataError,
                  "is not valid JSON: expecting value at line 1, column 38", id="json-trailing-comma"),
-    pytest.param(b'[{"instruction": "a"', "truncated.json", DataError, "is not valid JSON", id="json-truncated"),
+    pytest.param(b'[{"instruction": "a"', "truncated.json", DataError,
+                 "is cut off before its first record ends, so it holds no complete record", id="json-truncated"),
+    pytest.param(b"{oops\n[1]\n", "nothing.jsonl", DataError,
+                 "has no line that is a JSON object; row 1 (line 1) is not valid JSON", id="jsonl-no-object-line"),
     pytest.param(b"{'instruction': 'a'}", "single_quotes.json", DataError, "is not valid JSON",
                  id="json-single-quotes"),
     pytest.param(b"[" * 200_000, "deep.json", DataError, "nests JSON too deeply", id="json-too-deep"),
@@ -53,12 +56,6 @@ CASES = [
                  "columns differ in length ('output' has 1 value, 'instruction' has 2)", id="json-ragged-columns"),
     pytest.param(b'{"meta": {"v": 1}, "n": [1]}', "odd_object.json", DataError,
                  "neither a list of rows", id="json-odd-object"),
-    pytest.param(jsonl(GOOD) + b"\n{\"instruction\": }", "bad_line.jsonl", DataError,
-                 "Line 2 of 'bad_line.jsonl' is not valid JSON", id="jsonl-bad-line"),
-    pytest.param(jsonl(GOOD, [1, 2]), "array_line.jsonl", DataError, "Line 2 of 'array_line.jsonl' is a list",
-                 id="jsonl-array-line"),
-    pytest.param(jsonl(GOOD, 42), "number_line.ndjson", DataError, "Line 2 of 'number_line.ndjson' is a number",
-                 id="jsonl-number-line"),
     pytest.param(b"  \n\n \t\n", "blank.jsonl", DataError, "is empty", id="jsonl-whitespace-only"),
     pytest.param(b"", "empty.json", DataError, "File 'empty.json' is empty", id="empty-json"),
     pytest.param(b"", "empty.csv", DataError, "File 'empty.csv' is empty", id="empty-csv"),
@@ -66,12 +63,8 @@ CASES = [
                  id="csv-only-header"),
     pytest.param(b"instruction,output\n\n\n", "header_blank.csv", DataError, "has only a header row",
                  id="csv-header-and-blank-lines"),
-    pytest.param(b"instruction,output\na,b,c\n", "ragged.csv", DataError,
-                 "Row 1 of 'ragged.csv' (line 2) has 3 values but the header has 2 columns", id="csv-ragged-long"),
-    pytest.param(b"instruction,input,output\na,b,c\nd,e\n", "short.csv", DataError,
-                 "Row 2 of 'short.csv' (line 3) has 2 values", id="csv-ragged-short"),
-    pytest.param(b'instruction,output\n"never closed,x\ny,z\n', "quote.csv", DataError, "has 1 value but the header",
-                 id="csv-unclosed-quote"),
+    pytest.param(b'instruction,output\n"never closed,x\ny,z\n', "quote.csv", DataError,
+                 "its only row was skipped (1 empty output)", id="csv-unclosed-quote"),
     pytest.param(b"instruction output\nsay hi hello\n", "spaces.csv", DataError, "reads as a single column",
                  id="csv-wrong-delimiter"),
     pytest.param(b"instruction,output,output\na,b,c\n", "dupes.csv", DataError, "has two columns named 'output'",
@@ -94,19 +87,8 @@ CASES = [
                  id="text-named-parquet"),
     pytest.param(parquet_bytes([GOOD])[:40], "cut.parquet", DataError, "damaged or unsupported Parquet file",
                  id="truncated-parquet"),
-    pytest.param(rows_json({"instruction": {"a": 1}, "output": "x"}), "nested.json", DataError,
-                 "Row 1 has a nested list or object in column 'instruction', which must hold text",
-                 id="nested-value-in-text-column"),
-    pytest.param(rows_json(chat("assistant", "user", "assistant")), "chat.json", DataError,
-                 "Row 1 starts with an assistant turn", id="chat-starts-with-assistant"),
-    pytest.param(jsonl(chat("user", "assistant"), chat("user", "user", "assistant")), "chat.jsonl", DataError,
-                 "Row 2 has two user turns in a row (turns 1 and 2)", id="chat-two-user-turns"),
-    pytest.param(jsonl(chat("user", "assistant", "user")), "chat.jsonl", DataError,
-                 "Row 1 does not end with an assistant turn", id="chat-no-final-answer"),
-    pytest.param(rows_json({"conversations": [{"from": "human", "value": "q"}, {"from": "tool", "value": "a"}]}),
-                 "sharegpt.json", DataError, "Turn 2 of row 1 has the unknown role 'tool'", id="sharegpt-unknown-role"),
     pytest.param(rows_json(*[{"instruction": f"q{i}", "output": ""} for i in range(20)]), "no_answers.json", DataError,
-                 "No rows remain after dropping rows with an empty instruction or output (of 20 loaded)",
+                 "all 20 rows were skipped (20 empty output); check which column holds the output",
                  id="every-output-empty"),
     pytest.param(b"instruction,output\nq1,\nq2,   \nq3,\n", "blank_outputs.csv", DataError,
                  "check which column holds the output", id="every-output-blank-csv"),
@@ -144,6 +126,40 @@ def test_bad_input_is_one_clear_sentence(tmp_path, content, filename, error, fra
     assert type(info.value) is error or (error is DataError and isinstance(info.value, DataError))
     assert fragment in str(info.value)
     assert_one_sentence(str(info.value))
+
+
+GOOD_TOO = {"instruction": "Say bye", "output": "Bye"}
+
+# Row-level problems that once refused the whole file: the row is now repaired or skipped and counted.
+ROW_LEVEL = [
+    pytest.param(jsonl(GOOD, GOOD_TOO) + b"\n{\"instruction\": }", "bad_line.jsonl", {}, {"bad_json": 1},
+                 id="jsonl-bad-line"),
+    pytest.param(jsonl(GOOD, [1, 2], 42, GOOD_TOO), "odd_lines.ndjson", {}, {"not_object": 2}, id="jsonl-non-objects"),
+    pytest.param(b"instruction,output\na,b\nc,d,e\nf,g,\nh\n", "ragged.csv", {"extra_empty_cells": 1},
+                 {"long_row": 1, "empty_output": 1}, id="csv-ragged-rows"),
+    pytest.param(rows_json({"instruction": {"a": 1}, "output": "x"}, GOOD, GOOD_TOO), "nested.json", {},
+                 {"nested_value": 1}, id="nested-value-in-text-column"),
+    pytest.param(rows_json(GOOD, "text", GOOD_TOO), "mixed.json", {}, {"not_object": 1}, id="json-array-non-object"),
+    pytest.param(rows_json(chat("assistant", "user", "assistant"), chat("user", "assistant")), "chat.json",
+                 {"leading_assistant": 1}, {}, id="chat-starts-with-assistant"),
+    pytest.param(jsonl(chat("user", "assistant"), chat("user", "user", "assistant")), "chat.jsonl",
+                 {"repeated_role": 1}, {}, id="chat-two-user-turns"),
+    pytest.param(jsonl(chat("user", "assistant", "user"), chat("user", "assistant")), "chat.jsonl",
+                 {"trailing_user": 1}, {}, id="chat-no-final-answer"),
+    pytest.param(rows_json({"conversations": [{"from": "human", "value": "q"}, {"from": "robot", "value": "a"}]},
+                           *[{"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": "a"}]}
+                             for q in ("q1", "q2")]),
+                 "sharegpt.json", {}, {"unknown_role": 1}, id="sharegpt-unknown-role"),
+]
+
+
+@pytest.mark.parametrize("content, filename, repaired, skipped", ROW_LEVEL)
+def test_row_level_problems_are_counted_not_refused(tmp_path, content, filename, repaired, skipped):
+    path = tmp_path / filename
+    path.write_bytes(content)
+    summary = load_source(str(path)).summary
+    assert (summary.repaired, summary.skipped) == (repaired, skipped)
+    assert summary.n_kept == 2
 
 
 def test_missing_file(tmp_path):

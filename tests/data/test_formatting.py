@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import copy
-import html
-import re
 
 import pytest
 
 from studio.data.formatting import (
     fit,
-    preview,
-    preview_html,
     prompt_ids,
+    seeded_sample,
     token_lengths,
     tokenize_dataset,
     tokenize_example,
@@ -114,39 +111,87 @@ def test_dataset_matches_single_examples_and_lengths(tiny_tokenizer):
     assert tokenize_dataset(tiny_tokenizer, template, [], 64) == [] == token_lengths(tiny_tokenizer, template, [], 64)
 
 
-def test_preview_spans_join_back_to_the_text(tiny_tokenizer):
+# ---- multi-turn chats: masks from the template's pieces -------------------------------------------------------
+
+CHAT = Example(instruction="And pear?", output="PEAR", system="Be brief.",
+               history=(("user", "Uppercase apple."), ("assistant", "APPLE"), ("user", "And kite?"),
+                        ("assistant", "KITE")))
+TOOL_CHAT = Example(instruction="4 C", output="Cold.", prompt_role="tool",
+                    history=(("user", "Weather?"), ("assistant", "CALL weather")))
+GEMMA_LIKE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>assistant\n{% endif %}"
+)
+
+
+def trained_runs(tokenizer, feats) -> list[str]:
+    """The decoded text of each run of consecutive trained tokens."""
+    runs, current = [], []
+    for token, trained in zip(feats.input_ids, feats.completion_mask):
+        if trained:
+            current.append(token)
+        elif current:
+            runs.append(decode(tokenizer, current))
+            current = []
+    return runs + ([decode(tokenizer, current)] if current else [])
+
+
+def test_every_assistant_turn_is_trained_and_user_system_masked_chatml(tiny_tokenizer):
+    feats = tokenize_example(tiny_tokenizer, get_template("chatml"), CHAT, 512)
+    assert trained_runs(tiny_tokenizer, feats) == ["APPLE<|im_end|>", "KITE<|im_end|>", "PEAR<|im_end|><eos>"]
+    masked = decode(tiny_tokenizer, [t for t, m in zip(feats.input_ids, feats.completion_mask) if not m])
+    assert "Be brief." in masked and "Uppercase apple." in masked and "And kite?" in masked
+    assert "APPLE" not in masked and feats.input_ids[-1] == tiny_tokenizer.eos_token_id
+
+
+def test_tool_turns_are_masked(tiny_tokenizer):
+    feats = tokenize_example(tiny_tokenizer, get_template("chatml"), TOOL_CHAT, 512)
+    assert trained_runs(tiny_tokenizer, feats) == ["CALL weather<|im_end|>", "Cold.<|im_end|><eos>"]
+    masked = decode(tiny_tokenizer, [t for t, m in zip(feats.input_ids, feats.completion_mask) if not m])
+    assert "<|im_start|>tool\n4 C<|im_end|>" in masked
+
+
+def test_every_assistant_turn_is_trained_with_the_models_chat_template(bos_tokenizer):
+    tok = copy.deepcopy(bos_tokenizer)
+    tok.chat_template = GEMMA_LIKE
+    feats = tokenize_example(tok, get_template("chat", tokenizer=tok), CHAT, 512)
+    assert trained_runs(tok, feats) == ["APPLE<end_of_turn>", "KITE<end_of_turn>", "PEAR<end_of_turn>\n<eos>"]
+    assert feats.input_ids.count(tok.bos_token_id) == 1 and feats.input_ids[0] == tok.bos_token_id
+
+
+def test_a_single_turn_template_trains_only_the_last_answer_of_a_chat(tiny_tokenizer):
+    feats = tokenize_example(tiny_tokenizer, get_template("alpaca"), CHAT, 512)
+    assert trained_runs(tiny_tokenizer, feats) == ["PEAR<eos>"]
+
+
+def test_an_overlong_chat_loses_its_oldest_exchanges_first(tiny_tokenizer):
     template = get_template("chatml")
-    p = preview(tiny_tokenizer, template, UNICODE, 256)
-    rendered = template.render(UNICODE)
-    assert (p.prompt_text, p.completion_text) == (rendered.prompt, rendered.completion)
-    assert "".join(t.text for t in p.tokens) == rendered.prompt + rendered.completion + "<eos>"
-    assert [t.trained for t in p.tokens] == [False] * p.n_prompt + [True] * p.n_completion
-    assert p.n_total == len(p.tokens) == p.n_prompt + p.n_completion and p.max_length == 256
-    assert p.tokens[-1].token_id == tiny_tokenizer.eos_token_id
+    full = tokenize_example(tiny_tokenizer, template, CHAT, 512)
+    without_first = tokenize_example(tiny_tokenizer, template, CHAT.without_oldest(1), 512)
+    feats = tokenize_example(tiny_tokenizer, template, CHAT, len(without_first.input_ids))
+    assert feats.truncated and len(full.input_ids) > len(feats.input_ids)
+    assert feats.input_ids == without_first.input_ids  # the system text and the last two exchanges, whole
+    assert trained_runs(tiny_tokenizer, feats) == ["KITE<|im_end|>", "PEAR<|im_end|><eos>"]
+    assert "Be brief." in decode(tiny_tokenizer, feats.input_ids)
 
 
-def test_preview_of_truncated_example(bos_tokenizer):
-    p = preview(bos_tokenizer, get_template("instruction_output"), LONG_PROMPT, 32)
-    feats = tokenize_example(bos_tokenizer, get_template("instruction_output"), LONG_PROMPT, 32)
-    assert p.truncated and p.n_total == 32
-    assert [t.token_id for t in p.tokens] == feats.input_ids
-    assert "".join(t.text for t in p.tokens) == decode(bos_tokenizer, feats.input_ids)
+def test_when_only_the_last_exchange_is_left_the_prompt_start_goes(bos_tokenizer):
+    template = get_template("chatml")
+    feats = tokenize_example(bos_tokenizer, template, CHAT, 12)
+    assert len(feats.input_ids) == 12 and feats.truncated
+    assert trained_runs(bos_tokenizer, feats)[-1] == "PEAR<|im_end|><eos>"
+    assert sum(feats.completion_mask) == feats.n_completion and feats.n_prompt + feats.n_completion == 12
 
 
-def test_preview_html_escapes_and_marks_spans(tiny_tokenizer):
-    p = preview(tiny_tokenizer, get_template("chatml"), UNICODE, 256)
-    page = preview_html(p)
-    assert "<|im_start|>" not in page and "<b>this" not in page
-    assert "&lt;" in page and "&gt;" in page and "&amp;" in page
-    text = page.split('<div class="tok-text"', 1)[1].split(">", 1)[1].rsplit("</div>", 2)[0]
-    assert html.unescape(re.sub(r"<[^>]+>", "", text)).replace("↵", "") == "".join(t.text for t in p.tokens)
-    assert page.count('class="tok tok-masked"') == p.n_prompt + 1  # + the legend's sample
-    assert page.count('class="tok tok-trained"') == p.n_completion + 1
-    assert f"prompt {p.n_prompt} masked · answer {p.n_completion} trained · {p.n_total} / 256 tokens" in page
-    assert "↵\n" in page and "white-space:pre-wrap" in page
-    assert "Truncated" not in page
+def test_token_lengths_count_every_piece(tiny_tokenizer):
+    template = get_template("chatml")
+    assert token_lengths(tiny_tokenizer, template, [CHAT], 16) == [len(tokenize_example(
+        tiny_tokenizer, template, CHAT, 10_000).input_ids)]
 
 
-def test_preview_html_warns_when_truncated(tiny_tokenizer):
-    page = preview_html(preview(tiny_tokenizer, get_template("alpaca"), LONG_PROMPT, 32))
-    assert 'class="tok-warning"' in page and "longer than 32 tokens" in page
+def test_seeded_sample_is_random_reproducible_and_ordered():
+    items = [Example(str(i), "o") for i in range(1000)]
+    first, again = seeded_sample(items, 50, seed=3), seeded_sample(items, 50, seed=3)
+    assert first == again and len(first) == 50 and first != items[:50]
+    assert [int(e.instruction) for e in first] == sorted(int(e.instruction) for e in first)
+    assert seeded_sample(items[:10], 50, seed=3) == items[:10]

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from studio.data.hub import MAX_HUB_ROWS, load_hub_rows
-from studio.data.loaders import megabytes, quote, read_rows
+from studio.data.loaders import iter_file_rows, megabytes, quote, read_rows
+from studio.data.summary import RowLog
 from studio.errors import DataError, HubUnavailableError
 
 ROWS = [{"instruction": "Say hi", "input": "", "output": "Hi"}, {"instruction": "Count", "input": "a b", "output": "2"}]
@@ -70,14 +71,18 @@ def test_malformed_json_says_line_and_column(tmp_path):
         read_rows(write(tmp_path, "bad.json", '[{"a": 1},\n {"b": 2,}]'))
 
 
-def test_malformed_jsonl_says_line(tmp_path):
-    with pytest.raises(DataError, match=r"^Line 3 of 'bad.jsonl' is not valid JSON"):
-        read_rows(write(tmp_path, "bad.jsonl", '{"a": 1}\n{"a": 2}\n{"a": 3\n'))
+def test_malformed_jsonl_line_is_skipped_and_counted(tmp_path):
+    log = RowLog()
+    rows = list(iter_file_rows(write(tmp_path, "bad.jsonl", '{"a": 1}\n{"a": 2}\n{"a": 3\n'), log))
+    assert [row for _, row, _ in rows] == [{"a": 1}, {"a": 2}]
+    assert log.counts == {"bad_json": 1} and log.notes["bad_json"][0].detail.startswith("(line 3) is not valid JSON")
 
 
-def test_jsonl_line_that_is_not_an_object(tmp_path):
-    with pytest.raises(DataError, match=r"Line 2 of 'd.jsonl' is a list, not a JSON object\."):
-        read_rows(write(tmp_path, "d.jsonl", '{"a": 1}\n[1, 2]\n'))
+def test_jsonl_line_that_is_not_an_object_is_skipped(tmp_path):
+    log = RowLog()
+    rows = list(iter_file_rows(write(tmp_path, "d.jsonl", '{"a": 1}\n\n[1, 2]\n'), log))
+    assert [number for number, _, _ in rows] == [1]
+    assert log.notes["not_object"][0].detail == "(line 3) is a list, not a JSON object"
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
@@ -109,9 +114,13 @@ def test_csv_leading_blank_lines_are_not_the_header(tmp_path):
     assert read_rows(write(tmp_path, "d.csv", "\n\ninstruction,output\na,b\n")) == [{"instruction": "a", "output": "b"}]
 
 
-def test_csv_ragged_row_names_the_row(tmp_path):
-    with pytest.raises(DataError, match=r"^Row 2 of 'd.csv' \(line 3\) has 3 values but the header has 2 columns\.$"):
-        read_rows(write(tmp_path, "d.csv", "a,b\n1,2\n3,4,5\n6,7\n"))
+def test_csv_ragged_rows_are_padded_trimmed_or_skipped(tmp_path):
+    log = RowLog()
+    rows = list(iter_file_rows(write(tmp_path, "d.csv", "a,b\n1,2\n3,4,5\n6\n7,8,,\n"), log))
+    assert [(n, row) for n, row, _ in rows] == [(1, {"a": "1", "b": "2"}), (3, {"a": "6", "b": ""}),
+                                                (4, {"a": "7", "b": "8"})]
+    assert [repairs[0][0] for _, _, repairs in rows if repairs] == ["short_row", "extra_empty_cells"]
+    assert log.counts == {"long_row": 1} and log.notes["long_row"][0].detail == "(line 3) has 3 values but the header has 2"
 
 
 def test_csv_wrong_delimiter_single_column(tmp_path):

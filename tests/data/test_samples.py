@@ -52,7 +52,7 @@ def test_registry_lists_five_samples_with_word_tasks_first():
     assert SAMPLES["product_docs"].recommended_template == "question_answer"
     assert SAMPLES["code_tasks"].recommended_template == "instruction_output"
     assert SAMPLES["word_tasks"].recommended_template == "instruction_output"  # the fast default
-    assert SAMPLES["chat"].recommended_template == "chatml"
+    assert SAMPLES["chat"].recommended_template == "chat"
 
 
 def test_importing_samples_does_not_import_gradio():

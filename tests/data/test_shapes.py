@@ -1,9 +1,10 @@
-"""Shape detection for every supported dataset shape, explicit mappings, and normalisation into Examples."""
+"""Shape detection for every supported dataset shape and explicit mappings (conversion: test_rows, test_convert)."""
 from __future__ import annotations
 
 import pytest
 
-from studio.data.shapes import Shape, column_names, detect_shape, text_value, to_examples
+from studio.data.convert import to_examples
+from studio.data.shapes import Shape, column_names, detect_shape
 from studio.errors import DataError
 from studio.examples import Example
 
@@ -30,6 +31,14 @@ def chat(*turns: tuple[str, str], keys: tuple[str, str] = ("role", "content")) -
         ({"messages": chat(("user", "u"), ("assistant", "a"))}, "messages", {"messages": "messages"}),
         ({"conversations": chat(("human", "u"), ("gpt", "a"), keys=("from", "value"))}, "sharegpt",
          {"messages": "conversations"}),
+        ({"instruction": "i", "context": "c", "response": "r", "category": "open_qa"}, "dolly",
+         {"instruction": "instruction", "input": "context", "output": "response"}),
+        ({"prompt": "p", "chosen": "c", "rejected": "r"}, "preference", {"instruction": "prompt", "output": "chosen"}),
+        ({"message_id": "m", "parent_id": None, "message_tree_id": "t", "role": "prompter", "text": "hi", "rank": 0},
+         "oasst", {"text": "text", "role": "role", "group": "message_tree_id", "id": "message_id",
+                   "parent": "parent_id", "rank": "rank"}),
+        ({"conversation_id": 1, "role": "user", "text": "hi"}, "oasst",
+         {"text": "text", "role": "role", "group": "conversation_id"}),
     ],
 )
 def test_every_shape_is_detected(row, name, mapping):
@@ -103,79 +112,6 @@ def test_mapping_overrides_a_detected_shape():
 def test_bad_mappings(column_map, message):
     with pytest.raises(DataError, match=message):
         detect_shape([{"q": "x", "a": "y"}], column_map)
-
-
-def test_chat_with_system_and_history():
-    turns = chat(("system", "Be kind."), ("user", "Hi"), ("assistant", "Hello"), ("user", "Bye?"),
-                 ("assistant", "Bye."))
-    rows = [{"messages": turns}]
-    assert to_examples(rows, detect_shape(rows)) == [
-        Example(instruction="Bye?", output="Bye.", system="Be kind.", history=(("user", "Hi"), ("assistant", "Hello")))]
-
-
-def test_sharegpt_roles_normalised():
-    turns = chat(("system", "S"), ("human", "Q1"), ("gpt", "A1"), ("user", "Q2"), ("chatgpt", "A2"),
-                 keys=("from", "value"))
-    rows = [{"conversations": turns}]
-    example = to_examples(rows, detect_shape(rows))[0]
-    assert example == Example("Q2", "A2", system="S", history=(("user", "Q1"), ("assistant", "A1")))
-    assert example.messages()[0] == {"role": "system", "content": "S"}
-
-
-def test_chat_given_as_json_text_in_a_csv_cell():
-    rows = [{"messages": '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]'}]
-    assert to_examples(rows, detect_shape(rows)) == [Example("Hi", "Yo")]
-
-
-def test_chat_content_parts_are_joined():
-    rows = [{"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-                          {"role": "assistant", "content": "c"}]}]
-    assert to_examples(rows, detect_shape(rows))[0].instruction == "ab"
-
-
-@pytest.mark.parametrize(
-    "turns, message",
-    [
-        (chat(("user", "a"), ("user", "b"), ("assistant", "c")),
-         r"^Row 2 has two user turns in a row \(turns 1 and 2\)\.$"),
-        (chat(("user", "a"), ("assistant", "b"), ("assistant", "c")), "Row 2 has two assistant turns in a row"),
-        (chat(("assistant", "a"), ("user", "b"), ("assistant", "c")), "^Row 2 starts with an assistant turn"),
-        (chat(("user", "a"), ("assistant", "b"), ("user", "c")), "^Row 2 does not end with an assistant turn"),
-        (chat(("user", "a"), ("wizard", "b")), "^Turn 2 of row 2 has the unknown role 'wizard'"),
-        ([{"content": "a"}], "^Turn 1 of row 2 has no role"),
-        (chat(("user", "a"), ("system", "s"), ("assistant", "c")), "Row 2 has a system message after the conversation"),
-        (chat(("system", "s")), "Row 2 has no user or assistant turns"),
-        ([], "Row 2 has no list of chat turns"),
-        (["hello"], "Turn 1 of row 2 is not an object"),
-        ("not json", "Row 2 has text in column 'messages' where a list of chat turns belongs"),
-        (chat(("user", {"nested": 1}), ("assistant", "b")), "Row 2 has a nested list or object in column 'messages'"),
-    ],
-)
-def test_chat_role_order_errors_name_the_row(turns, message):
-    rows = [{"messages": chat(("user", "ok"), ("assistant", "ok"))}, {"messages": turns}]
-    with pytest.raises(DataError, match=message):
-        to_examples(rows, detect_shape(rows))
-
-
-@pytest.mark.parametrize(
-    "value, text",
-    [(None, ""), (3, "3"), (2.5, "2.5"), (True, "true"), (False, "false"), (float("nan"), ""),
-     ("line\r\n", "line\n"), ("keep  spaces  ", "keep  spaces  "), ("trailing\r", "trailing")],
-)
-def test_values_become_text(value, text):
-    assert text_value(value, "output", 1) == text
-
-
-@pytest.mark.parametrize("value", [{"a": 1}, [1, 2], b"bytes", object()])
-def test_non_text_values_name_column_and_row(value):
-    rows = [{"instruction": "i", "output": "fine"}, {"instruction": "i", "output": value}]
-    with pytest.raises(DataError, match=r"^Row 2 has .* in column 'output', which must hold text\.$"):
-        to_examples(rows, detect_shape(rows))
-
-
-def test_missing_values_in_some_rows_become_empty():
-    rows = [{"instruction": "a", "input": "x", "output": "b"}, {"instruction": "c", "output": None}]
-    assert to_examples(rows, detect_shape(rows)) == [Example("a", "b", input="x"), Example("c", "")]
 
 
 def test_other_rows_spelling_of_a_column_is_tolerated():

@@ -69,7 +69,7 @@ def test_phi3_renders_system_and_history_as_turns():
         "<|user|>\nAnd this one?<|end|>\n<|assistant|>\n"
     )
     assert rendered.completion == "PEAR<|end|>"
-    assert get_template("phi3").stop_strings == ("<|end|>",)
+    assert get_template("phi3").stop_strings == ("<|end|>", "<|user|>", "<|assistant|>", "<|system|>")
 
 
 def test_chatml_renders_system_and_history_as_turns():
@@ -79,7 +79,7 @@ def test_chatml_renders_system_and_history_as_turns():
         "<|im_start|>assistant\nAPPLE<|im_end|>\n<|im_start|>user\nAnd this one?<|im_end|>\n<|im_start|>assistant\n"
     )
     assert rendered.completion == "PEAR<|im_end|>"
-    assert get_template("chatml").stop_strings == ("<|im_end|>",)
+    assert get_template("chatml").stop_strings == ("<|im_end|>", "<|im_start|>")
 
 
 def test_plain_template_keeps_history_as_transcript_and_system_as_first_paragraph():
@@ -88,7 +88,8 @@ def test_plain_template_keeps_history_as_transcript_and_system_as_first_paragrap
         "Be brief.\n\n### Instruction:\nUser: Uppercase apple.\nAssistant: APPLE\n\nAnd this one?\n\n### Output:\n"
     )
     assert rendered.completion == "PEAR"
-    assert get_template("alpaca").stop_strings == ()
+    assert all(get_template(name).stop_strings == ("\n### ",)
+               for name in ("alpaca", "instruction_output", "question_answer"))
 
 
 def test_default_system_applies_only_to_rows_without_one():
@@ -103,7 +104,7 @@ def test_registry_and_choices():
         assert template.name == name and template.title and template.description
     names = [name for _, name in template_choices()]
     assert names[0] == "instruction_output"
-    assert names == [*TEMPLATES, "custom", "tokenizer"]
+    assert names == [*TEMPLATES, "chat", "custom", "tokenizer"]
 
 
 def test_unknown_template_name():
@@ -119,6 +120,20 @@ def test_custom_template_renders_prompt_and_completion():
 def test_custom_template_folds_input_into_instruction_when_it_has_no_input_field():
     template = get_template("custom", "### Instruction:\n{instruction}\n\n### Output:\n{output}")
     assert template.prompt(WITH_INPUT) == "### Instruction:\nUppercase the word.\n\napple\n\n### Output:\n"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "stops"),
+    [
+        ("Q: {instruction}\nA: {output}", ("\nQ:", "\nA:")),
+        ("### Instruction:\n{instruction}\n\n### Output:\n{output}", ("\n### Instruction:", "\n### Output:")),
+        ("[{system}] Q: {instruction} | {input}\nA: {output} {{end}}", ("{end}", "\n[", "\nA:")),  # text after {output}
+        ("{instruction}\n{output}", ()),  # nothing marks the end but EOS
+        ("{instruction} -> {output}\n\n", ()),  # mid-line text opens no line; blank text after {output} is no marker
+    ],
+)
+def test_custom_template_stops_where_its_own_format_says(fmt, stops):
+    assert get_template("custom", fmt).stop_strings == stops
 
 
 def test_custom_template_leaves_braces_in_data_alone():
@@ -202,3 +217,75 @@ def test_tokenizer_template_that_rejects_a_system_turn(tiny_tokenizer):
     assert get_template("tokenizer", tokenizer=tok).render(PLAIN).completion == "APPLE\n"
     with pytest.raises(TemplateError, match="rejected the conversation \\(System role not supported\\)"):
         get_template("tokenizer", tokenizer=tok, system="Be brief.")
+
+
+# ---- multi-turn chats: every assistant turn is a trained piece under chat templates ----------------------------
+
+TOOL_CHAT = Example(instruction="4 C", output="Cold.", prompt_role="tool",
+                    history=(("user", "Weather?"), ("assistant", '[{"name": "weather"}]')))
+
+
+def pieces(rendered: Rendered) -> list[tuple[str, bool]]:
+    """The rendered pieces, checked to join back to prompt + completion."""
+    segments = rendered.segments()
+    assert "".join(text for text, _ in segments) == rendered.prompt + rendered.completion
+    return segments
+
+
+def test_chatml_trains_every_assistant_turn_and_masks_the_rest():
+    segments = pieces(get_template("chatml").render(CHAT))
+    assert segments == [
+        ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nUppercase apple.<|im_end|>\n"
+         "<|im_start|>assistant\n", False),
+        ("APPLE<|im_end|>", True),
+        ("\n<|im_start|>user\nAnd this one?<|im_end|>\n<|im_start|>assistant\n", False),
+        ("PEAR<|im_end|>", True),
+    ]
+
+
+def test_tool_turns_are_masked_and_the_call_is_trained():
+    segments = pieces(get_template("phi3").render(TOOL_CHAT))
+    assert [(t, trained) for t, trained in segments if trained] == [('[{"name": "weather"}]<|end|>', True),
+                                                                    ("Cold.<|end|>", True)]
+    assert "<|tool|>\n4 C<|end|>\n<|assistant|>\n" in segments[2][0]
+
+
+def test_single_turn_templates_flatten_a_chat_and_train_its_last_answer_only():
+    rendered = get_template("alpaca").render(CHAT)
+    assert pieces(rendered) == [(rendered.prompt, False), ("PEAR", True)]
+    assert "User: Uppercase apple.\nAssistant: APPLE\n\nAnd this one?" in rendered.prompt
+    assert not get_template("alpaca").multi_turn and get_template("chatml").multi_turn
+
+
+def test_the_prompt_of_a_chat_holds_the_earlier_turns_for_the_held_out_comparison():
+    for name in ("chatml", "phi3", "alpaca", "instruction_output"):
+        prompt = get_template(name).prompt(CHAT)
+        assert "Uppercase apple." in prompt and "APPLE" in prompt and prompt.rstrip().endswith(
+            ("<|im_start|>assistant", "<|assistant|>", "### Response:", "### Output:"))
+
+
+def test_tokenizer_template_trains_every_assistant_turn(tiny_tokenizer):
+    tok = with_chat_template(tiny_tokenizer, GEMMA_LIKE)
+    segments = pieces(get_template("tokenizer", tokenizer=tok).render(CHAT))
+    assert [text for text, trained in segments if trained] == ["APPLE<end_of_turn>", "PEAR<end_of_turn>\n"]
+    assert segments[2] == ("\n<start_of_turn>user\nAnd this one?<end_of_turn>\n<start_of_turn>assistant\n", False)
+
+
+def test_tokenizer_template_that_rewrites_earlier_turns_is_refused(tiny_tokenizer):
+    # Like chat templates that strip earlier reasoning: the history renders differently once the chat grows.
+    tok = with_chat_template(
+        tiny_tokenizer,
+        "{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}[old]{% else %}"
+        "{{ m['role'] }}: {{ m['content'] }}\n{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}",
+    )
+    template = get_template("tokenizer", tokenizer=tok)
+    with pytest.raises(TemplateError, match="renders earlier turns differently as the chat grows"):
+        template.render(CHAT)
+
+
+def test_chat_template_is_the_models_own_else_chatml(tiny_tokenizer):
+    assert get_template("chat").name == "chatml"
+    assert get_template("chat", tokenizer=tiny_tokenizer).name == "chatml"
+    own = get_template("chat", tokenizer=with_chat_template(tiny_tokenizer, GEMMA_LIKE), system="S")
+    assert own.name == "tokenizer" and own.system == "S"

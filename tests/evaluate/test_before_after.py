@@ -6,6 +6,7 @@ import pytest
 from studio.data.templates import get_template
 from studio.errors import DataError
 from studio.evaluate.before_after import answer_both, compare
+from studio.evaluate.generation import cut_at_stop
 from studio.examples import Example
 from studio.settings import GenerationSettings
 from tests.builders import one_at_a_time, tuned_model
@@ -32,3 +33,30 @@ def test_compare_base_is_the_unadapted_model(tiny_tokenizer):
     assert (base, tuned) == (result.rows[2].base, result.rows[2].tuned)
     with pytest.raises(DataError):
         answer_both(model, tiny_tokenizer, template, "  ", "", gen)
+
+
+def test_base_and_tuned_are_cut_by_the_same_stops_and_keep_their_raw_text(tiny_tokenizer):
+    examples = [Example("Uppercase the word.", "APPLE", "apple"), Example("Count the words.", "2", "kite lemon"),
+                Example("Reverse the letters.", "god", "dog"), Example("Sort the words.", "a b", "b a")]
+    gen = GenerationSettings(max_new_tokens=12, batch_size=4)
+    model = tuned_model(tiny_tokenizer)
+    plain = get_template("custom", "{instruction}\n{input}\n{output}")
+    uncut = compare(model, tiny_tokenizer, plain, examples, gen)
+    assert uncut.stop_strings == [] and uncut.eos_tokens == ["<eos>"]
+    # A letter both models write: a format that ends answers with it makes it the stop for both.
+    base, tuned = "".join(r.base for r in uncut.rows), "".join(r.tuned for r in uncut.rows)
+    letter = max((c for c in "abcdefghijklmnopqrstuvwxyz" if c in base and c in tuned),
+                 key=lambda c: base.count(c) + tuned.count(c))
+    template = get_template("custom", "{instruction}\n{input}\n{output}" + letter)
+    result = compare(model, tiny_tokenizer, template, examples, gen)
+    assert result.stop_strings == [letter]
+    for before, after in zip(uncut.rows, result.rows):
+        assert after.base == cut_at_stop(before.base, (letter,)) and after.tuned == cut_at_stop(before.tuned, (letter,))
+        assert letter not in after.base + after.tuned
+        assert after.base_raw.lstrip().startswith(after.base) and after.tuned_raw.lstrip().startswith(after.tuned)
+    assert any(r.base != u.base for r, u in zip(result.rows, uncut.rows))  # the cut did happen, to both
+    assert any(r.tuned != u.tuned for r, u in zip(result.rows, uncut.rows))
+    assert set(result.changes) == {"bleu", "chrf", "rouge_l", "exact_match"}
+    assert all(c.low is not None and c.low <= c.delta <= c.high for c in result.changes.values())
+    tally = result.tally
+    assert tally.wins + tally.ties + tally.losses == 4 and result.bootstrap["resamples"] == 1000

@@ -4,10 +4,18 @@ from __future__ import annotations
 import pytest
 
 from studio.data.templates import get_template
-from studio.evaluate.generation import GenerationStopped, cut_at_stop, generate, plan_batches
+from studio.evaluate.generation import (
+    GenerationStopped,
+    cut_at_stop,
+    find_stop,
+    generate,
+    generate_answers,
+    plan_batches,
+    stop_rule,
+)
 from studio.examples import Example
 from studio.settings import GenerationSettings
-from tests.builders import one_at_a_time
+from tests.builders import ForcedTokenModel, one_at_a_time
 
 PROMPTS = [
     "### Instruction:\nUppercase the word.\n\n### Input:\napple\n\n### Response:\n",
@@ -56,6 +64,42 @@ def test_stop_strings_cut_the_answer(tiny_model, tiny_tokenizer):
     assert cut_at_stop(" no stop ", ("###",)) == "no stop"
 
 
+def test_stop_matching_may_start_in_the_prompt_but_must_end_in_the_answer():
+    assert find_stop("### Input:\nx", ("\n### ",), context="\n") == 0  # the prompt ended with the newline
+    assert find_stop("apple\n### Input:", ("\n### ",), context="\n") == 5
+    assert find_stop("more", ("\n### ",), context="out:\n### ") is None  # a stop wholly inside the prompt
+    assert find_stop("text", ()) is None
+    assert cut_at_stop("### Input:\nx", ("\n### ",), context="\n") == ""
+
+
+def test_special_token_stops_match_on_ids(tiny_model, tiny_tokenizer):
+    rule = stop_rule(tiny_model, tiny_tokenizer, ("<bos>", "\n### ", "<|end|>"))
+    assert rule.token_ids == {tiny_tokenizer.bos_token_id}  # special: decoding for the answer drops it
+    assert rule.texts == ("\n### ", "<|end|>")  # plain text for this tokenizer
+    assert rule.eos_ids == {tiny_tokenizer.eos_token_id}
+    gen = GenerationSettings(max_new_tokens=10)
+    forced = ForcedTokenModel(tiny_model, tiny_tokenizer.bos_token_id, step=4)
+    answers = generate_answers(forced, tiny_tokenizer, PROMPTS, gen)
+    assert all("<bos>" in a.raw and "<bos>" not in a.text for a in answers)  # unstopped, it just vanishes
+    prompt, free = next((p, a) for p, a in zip(PROMPTS, answers) if a.raw.split("<bos>")[1].strip())
+    stopped = generate_answers(forced, tiny_tokenizer, [prompt], gen, stop_strings=("<bos>",))[0]
+    before = tiny_tokenizer.decode(tiny_tokenizer.encode(free.raw.split("<bos>")[0], add_special_tokens=False))
+    assert stopped.text == before.strip() and len(stopped.text) < len(free.text)
+    assert stopped.raw.endswith("<bos>")  # the only row ended there, so the batch ended there
+
+
+def test_a_row_cut_early_keeps_its_raw_continuation(tiny_model, tiny_tokenizer):
+    gen = GenerationSettings(max_new_tokens=16, batch_size=8)
+    prompts = PROMPTS[:4]
+    full = generate_answers(tiny_model, tiny_tokenizer, prompts, gen)
+    row, stop = next((i, a.text[3:6]) for i, a in enumerate(full)
+                     if len(a.text) > 8 and all(a.text[3:6] not in b.raw for b in full if b is not a))
+    cut = generate_answers(tiny_model, tiny_tokenizer, prompts, gen, stop_strings=(stop,))
+    assert cut[row].text == full[row].text[:3].strip()
+    assert cut[row].raw == full[row].raw  # the batch went on for the other rows, so the row's raw goes on too
+    assert [a.text for i, a in enumerate(cut) if i != row] == [a.text for i, a in enumerate(full) if i != row]
+
+
 def test_beams_and_seeded_sampling_run(tiny_model, tiny_tokenizer):
     beams = generate(tiny_model, tiny_tokenizer, PROMPTS[:3], GenerationSettings(max_new_tokens=6, num_beams=3))
     assert len(beams) == 3 and all(isinstance(b, str) for b in beams)
@@ -91,3 +135,9 @@ def test_batched_greedy_equals_one_at_a_time_on_the_real_model():
     gen = GenerationSettings(max_new_tokens=16, batch_size=4)
     batched = generate(loaded.model, loaded.tokenizer, prompts, gen)
     assert batched == one_at_a_time(loaded.model, loaded.tokenizer, prompts, gen.max_new_tokens)
+    # The base model runs on into the next "### " section; the template's stop cuts it there, raw text kept.
+    rule = stop_rule(loaded.model, loaded.tokenizer, ("<end_of_turn>", *template.stop_strings))
+    assert rule.token_ids == {loaded.tokenizer.convert_tokens_to_ids("<end_of_turn>")} and rule.texts == ("\n### ",)
+    cut = generate_answers(loaded.model, loaded.tokenizer, prompts, gen, stop_strings=template.stop_strings)
+    assert all("###" not in a.text and a.raw.strip().startswith(a.text) for a in cut)
+    assert any("\n### " in a.raw for a in cut) and [a.text for a in cut] != batched

@@ -220,3 +220,47 @@ def test_push_failures_are_one_sentence_without_the_token(finished, tmp_path, mo
 def test_push_rejects_an_unknown_kind(finished):
     with pytest.raises(SettingsError, match="adapter or merged"):
         export.push_to_hub(finished[0], "me/model", FAKE_TOKEN, what="gguf")
+
+
+def test_merged_zip_holds_the_model_card_and_gemma_terms(finished, tiny_tokenizer, tmp_path):
+    run_dir, model = finished
+    progress = []
+    path = export.zip_merged(run_dir, model=model, progress=lambda f, m: progress.append(m))
+    assert path == run_dir / "exports" / f"{run_dir.name}-merged.zip" and progress
+    top = f"{run_dir.name}-merged"
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        stored = archive.getinfo(f"{top}/model.safetensors").compress_type
+        archive.extractall(tmp_path / "unzipped")
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "loss.svg", "NOTICE",
+                 "GEMMA_TERMS.html"):
+        assert f"{top}/{name}" in names
+    assert stored == zipfile.ZIP_STORED  # weights do not compress; storing them saves the CPU a minute
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "unzipped" / top), dtype=torch.float32).eval()
+    _same_outputs(model, merged, tiny_tokenizer)
+
+
+def test_merged_zip_checks_the_disk_first(finished, monkeypatch):
+    run_dir, model = finished
+    export.merge_adapter(run_dir, model=model)
+    monkeypatch.setattr(export.shutil, "disk_usage", lambda path: _Usage(1000))
+    full = r"^Writing the merged model (and its )?zip needs about .* GB of disk but only 0.00 GB is free"
+    with pytest.raises(StudioError, match=full):
+        export.zip_merged(run_dir, model=model)
+    assert not list((run_dir / "exports").glob("*.zip"))
+
+
+class _Usage:
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+
+def test_base_parameter_count_reads_the_safetensors_headers(tiny_tokenizer, tmp_path):
+    from studio.settings import StudioSettings
+    from tests.tiny import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "tiny", tiny_tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    expected = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert export.base_parameter_count(StudioSettings.from_dict({"model": {"model": str(folder)}})) == expected
+    assert export.base_parameter_count(StudioSettings.from_dict({"model": {"model": "someone/remote"}})) is None

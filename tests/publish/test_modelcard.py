@@ -41,7 +41,9 @@ def test_body_states_the_facts_of_the_run(run_dir):
     for library, version in reproduce.library_versions().items():
         assert f"| {modelcard.cell(library)} | {modelcard.cell(version)} |" in body
     assert "![Training loss by step](loss.svg)" in body and "| 15 | 0.2000 |" in body and "| 1 | 3.0000 |" in body
-    assert "| Exact match | 0% | 50% | +50.0 |" in body and "| BLEU |" in body and "| chrF |" in body
+    assert "| Exact match | 0% | 50% | +50.0 | +0.0 to +100.0 | not significant |" in body
+    assert "| BLEU |" in body and "| chrF |" in body and "| ROUGE\\-L |" not in body and "| ROUGE-L |" in body
+    assert "95% CI of the change" in body and "- Answers cut at the first" in body and "better" in body
     assert 'PeftModel.from_pretrained(base, "path/to/this/folder")' in body
     assert "trl sft --config sft_config.yaml" in body
 
@@ -112,4 +114,4 @@ def test_cards_need_a_run(runs_dir, tmp_path):
     with pytest.raises(RunError, match="no saved training data"):
         modelcard.model_card(run_dir)
     with pytest.raises(ValueError):
-        modelcard.model_card(run_dir, kind="gguf")
+        modelcard.model_card(run_dir, kind="onnx")

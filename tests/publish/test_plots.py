@@ -55,9 +55,13 @@ def test_empty_history_says_so():
 def test_scores_figure_groups_base_and_tuned_with_labels():
     fig = scores_figure(sample_comparison())
     base, tuned = trace(fig, "base"), trace(fig, "tuned")
-    assert fig.layout.barmode == "group" and list(base.x) == ["BLEU", "chrF", "exact match (%)"]
-    assert list(tuned.y) == pytest.approx([71.4, 80.2, 50.0]) and list(tuned.text) == ["71.4", "80.2", "50.0"]
-    assert list(base.text) == ["2.1", "15.0", "0.0"]
+    assert fig.layout.barmode == "group" and list(base.x) == ["BLEU", "chrF", "ROUGE-L", "exact match (%)"]
+    assert list(tuned.y) == pytest.approx([71.4, 80.2, 50.0, 50.0]) and list(tuned.text) == ["71.4", "80.2", "50.0",
+                                                                                           "50.0"]
+    assert list(base.text) == ["2.1", "15.0", "33.3", "0.0"]
+    old = sample_comparison()
+    old.base.rouge_l = old.tuned.rouge_l = None  # compared before ROUGE-L was measured
+    assert list(trace(scores_figure(old), "base").x) == ["BLEU", "chrF", "exact match (%)"]
 
 
 def test_delta_figure_sorted_and_coloured():

@@ -11,7 +11,7 @@ from studio.publish.report import render_html, render_markdown, write_report
 from studio.publish.svg import Series, line_chart, nice_ticks
 from studio.runs import RunFolder, create_run, update_run
 from studio.settings import StudioSettings
-from tests.builders import sample_comparison
+from tests.builders import sample_comparison, write_old_comparison
 
 RUN = {"run_id": "20250101-120000-abcdef", "base_model": "embedded:gemma-3-270m", "dataset": "sample:word_tasks",
        "template": "alpaca", "created": "2025-01-01T12:00:00", "status": "completed", "final_loss": 0.41,
@@ -59,6 +59,32 @@ def test_markdown_tables():
     assert "| 3 | 0.4100 | 0.7000 |" in md  # loss sampled by step, eval loss alongside
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "| r | 16 |" in md and "### Generation" in md
+
+
+def test_report_says_how_sure_the_gain_is_and_how_answers_were_cut():
+    html = render_html(RUN, StudioSettings().to_dict(), HISTORY, sample_comparison())
+    assert '<p class="verdict">+69.3 [95% CI +40.5, +95.2], significant</p>' in html
+    assert "Tuning improved BLEU by +69.3 points, a significant gain on 2 held-out examples." in html
+    assert "[95% CI -10.0, +90.0] · not significant" in html and ">ROUGE-L<" in html
+    assert "Per example: 1 better, 0 the same, 1 worse by sentence BLEU." in html
+    assert "Answers cut at the first &quot;\\n### &quot; or at &lt;eos&gt;, the same rule for base and tuned" in html
+    assert "Raw continuations, before the cut" in html and "dog dog\n### Input:\ncat" in html
+    md = render_markdown(RUN, StudioSettings().to_dict(), HISTORY, sample_comparison())
+    assert "| Metric | Base | Tuned | Change | 95% CI of the change | Verdict |" in md
+    assert "| BLEU | 2.1 | 71.4 | +69.3 | +40.5 to +95.2 | significant |" in md
+    assert "| chrF | 15.0 | 80.2 | +65.2 | -10.0 to +90.0 | not significant |" in md
+    assert "- 1 better, 0 the same, 1 worse by sentence BLEU" in md and "- Answers cut at the first" in md
+    assert "| Base, raw | dog dog<br>### Input:<br>cat |   |" in md and "| Tuned, raw | DOG&lt;eos&gt; |   |" in md
+
+
+def test_report_of_a_comparison_saved_by_an_older_version(runs_dir):
+    run = create_run(runs_dir, StudioSettings())
+    write_old_comparison(run.path)
+    html_path, md_path = write_report(run.path)
+    html, md = html_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+    assert "BLEU 0.3</span> → 43.7" in html and "(no confidence interval)" in html and "not recorded" in html
+    assert "Raw continuations" not in html and ">ROUGE-L<" not in html
+    assert "| BLEU | 0.3 | 43.7 | +43.4 | - | - |" in md
 
 
 def test_svg_chart_axes_and_single_point():

@@ -7,6 +7,7 @@ import json
 import shlex
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from accelerate.commands.launch import launch_command_parser
@@ -15,10 +16,12 @@ from trl.scripts.sft import make_parser
 
 from studio.data.templates import get_template
 from studio.errors import RunError
+from studio.examples import Example
 from studio.publish import reproduce
 from studio.runs import RunFolder, create_run
 from studio.settings import StudioSettings
 from studio.train import config as train_config
+from studio.train import steps
 from tests.builders import TRAIN, make_finished_run
 from tests.tiny import make_tiny_model
 
@@ -85,6 +88,22 @@ def test_the_models_own_chat_template_is_rendered_with_the_given_tokenizer(runs_
     rows = reproduce.prompt_completion_rows(run_dir, RunFolder(run_dir).read_settings(), tokenizer)
     assert rows[0] == {"prompt": "<|user|>\nUppercase the word.\n\napple<|end|>\n<|assistant|>\n",
                        "completion": "APPLE<|end|>\n"}
+
+
+def test_a_multi_turn_chat_gives_one_row_per_assistant_turn(runs_dir, tiny_tokenizer):
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, {"data": {"template": "chat"}}, compare=False)
+    chat = Example("And kite?", "KITE", history=(("user", "Uppercase apple."), ("assistant", "APPLE")))
+    steps.write_splits(run_dir, SimpleNamespace(train=[chat, *TRAIN[:2]], test=TRAIN[2:3], validation=[]))
+    folder = reproduce.write_repro_bundle(run_dir)
+    rows = [json.loads(line) for line in (folder / reproduce.DATA_FILE).read_text().splitlines()]
+    assert rows[:2] == [
+        {"prompt": "<|im_start|>user\nUppercase apple.<|im_end|>\n<|im_start|>assistant\n", "completion": "APPLE<|im_end|>"},
+        {"prompt": "<|im_start|>user\nUppercase apple.<|im_end|>\n<|im_start|>assistant\nAPPLE<|im_end|>\n"
+                   "<|im_start|>user\nAnd kite?<|im_end|>\n<|im_start|>assistant\n", "completion": "KITE<|im_end|>"},
+    ]
+    assert len(rows) == 4
+    config = (folder / reproduce.CONFIG_FILE).read_text()
+    assert "# Multi-turn chats are written as one row per assistant turn (1 extra rows)" in config
 
 
 def test_fingerprint_covers_rows_template_and_system_prompt(bundle):

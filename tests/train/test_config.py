@@ -97,3 +97,62 @@ def test_total_steps_estimate():
     assert estimate_total_steps(10, s) == 2  # 3 batches -> 2 updates, the last one shorter
     s = apply_overrides(s, {"train": {"max_steps": 3}})
     assert estimate_total_steps(10, s) == 3
+
+
+def test_report_to_defaults_to_none_and_names_the_run(tmp_path: Path):
+    config = build_sft_config(StudioSettings(), tmp_path / "20260101-000000-abcdef" / "checkpoints", 10, False)
+    assert config.report_to == [] and config.run_name == "20260101-000000-abcdef"
+    assert config.project == "instruction-tuning-studio"
+
+
+def test_report_to_a_missing_package_is_one_sentence(tmp_path: Path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    for tracker, package in (("tensorboard", "tensorboard"), ("trackio", "trackio")):
+        settings = apply_overrides(StudioSettings(), {"train": {"report_to": tracker}})
+        with pytest.raises(SettingsError) as caught:
+            build_sft_config(settings, tmp_path, 10, False)
+        assert str(caught.value) == (f"train.report_to {tracker} needs the {package} package; install it with pip "
+                                     f"install {package}, or set train.report_to to none.")
+
+
+def test_report_to_only_takes_known_trackers():
+    with pytest.raises(SettingsError, match="train.report_to must be one of none, trackio, tensorboard"):
+        apply_overrides(StudioSettings(), {"train": {"report_to": "wandb"}})
+
+
+def read_scalars(folder: Path) -> dict[str, list[float]]:
+    """Scalars from TensorBoard event files: TFRecord framing (length, crc, data, crc) around Event protos."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict[str, list[float]] = {}
+    for path in folder.rglob("events.out.tfevents.*"):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append(value.simple_value)
+    return scalars
+
+
+def test_tensorboard_writes_event_files_into_the_run_folder(tmp_path: Path, tiny_loader):
+    pytest.importorskip("tensorboardX")
+    from studio.jobqueue import JobQueue
+    from studio.jobs import TrainingJob
+    from studio.runs import RunFolder
+
+    settings = apply_overrides(StudioSettings(), {
+        "data": {"max_test_examples": 2, "max_length": 64},
+        "train": {"max_steps": 3, "batch_size": 4, "threads": 1, "report_to": "tensorboard"},
+    })
+    job = TrainingJob(settings, tmp_path / "runs", queue=JobQueue(), model_loader=tiny_loader)
+    job.start()
+    assert job.join(timeout=120) and job.status == "completed", job.error
+    scalars = read_scalars(RunFolder(job.run_dir).tensorboard_dir)
+    assert len(scalars["train/loss"]) == 3 and all(loss > 0 for loss in scalars["train/loss"])
+    assert "train/learning_rate" in scalars

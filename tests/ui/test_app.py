@@ -67,3 +67,26 @@ def test_numbers_read_well():
     assert human_count(268_098_176) == "268 M" and duration(76) == "1 min 16 s"
     html = progress_html("queued", {"step": 0, "total_steps": 40, "fraction": 0.0}, queue_position=2)
     assert "position 2 in the queue" in html and "step 0 / 40" in html
+
+
+def test_sign_in_is_offered_only_on_a_space_with_oauth(monkeypatch, tmp_path):
+    import gradio as gr
+
+    from tests.browser_utils import tiny_loaders
+
+    for system, client_id, expected in (("spaces", "abc", True), ("spaces", "", False), ("", "abc", False)):
+        monkeypatch.setenv("SYSTEM", system)
+        monkeypatch.setenv("OAUTH_CLIENT_ID", client_id)
+        assert app.oauth_enabled() is expected
+    model_loader, tokenizer_loader = tiny_loaders()
+
+    def build(oauth: bool):
+        return app.build_app(model_loader=model_loader, tokenizer_loader=tokenizer_loader, runs_root=tmp_path,
+                             oauth=oauth)
+
+    assert not build(False).expects_oauth
+    # Off a Space, Gradio mocks the sign-in with this machine's own Hub login (it asks the Hub at build time).
+    from tests.test_secrets import mocked_sign_in
+
+    monkeypatch.setattr(gr.oauth, "_get_mocked_oauth_info", mocked_sign_in)
+    assert sum(isinstance(b, gr.LoginButton) for b in build(True).blocks.values()) == 1

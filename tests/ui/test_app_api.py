@@ -5,13 +5,18 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from studio.presets import PRESET_DIR, read_preset
+from studio.runs import RunFolder, create_run, update_run
+from studio.settings import StudioSettings
 from tests.browser_utils import launch_studio
+from tests.builders import make_finished_run, write_old_comparison
+from tests.tiny import make_tiny_tokenizer
 
 # Tiny and quick: 3 optimiser steps on the tiny model, 4 held-out prompts with 6 new tokens each.
 QUICK_TRAIN = {"train_max_steps": 3, "train_batch_size": 4, "data_max_test_examples": 4}
@@ -20,12 +25,12 @@ QUICK_GEN = {"generation_max_new_tokens": 6}
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """The studio on a free localhost port with the tiny model injected; yields (url, runs folder)."""
+    """The studio on a free localhost port with the tiny model injected; yields (url, presets folder, runs folder)."""
     runs, presets = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("presets")
     for preset in PRESET_DIR.glob("*.yaml"):
         shutil.copy(preset, presets)
     demo, url = launch_studio(runs, preset_dir=presets)
-    yield url, presets
+    yield url, presets, runs
     demo.close()
 
 
@@ -49,17 +54,18 @@ def test_main_actions_are_named_endpoints(studio):
     names = set(client(studio[0]).view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/load_data", "/remap", "/split", "/preview", "/lengths", "/inspect_model", "/load_preset",
             "/save_preset", "/train", "/stop", "/progress", "/compare", "/ask", "/list_runs", "/list_adapters",
-            "/delete_run", "/open_in_compare", "/saved_comparison"} <= names
+            "/delete_run", "/open_in_compare", "/saved_comparison", "/export_adapter", "/export_merged",
+            "/export_merged_zip", "/export_gguf", "/verify_export", "/export_sizes", "/push_to_hub"} <= names
 
 
 def test_load_preview_train_compare(studio):
     c = client(studio[0])
-    shape, *_, counts, table, _template, _index = c.predict(api_name="/load_data")
+    shape, *_, counts, table, _template, _index, _problems = c.predict(api_name="/load_data")
     assert "detected shape" in shape and re.search(r"\d+ train", counts)
     assert len(table["data"]) == 20
     html, shown = c.predict(index=3, api_name="/preview")
     assert "tok-trained" in html and "tok-masked" in html and shown == 3
-    figure, note = c.predict(api_name="/lengths")
+    figure, note, _suggestion, _size = c.predict(api_name="/lengths")
     assert figure is not None and "tokens" in note
 
     info = c.predict(api_name="/inspect_model")[0]
@@ -74,8 +80,14 @@ def test_load_preview_train_compare(studio):
     assert figure is not None and "saved" in result
     assert download["visible"] and download["value"].endswith(".zip")
 
-    scores, _scores_fig, _delta_fig, table, reports = c.predict(**QUICK_GEN, api_name="/compare")
-    assert "BLEU before" in scores and "BLEU after" in scores
+    scores, _scores_fig, _delta_fig, table, raw, reports = c.predict(**QUICK_GEN, api_name="/compare")
+    bleu = r'>BLEU</div><div class="value"><span class="before">[\d.]+</span> → [\d.]+</div>'
+    interval = (r'<div class="sub">[+-]\d+\.\d \[95% CI [+-]\d+\.\d, [+-]\d+\.\d\]</div>'
+                r'<span class="badge">(not )?significant')
+    assert re.search(bleu + interval, scores)
+    assert ">ROUGE-L<" in scores and ">Per example<" in scores and "held-out examples" in scores
+    assert "Answers cut at the first &quot;\\n### &quot; or at &lt;eos&gt;, the same rule for base and tuned" in scores
+    assert raw.count("<details>") == 4 and "Base <span>" in raw and "Tuned <span>" in raw
     assert len(table["data"]) == 4 and table["headers"][-1] == "Change"
     assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
     base, tuned = c.predict(instruction="Sort the words.", input="pear apple", **QUICK_GEN, api_name="/ask")
@@ -87,8 +99,19 @@ def test_load_preview_train_compare(studio):
     assert row[1] == "completed" and row[-1] == "yes" and row[6] is not None
 
 
+def test_a_comparison_saved_by_an_older_version_still_shows(studio):
+    url, _, runs = studio
+    run_dir, _ = make_finished_run(runs, make_tiny_tokenizer())
+    write_old_comparison(run_dir)
+    scores, _scores_fig, _delta_fig, table, raw, reports = client(url).predict(run_dir.name,
+                                                                                api_name="/saved_comparison")
+    assert '0.3</span> → 43.7' in scores and "(no confidence interval)" in scores and "not recorded" in scores
+    assert "saved without raw continuations" in raw and len(table["data"]) == 2
+    assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
+
+
 def test_two_clients_keep_their_own_data(studio):
-    url, _ = studio
+    url, *_ = studio
     a, b = client(url), client(url)
     results: dict[str, str] = {}
 
@@ -127,7 +150,7 @@ def test_errors_reach_the_client_as_one_sentence(studio, tmp_path):
 
 
 def test_a_visitor_cannot_delete_another_visitors_run(studio):
-    url, _ = studio
+    url, *_ = studio
     owner = client(url)
     owner.predict(api_name="/load_data")
     owner.predict(**QUICK_TRAIN, api_name="/train")
@@ -139,7 +162,7 @@ def test_a_visitor_cannot_delete_another_visitors_run(studio):
 
 
 def test_export_and_push_from_the_runs_tab(studio):
-    url, _ = studio
+    url, *_ = studio
     owner = client(url)
     owner.predict(api_name="/load_data")
     owner.predict(**QUICK_TRAIN, api_name="/train")
@@ -148,6 +171,17 @@ def test_export_and_push_from_the_runs_tab(studio):
     assert path.endswith("-adapter.zip") and "Adapter zip ready" in status
     card, status = owner.predict(run_id=run_id, api_name="/export_merged")
     assert card.endswith("README.md") and "Merged model saved" in status
+    assert "of disk is free on the server" in owner.predict(run_id=run_id, api_name="/export_sizes")
+    path, status = owner.predict(run_id=run_id, api_name="/export_merged_zip")
+    assert path.endswith("-merged.zip") and "Merged model zip ready" in status
+    files, status = owner.predict(run_id=run_id, quant="f16", api_name="/export_gguf")
+    assert {Path(f).name for f in files} >= {f"{run_id}-f16.gguf", "Modelfile", "README.md"}
+    assert "GGUF written" in status and "ollama create" in status
+    table, status = owner.predict(run_id=run_id, quant="f16", api_name="/verify_export")
+    assert re.match(r"f16 GGUF: (\d+)/\1 answers equal the studio's tuned answers", status), status
+    assert table["headers"] == ["Instruction", "Studio answer", "GGUF answer", "Equal"] and len(table["data"]) == 4
+    with pytest.raises(AppError, match="belongs to another session"):
+        client(url).predict(run_id=run_id, quant="f16", api_name="/verify_export")
     with pytest.raises(AppError, match="needs a Hugging Face token"):
         owner.predict(run_id=run_id, repo="me/adapter", token="", api_name="/push_to_hub")
     with pytest.raises(AppError, match="cannot be reached"):
@@ -164,9 +198,60 @@ def test_unknown_columns_can_be_mapped_by_hand(studio, tmp_path):
         source="Upload a file", upload=handle_file(str(data)), api_name="/load_data")
     assert shape.startswith("⚠ No known dataset shape fits the columns")
     assert [v for _, v in instruction["choices"]] == ["", "question_text", "reply"] and counts == ""
-    shape, counts, table, _ = c.predict(instruction="question_text", output="reply", input="", api_name="/remap")
+    shape, counts, table, _, _problems = c.predict(instruction="question_text", output="reply", input="",
+                                                   api_name="/remap")
     assert "mapped by hand" in shape and re.search(r"\d+ train", counts)
     assert table["data"][0][0].startswith("say ")
+
+
+MESSY = Path(__file__).parent.parent / "data" / "messy"
+
+
+def test_a_messy_file_loads_with_its_summary_and_rows_per_reason(studio):
+    c = client(studio[0])
+    shape, *_ = c.predict(source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+                          api_name="/load_data")
+    assert shape.startswith("⚠ File 'sharegpt_irregular.json' is cut off in the middle of a record")
+    shape, *_, counts, _table, template, _index, problems = c.predict(
+        source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+        data_keep_truncated=True, api_name="/load_data")
+    assert "**Kept 9 of 12 rows: 1 repaired (leading assistant turn)" in shape and "3 repaired (role alias)" in shape
+    assert template["value"] == "chat" and re.search(r"\d+ train", counts)
+    assert "leading assistant turn: 1 repaired" in problems and "<b>Row 2</b> starts with 1 turn" in problems
+    assert "unknown role: 1 skipped" in problems and "wizard" in problems
+    html, _ = c.predict(index=1, data_template="chat", api_name="/preview")
+    assert html.count("tok-trained") > 2
+    _figure, note, _suggestion, _size = c.predict(data_template="alpaca", api_name="/lengths")
+    assert "only the last answer is trained" in note
+    with pytest.raises(AppError, match=r"^Row 2 starts with 1 turn .*strict mode refuses"):
+        c.predict(source="Upload a file", upload=handle_file(str(MESSY / "sharegpt_irregular.json")),
+                  data_keep_truncated=True, data_strict=True, api_name="/load_data")
+
+
+def test_a_truncated_file_offers_its_complete_records(studio):
+    c = client(studio[0])
+    upload = handle_file(str(MESSY / "truncated_array.json"))
+    shape, *_, counts, _table, _template, _index, _problems = c.predict(source="Upload a file", upload=upload,
+                                                                        api_name="/load_data")
+    assert shape.endswith("after 3 complete records; keep those records or fix the file.") and counts == ""
+    shape, *_, counts, _table, _template, _index, _problems = c.predict(
+        source="Upload a file", upload=upload, data_keep_truncated=True, api_name="/load_data")
+    assert "the file is cut off after its 3 complete records" in shape and "3 usable rows" in counts
+
+
+def test_the_data_tab_suggests_a_subset_that_fits_the_time_budget(studio):
+    url = studio[0]
+    runs_root = Path(studio[2])
+    info = create_run(runs_root, StudioSettings())  # a finished run on this machine that logged its speed
+    for step in range(1, 4):
+        RunFolder(info.path).append_metric({"step": step, "loss": 1.0, "tokens_per_second": 50.0, "elapsed": step})
+    update_run(info.path, status="completed")
+    c = client(url)
+    c.predict(data_max_test_examples=4, api_name="/load_data")
+    _figure, _note, suggestion, size = c.predict(budget=1, api_name="/lengths")
+    assert f"At 50 tokens/s (measured in run {info.run_id})" in suggestion and "examples** train in 1 minute (max examples" in (
+        suggestion)
+    assert isinstance(size, (int, float)) and 5 <= size < 320
 
 
 def test_hub_offline_is_one_sentence(studio):
@@ -175,7 +260,7 @@ def test_hub_offline_is_one_sentence(studio):
 
 
 def test_presets_save_and_load(studio):
-    url, presets = studio
+    url, presets, _ = studio
     c = client(url)
     c.predict(name="small-rank", description="Rank 4 for a quick look.", lora_r=4, train_learning_rate=1e-4,
               api_name="/save_preset")

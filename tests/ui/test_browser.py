@@ -100,12 +100,16 @@ def test_studio_end_to_end(page):
     page.get_by_role("button", name="Download the adapter (.zip)").wait_for()
     shot(page, "3-train-done")
 
-    # Compare: both BLEU numbers and the side-by-side table, then the free prompt box.
+    # Compare: BLEU before -> after with its interval, how answers were cut, the raw answers one click away, then
+    # the free prompt box.
     open_tab(page, "4 · Compare")
     page.get_by_role("button", name="Compare on the test split").click()
-    page.get_by_text("BLEU after").first.wait_for()
-    assert page.get_by_text("BLEU before").first.is_visible()
-    assert page.locator(".card.big .value").count() == 2
+    page.get_by_text(re.compile(r"\[95% CI ")).first.wait_for()
+    assert page.locator(".card.big .value").count() == 1 and page.locator(".compare-headline").is_visible()
+    assert page.get_by_text(re.compile(r"^Answers cut at the first")).first.is_visible()
+    page.get_by_text("Raw answers, before the cut").click()
+    page.locator(".raw-list summary").first.click()
+    assert page.locator(".raw-list details[open] pre").count() == 2
     page.get_by_label("Instruction", exact=True).fill("Sort the words.")
     page.get_by_role("button", name="Answer with both").click()
     page.get_by_text("Tuned: run").first.wait_for()
@@ -117,6 +121,17 @@ def test_studio_end_to_end(page):
     page.get_by_role("gridcell", name="completed").first.wait_for()
     assert page.get_by_role("gridcell", name="yes").count() >= 1
     shot(page, "5-runs")
+
+    # Take it home: GGUF + Modelfile, its check against the studio's answers, and the merged model as a zip.
+    page.get_by_text("Export or share the selected run").click()
+    page.get_by_text("of disk is free on the server").first.wait_for()
+    page.get_by_role("button", name="GGUF + Ollama Modelfile").click()
+    page.get_by_text("GGUF written").first.wait_for()
+    page.get_by_role("button", name="Verify export").click()
+    page.get_by_text(re.compile(r"f16 GGUF: \d+/\d+ answers equal the studio's tuned answers")).first.wait_for()
+    page.get_by_role("button", name="Merged model (.zip download)").click()
+    page.get_by_text("Merged model zip ready").first.wait_for()
+    shot(page, "5-runs-export")
 
 
 def test_reload_reattaches_to_the_running_job(page):
@@ -174,3 +189,26 @@ def test_unknown_columns_are_mapped_in_the_page(page, tmp_path):
     page.locator("#length-plot .js-plotly-plot").wait_for()
     time.sleep(0.5)
     shot(page, "7-column-mapping")
+
+
+def test_a_messy_cut_off_chat_file_loads_with_its_summary(page):
+    messy = Path(__file__).resolve().parents[1] / "data" / "messy" / "sharegpt_irregular.json"
+    page.get_by_label("Upload a file").check()
+    page.locator("#data-upload input[type=file]").set_input_files(str(messy))
+    page.get_by_role("button", name="Load data").click()
+    keep = page.get_by_role("button", name="Keep the 12 complete records")
+    keep.wait_for()
+    keep.click()
+    page.get_by_text("Kept 9 of 12 rows: 1 repaired (leading assistant turn)").first.wait_for()
+    page.get_by_text("Rows repaired or skipped (examples of each reason)").click()
+    page.get_by_text("leading assistant turn: 1 repaired").first.wait_for()
+    page.get_by_text("unknown role: 1 skipped").first.wait_for()
+    assert page.get_by_label("Template", exact=True).input_value().startswith("Chat (")
+    box = page.get_by_label("Example #", exact=True)
+    box.fill("5")  # the multi-turn chat (seed 42): both of its answers in the trained colour
+    box.press("Enter")
+    page.get_by_text("2 assistant turns").first.wait_for()
+    page.locator("#length-plot .js-plotly-plot").wait_for()
+    assert page.locator(".tok-trained").count() > 4
+    time.sleep(0.5)
+    shot(page, "8-messy-chats")

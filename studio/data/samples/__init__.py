@@ -57,7 +57,7 @@ SAMPLES: dict[str, Sample] = {
             "chat", "Chat",
             "Two- and three-turn conversations with a helper that converts units, does sums and answers word "
             "questions, some with a system message. 214 train / 36 test conversations.",
-            "chatml", chat.build,
+            "chat", chat.build,
         ),
     )
 }
