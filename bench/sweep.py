@@ -23,9 +23,10 @@ from typing import Any
 
 def validation_examples(settings: Any) -> list[Any]:
     """The sample's validation rows as Examples (ValueError for a dataset that has none)."""
+    from studio.data.convert import to_examples
     from studio.data.dataset import SAMPLE_PREFIX
     from studio.data.samples import SAMPLES
-    from studio.data.shapes import detect_shape, to_examples
+    from studio.data.shapes import detect_shape
 
     spec = settings.data.dataset
     sample = SAMPLES.get(spec.removeprefix(SAMPLE_PREFIX)) if spec.startswith(SAMPLE_PREFIX) else None
@@ -77,6 +78,8 @@ def run_candidate(spec: str, preset: str, base: Any, say: Any = print) -> dict[s
         "spec": spec, "preset": preset, "steps": job.progress()["step"], "train_s": round(train_s, 1),
         "load": load_start, "final_loss": round(losses[-1], 3) if losses else None, "n_validation": t.n,
         "bleu_base": round(b.bleu, 1), "bleu_tuned": round(t.bleu, 1), "bleu_gain": round(t.bleu - b.bleu, 1),
+        "bleu_ci": [round(result.changes["bleu"].low, 1), round(result.changes["bleu"].high, 1)]
+        if "bleu" in result.changes and result.changes["bleu"].low is not None else None,
         "exact_base": round(b.exact_match * b.n), "exact_tuned": round(t.exact_match * t.n),
         "graded_tuned": graded(settings, references, [row.tuned for row in result.rows]),
     }
@@ -93,7 +96,8 @@ def sweep_table(results: list[dict[str, Any]]) -> str:
         grades = (f"facts {g['right']}/{g['facts']}, off-topic declined {g['declined']}/{g['off_topic']}, "
                   f"on-topic refused {g['refused']}") if g else ""
         lines.append(f"  {f['spec'] or '(preset as is)':44s} {f['steps']:5d} {f['train_s']:8.1f} "
-                     f"{f['final_loss']:6.3f} {f['bleu_base']:8.1f} -> {f['bleu_tuned']:5.1f} ({f['bleu_gain']:+5.1f}) "
+                     f"{f['final_loss']:6.3f} {f['bleu_base']:8.1f} -> {f['bleu_tuned']:5.1f} ({f['bleu_gain']:+5.1f}, "
+                     f"CI {f['bleu_ci']}) "
                      f"{f['exact_base']}->{f['exact_tuned']}/{f['n_validation']}  {grades}")
     return "\n".join(lines)
 
