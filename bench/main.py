@@ -10,6 +10,7 @@ Usage
     python -m bench demo --set train.learning_rate=1e-3   # the demo with overrides
     python -m bench levers           # switch each speed lever off in turn (bench/levers.py)
     python -m bench data             # big files: load seconds and peak RSS against the targets (bench/data.py)
+    python -m bench probe            # the forgetting probe's cost and base accuracy (bench/probe.py, own options)
 
 Everything runs on the embedded Gemma 3 270M and the built-in word_tasks data (warm fp32 cache), with the same
 examples, optimiser steps, LoRA adapter, learning rate and seed for every training contender:
@@ -292,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.data import main as data_main
 
         return data_main(argv[1:])
+    if argv[:1] == ["probe"]:  # a sub-command with its own options
+        from bench.probe import main as probe_main
+
+        return probe_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         return cmd_demo(args)

@@ -1,4 +1,4 @@
-"""Command line: `python -m studio train|compare|inspect|export|verify|push|runs|presets` over the UI's library."""
+"""Command line: `python -m studio train|compare|probe|inspect|export|verify|push|runs|presets` over the UI's library."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,7 @@ EPILOG = """examples:
   python -m studio export 20261121-101500-a1b2c3 --merged [--zip]
   python -m studio export 20261121-101500-a1b2c3 --gguf --quant q8_0 --verify   # llama.cpp / Ollama, checked
   python -m studio verify 20261121-101500-a1b2c3 --quant f16
+  python -m studio probe 20261121-101500-a1b2c3             # did tuning break anything? (needs lm-eval)
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
 
@@ -53,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--set", action="append", default=[], metavar="generation.KEY=VALUE", help="override generation settings")
     compare.add_argument("--limit", type=int, default=0, help="compare on the first N test rows only (0 = all)")
     _add_runs_dir(compare)
+
+    probe = sub.add_parser("probe", help="did tuning break anything? base vs tuned on multiple-choice tasks (lm-eval)")
+    probe.add_argument("run_id", help="a run id from `runs`")
+    probe.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
+                       help="lm-eval task names (default: the built-in offline probe, studio_probe; others such as "
+                            "arc_easy or hellaswag need the Hugging Face Hub)")
+    probe.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default 16)")
+    _add_runs_dir(probe)
 
     inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
     inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
@@ -213,6 +222,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Score base vs tuned on the probe, print the table and the sentence; the last line is the headline."""
+    from studio.evaluate.probe import check_tasks, parse_tasks
+    from studio.evaluate.probe_record import ProbeStopped
+    from studio.pipeline import open_run, probe_run
+    from studio.publish.probe_view import probe_text
+
+    tasks = parse_tasks(args.tasks)
+    check_tasks(tasks)  # lm-eval missing or the Hub unreachable: say so before loading a model
+    rm = open_run(args.runs_dir or runs.runs_dir(), args.run_id, model_loader=args.model_loader)
+    print(f"Probing run {rm.run_id}: {', '.join(tasks)} (Ctrl-C stops; nothing is saved then) ...", flush=True)
+    shown: set[tuple[str, int]] = set()
+
+    def progress(which: str, done: int, total: int) -> None:
+        quarter = 4 * done // total  # a line per quarter, not one per batch
+        if (which, quarter) not in shown:
+            shown.add((which, quarter))
+            print(f"  {which}: {done}/{total} rows", flush=True)
+
+    try:
+        result = probe_run(rm, tasks, args.batch_size, progress=progress)
+    except (KeyboardInterrupt, ProbeStopped):
+        print("Stopped: the probe was interrupted and nothing was saved.", file=sys.stderr)
+        return 130
+    print("", *probe_text(result), f"saved to {RunFolder(rm.run_dir).probe_file}", result.last_line, sep="\n")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
@@ -342,8 +379,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "compare": cmd_compare, "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify,
-            "push": cmd_push, "presets": cmd_presets, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "compare": cmd_compare, "probe": cmd_probe, "inspect": cmd_inspect,
+            "export": cmd_export, "verify": cmd_verify, "push": cmd_push, "presets": cmd_presets, "runs": cmd_runs}
 # Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
 QUIET_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run

@@ -92,3 +92,27 @@ def compare_run(
         raise RunError(f"Run folder {rm.run_id} was deleted while it was being compared.") from None
     write_report(rm.run_dir)
     return result
+
+
+def probe_run(
+    rm: RunModel,
+    tasks: list[str] | str | None = None,
+    batch_size: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Any:
+    """Score base vs tuned on the forgetting probe (or lm-eval tasks), save probe.json and refresh the report.
+
+    Returns a `studio.evaluate.probe_record.ProbeResult`; when `should_stop()` turns true it ends between batches
+    with ProbeStopped, and nothing is saved.
+    """
+    from studio.evaluate.probe import DEFAULT_BATCH_SIZE, run_probe
+    from studio.evaluate.probe_record import save_probe
+    from studio.publish.report import write_report
+
+    runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of scoring
+    result = run_probe(rm.model, rm.tokenizer, tasks, batch_size or DEFAULT_BATCH_SIZE, progress, should_stop)
+    save_probe(rm.run_dir, result)
+    if RunFolder(rm.run_dir).comparison_file.is_file():  # the report is written around the comparison
+        write_report(rm.run_dir)
+    return result

@@ -10,6 +10,7 @@
       checkpoints/checkpoint-N/            Trainer checkpoints, for resume
       adapter/                 the PEFT adapter + tokenizer (written whole, then renamed into place)
       comparison.json(l)       the before/after summary and its rows
+      probe.json               the forgetting probe: base vs tuned accuracy per category, and per item
       report.html, report.md   the stakeholder report
       reproduce/               the reproducibility bundle (its inner layout is owned by studio.publish.reproduce)
       gguf_check.json          GGUF exports checked against the studio's answers, one entry per quantisation
@@ -140,6 +141,11 @@ class RunFolder:
     def comparison_rows_file(self) -> Path:
         """comparison.jsonl: one row per held-out example."""
         return self.path / "comparison.jsonl"
+
+    @property
+    def probe_file(self) -> Path:
+        """probe.json: the forgetting probe's result (studio.evaluate.probe_record)."""
+        return self.path / "probe.json"
 
     @property
     def report_html(self) -> Path:

@@ -14,7 +14,7 @@ def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for command in ("train", "compare", "inspect", "export", "verify", "push", "presets", "runs"):
+    for command in ("train", "compare", "probe", "inspect", "export", "verify", "push", "presets", "runs"):
         assert command in out
 
 
@@ -152,3 +152,45 @@ def test_library_warnings_are_filtered_but_not_all_of_them():
         warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
         warnings.warn("something the user should see", FutureWarning)
     assert [str(w.message) for w in caught] == ["something the user should see"]
+
+
+def test_probe_prints_the_table_and_ends_with_the_headline(tmp_path, tiny_tokenizer, tiny_loader, capsys):
+    from tests.builders import make_finished_run
+
+    run_dir, _ = make_finished_run(tmp_path, tiny_tokenizer)
+    assert cli.main(["probe", run_dir.name, "--runs-dir", str(tmp_path), "--batch-size", "16"],
+                    model_loader=tiny_loader) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"probe accuracy base \d+\.\d% -> tuned \d+\.\d%", lines[-1])
+    assert any(line.startswith("Did it forget anything?") for line in lines)
+    assert any(line.split()[:1] == ["arithmetic"] for line in lines) and any("base: " in line for line in lines)
+    assert (run_dir / "probe.json").is_file() and "Did it forget anything?" in (run_dir / "report.md").read_text()
+
+
+def test_probe_of_a_hub_task_offline_is_one_line(tmp_path, tiny_tokenizer, capsys):
+    from tests.builders import make_finished_run
+
+    run_dir, _ = make_finished_run(tmp_path, tiny_tokenizer)
+    assert cli.main(["probe", run_dir.name, "--runs-dir", str(tmp_path), "--tasks", "arc_easy"]) == 2
+    err = capsys.readouterr().err.strip()  # no model loader was injected: it fails before loading any model
+    assert err.startswith("error: Task 'arc_easy' needs its data from the Hugging Face Hub") and "\n" not in err
+
+
+def test_ctrl_c_stops_the_probe_and_saves_nothing(tmp_path, tiny_tokenizer, tiny_loader, capsys):
+    from tests.builders import make_finished_run
+
+    run_dir, _ = make_finished_run(tmp_path, tiny_tokenizer)
+    calls = []
+
+    def interrupt_on_third_batch(*_):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    def loader(settings, token=None):
+        loaded = tiny_loader(settings, token=token)
+        loaded.model.get_input_embeddings().register_forward_pre_hook(interrupt_on_third_batch)
+        return loaded
+
+    assert cli.main(["probe", run_dir.name, "--runs-dir", str(tmp_path)], model_loader=loader) == 130
+    assert "nothing was saved" in capsys.readouterr().err and not (run_dir / "probe.json").exists()

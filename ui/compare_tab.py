@@ -19,6 +19,7 @@ from studio.runs import RunFolder, list_runs, read_run
 from ui.compare_view import COLUMNS, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
 from ui.errors import guarded
+from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
@@ -44,6 +45,7 @@ class CompareTab:
     ask: Any
     base: Any
     tuned: Any
+    probe: Any = None
 
 
 def create_compare_tab(ctx: Context) -> CompareTab:
@@ -67,6 +69,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
     with gr.Accordion("Raw answers, before the cut (everything each model wrote, special tokens shown)", open=False):
         raw = gr.HTML()
     report = gr.File(label="Stakeholder report (HTML and Markdown)", file_count="multiple", interactive=False)
+    probe = create_probe_panel(ctx)
     gr.Markdown("### Ask both models")
     with gr.Row():
         instruction = gr.Textbox("", label="Instruction", lines=2, scale=3)
@@ -76,7 +79,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         base = gr.Textbox(label="Base", lines=5, interactive=False, elem_classes="answer-box")
         tuned = gr.Textbox(label="Tuned", lines=5, interactive=False, elem_classes="answer-box")
     return CompareTab(run, refresh, compare, scores, scores_plot, delta_plot, table, raw, report, instruction,
-                      input_box, ask, base, tuned)
+                      input_box, ask, base, tuned, probe)
 
 
 def run_choices(root: Path) -> list[tuple[str, str]]:
@@ -162,3 +165,4 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
                       concurrency_id="generate", concurrency_limit=1, show_progress_on=tab.scores)
     tab.ask.click(ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
+    wire_probe_panel(ctx, tab, tab.probe)

@@ -15,10 +15,12 @@ import yaml
 
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, load_comparison
+from studio.evaluate.probe_record import ProbeResult, load_probe
 from studio.examples import Example
 from studio.publish import scorecard
 from studio.publish.gguf_card import check_lines, usage_lines
 from studio.publish.markdown import cell, code, fenced, md_table
+from studio.publish.probe_view import probe_markdown
 from studio.publish.report import gains_and_losses, loss_points
 from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, hub_model_id, library_versions
 from studio.publish.svg import Series, line_chart
@@ -158,6 +160,11 @@ def _results_section(comparison: Comparison | None) -> list[str]:
     return lines + [""]
 
 
+def _probe_section(probe: ProbeResult | None) -> list[str]:
+    """The forgetting probe (base vs tuned on general multiple-choice items), when the run has one."""
+    return probe_markdown(probe, md_table) if probe else []
+
+
 def _loss_section(history: list[dict]) -> list[str]:
     train = sampled_steps(loss_points(history))
     if not train:
@@ -243,7 +250,7 @@ def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_nam
              f"Studio, run `{info.run_id}` ({info.step} steps, status {info.status}).")
     lines = [front_matter(settings, kind), f"# {cell(title)}", "", intro, ""]
     lines += _base_section(settings) + _data_section(run_dir, settings) + _template_section(settings)
-    lines += _results_section(load_comparison(run_dir))
+    lines += _results_section(load_comparison(run_dir)) + _probe_section(load_probe(run_dir))
     lines += check_lines(load_checks(run_dir)) if kind != "adapter" else []
     lines += _loss_section(folder.read_metrics()) + _settings_section(settings) + _versions_section()
     if kind == "gguf":

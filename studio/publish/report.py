@@ -14,7 +14,9 @@ from typing import Any
 
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
+from studio.evaluate.probe_record import ProbeResult, load_probe
 from studio.publish import scorecard as sc
+from studio.publish.probe_view import probe_html, probe_markdown
 from studio.publish.report_style import CSS
 from studio.publish.svg import Series, line_chart
 from studio.runs import RunFolder, atomic_write, read_run
@@ -204,12 +206,14 @@ def _html_all(comparison: Comparison) -> str:
             f'<table class="all">{head}{body}</table></details></section>')
 
 
-def render_html(run: dict, settings: dict, history: list[dict], comparison: Comparison) -> str:
+def render_html(run: dict, settings: dict, history: list[dict], comparison: Comparison,
+                probe: ProbeResult | None = None) -> str:
     """The whole report as one self-contained HTML page (inline CSS and SVG, no external resources)."""
     gains, losses = gains_and_losses(comparison)
     seconds = comparison.base_seconds + comparison.tuned_seconds
     parts = [
-        _html_header(run, comparison), _html_scores(run, comparison), _html_loss(run, history),
+        _html_header(run, comparison), _html_scores(run, comparison), probe_html(probe) if probe else "",
+        _html_loss(run, history),
         _html_examples("Biggest gains", gains, "No example improved."),
         _html_examples("Got worse", losses, "No example got worse."),
         _html_settings(settings, comparison), _html_all(comparison),
@@ -283,10 +287,11 @@ def _md_all(comparison: Comparison) -> list[str]:
             + _md_table(header, rows) + ["", "</details>", ""])
 
 
-def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison) -> str:
+def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison,
+                    probe: ProbeResult | None = None) -> str:
     """The same report as Markdown: tables throughout, the loss curve as a few sampled steps."""
     gains, losses = gains_and_losses(comparison)
-    lines = _md_summary(run, history, comparison)
+    lines = _md_summary(run, history, comparison) + (probe_markdown(probe, _md_table) if probe else [])
     lines += _md_examples("Biggest gains", gains, "No example improved.")
     lines += _md_examples("Got worse", losses, "No example got worse.")
     lines += ["## Hyperparameters", ""]
@@ -305,7 +310,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         raise RunError("Run the comparison first; this run has no before/after results yet.")
     run = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     folder = RunFolder(run_dir)
-    settings, history = folder.read_settings().to_dict(), folder.read_metrics()
-    atomic_write(folder.report_html, render_html(run, settings, history, comparison))
-    atomic_write(folder.report_md, render_markdown(run, settings, history, comparison))
+    settings, history, probe = folder.read_settings().to_dict(), folder.read_metrics(), load_probe(run_dir)
+    atomic_write(folder.report_html, render_html(run, settings, history, comparison, probe))
+    atomic_write(folder.report_md, render_markdown(run, settings, history, comparison, probe))
     return folder.report_html, folder.report_md
