@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.probe import main as probe_main
 
         return probe_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # sweep candidates may follow --preset
     if args.command == "demo":
         return cmd_demo(args)
     if args.command == "levers":
