@@ -14,6 +14,9 @@ Usage
     python -m bench probe            # the forgetting probe's cost and base accuracy (bench/probe.py, own options)
     python -m bench coldstart        # `python app.py` on an empty STUDIO_HOME to the first loss point (bench/coldstart.py)
     python -m bench app              # only the app-vs-command-line training time (bench/app.py)
+    python -m bench sweep --preset cpu-demo "train.epochs=1.5" "train.learning_rate=7e-4,train.epochs=1.5"
+                                     # candidates scored on validation rows only (bench/sweep.py)
+    python -m bench demo --preset product-docs-cpu   # the docs-assistant demo, graded by key facts
 
 Everything runs on the embedded Gemma 3 270M and the built-in word_tasks data (warm fp32 cache), with the same
 examples, optimiser steps, LoRA adapter and initial LoRA weights, learning rate, seed and thread count for every
@@ -204,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Options of the bench (and of its `demo`, `levers` and `app` sub-commands)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "demo", "levers", "app"])
+    parser.add_argument("command", nargs="?", default="bench", choices=["bench", "demo", "levers", "app", "sweep"])
+    parser.add_argument("candidates", nargs="*", help="sweep: candidates, each comma-separated SECTION.KEY=VALUE")
+    parser.add_argument("--preset", default="cpu-demo", help="demo and sweep: the preset to start from")
     parser.add_argument("--steps", type=int, default=6, help="optimiser steps per training contender (default 6)")
     parser.add_argument("--warmup", type=int, default=1, help="steps left out of the medians (default 1)")
     parser.add_argument("--examples", type=int, default=0,
@@ -231,9 +236,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from bench.demo import demo_table, demo_verdicts, run_demo
     from bench.readme import demo_block, machine_facts, write_block
     from studio.model.threads import thread_policy
-    from studio.settings import StudioSettings, apply_overrides, parse_assignments
+    from studio.presets import load_preset
+    from studio.settings import apply_overrides, parse_assignments
 
-    settings = apply_overrides(StudioSettings(), parse_assignments(args.set))
+    settings = apply_overrides(load_preset(args.preset), parse_assignments(args.set))
     figures = run_demo(settings, args.runs_dir)
     print(demo_table(figures), flush=True)
     figures["verdicts"] = demo_verdicts(figures)
@@ -268,6 +274,14 @@ def cmd_app(args: argparse.Namespace) -> int:
     return 0 if out["pass"] else 1
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Candidate settings scored on the preset's validation rows only (bench/sweep.py)."""
+    from bench.sweep import sweep_command
+
+    sweep_command(args.preset, args.candidates, say=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """The whole bench, its tables, and (with --write-readme) the README's performance table."""
     from bench.readme import machine_facts, performance_block, write_block
@@ -295,12 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(own[argv[0]]).main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_intermixed_args(argv)  # sweep candidates may follow --preset
     if not args.threads:
         from studio.model.threads import available_cores
 
         args.threads = available_cores()  # one number, resolved once, for every contender and worker
-    commands = {"demo": cmd_demo, "levers": cmd_levers, "app": cmd_app, "bench": cmd_bench}
+    commands = {"demo": cmd_demo, "levers": cmd_levers, "app": cmd_app, "sweep": cmd_sweep, "bench": cmd_bench}
     return commands[args.command](args)
 
 

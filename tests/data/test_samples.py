@@ -219,3 +219,27 @@ def test_chat_computed_answers_are_right():
                 assert abs((float(temp[2]) - 32) * 5 / 9 - int(temp[1])) < 0.01
                 seen += 1
     assert seen >= 100
+
+
+@pytest.mark.parametrize("name", [n for n, s in SAMPLES.items() if s.validation is not None])
+def test_validation_rows_never_appear_in_train_or_test(name):
+    train, test = SAMPLES[name].build()
+    validation = SAMPLES[name].validation()
+    prompt = (lambda r: r["question"]) if name == "product_docs" else (lambda r: (r["instruction"], r["input"]))
+    assert validation and not {prompt(r) for r in validation} & {prompt(r) for r in train + test}
+    assert validation == SAMPLES[name].validation()  # deterministic
+
+
+def test_docs_answers_are_graded_by_their_key_facts():
+    from studio.data.samples.product_docs import FACTS, REFUSAL, grade, grade_counts
+
+    trash = next(f for f in FACTS if "Trash" in f.answer)
+    assert grade(trash.answer, "Deleted notes stay in the Trash for 30 days.") == "right"
+    assert grade(trash.answer, "Deleted notes stay on the account for 7 days.") == "wrong"
+    assert grade(trash.answer, REFUSAL) == "refused"
+    assert grade(REFUSAL, "Let's keep the discussion relevant to Ferncrest Notes.") == "declined"
+    assert grade(REFUSAL, "Play a C chord every day.") == "answered"
+    counts = grade_counts([trash.answer, REFUSAL], ["30 days in the Trash", "Sure, here is a poem"])
+    assert (counts["right"], counts["facts"], counts["answered"], counts["off_topic"]) == (1, 1, 1, 1)
+    for fact in FACTS:  # every key phrase is in its own answer and the validation phrasing is new
+        assert grade(fact.answer, fact.answer) == "right" and fact.validation not in fact.questions

@@ -20,6 +20,8 @@ class Sample:
     description: str
     recommended_template: str
     build: Callable[[], tuple[list[dict], list[dict]]]
+    # Rows for choosing settings (sweeps), disjoint from build()'s train and test rows; None when there are none.
+    validation: Callable[[], list[dict]] | None = None
 
 
 SAMPLES: dict[str, Sample] = {
@@ -31,13 +33,13 @@ SAMPLES: dict[str, Sample] = {
             "from the input words; the base model rambles, a minute of tuning makes it answer. "
             "320 train / 48 test rows (Alpaca shape).",
             # The short ### Instruction / ### Output layout: a third of Alpaca's tokens, so the demo trains 2-3x faster.
-            "instruction_output", word_tasks.build,
+            "instruction_output", word_tasks.build, word_tasks.build_validation,
         ),
         Sample(
             "product_docs", "Product docs Q&A",
             "Questions about a fictional note-taking app, Ferncrest Notes, with docs-style answers and polite "
             "refusals for off-topic questions (as in the Lamini docs tutorial). 178 train / 56 test rows.",
-            "question_answer", product_docs.build,
+            "question_answer", product_docs.build, product_docs.build_validation,
         ),
         Sample(
             "role_prompts", "Role prompts",

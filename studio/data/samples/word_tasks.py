@@ -51,11 +51,12 @@ TASKS: dict[str, tuple[tuple[str, ...], Callable[[list[str]], str]]] = {
 
 TRAIN_PER_TASK = 40
 TEST_PER_TASK = 6
+VALIDATION_PER_TASK = 6
 
 
-def _word_groups(rng: random.Random, count: int) -> list[list[str]]:
-    """`count` distinct inputs of 2-5 distinct words, so no input is ever shared between rows or splits."""
-    seen: set[tuple[str, ...]] = set()
+def _word_groups(rng: random.Random, count: int, taken: set[tuple[str, ...]] | None = None) -> list[list[str]]:
+    """`count` distinct inputs of 2-5 distinct words (none in `taken`), so no input is shared between rows or splits."""
+    seen: set[tuple[str, ...]] = set(taken or ())
     groups: list[list[str]] = []
     while len(groups) < count:
         words = rng.sample(WORDS, rng.randint(2, 5))
@@ -77,3 +78,16 @@ def build() -> tuple[list[dict], list[dict]]:
             items.append((task, row))
     train, test = stratified_split(items, lambda item: item[0], TEST_PER_TASK * len(TASKS), rng)
     return [row for _, row in train], [row for _, row in test]
+
+
+def build_validation() -> list[dict]:
+    """48 validation rows for choosing settings: six per task, on inputs that no train or test row uses."""
+    per_task = TRAIN_PER_TASK + TEST_PER_TASK
+    taken = {tuple(words) for words in _word_groups(random.Random(1234), per_task * len(TASKS))}  # as build() draws
+    rng = random.Random(4321)
+    inputs = _word_groups(rng, VALIDATION_PER_TASK * len(TASKS), taken)
+    rows = []
+    for i, (phrasings, answer) in enumerate(TASKS.values()):
+        for words in inputs[i * VALIDATION_PER_TASK:(i + 1) * VALIDATION_PER_TASK]:
+            rows.append({"instruction": rng.choice(phrasings), "input": " ".join(words), "output": answer(words)})
+    return rows
