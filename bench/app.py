@@ -180,8 +180,8 @@ def app_command(rounds: int, overrides: dict[str, dict[str, Any]], run_worker: C
                 say: Callable[[str], None] = print) -> dict[str, Any]:
     """The bench line: the CLI side in fresh worker processes, the app side as `python app.py` + this client."""
     def run_app() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp, app_process(Path(tmp) / "runs") as url:
-            return app_run(url, Path(tmp) / "runs", overrides)
+        with tempfile.TemporaryDirectory(prefix="bench-app-") as tmp, app_process(Path(tmp) / "studio-runs") as url:
+            return app_run(url, Path(tmp) / "studio-runs", overrides)
 
     def run_cli() -> dict[str, Any]:
         return run_worker({"kind": "cli_run", "overrides": overrides})

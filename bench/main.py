@@ -226,26 +226,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="settings overrides (demo, app)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="demo: keep the run folder here")
+    parser.add_argument("--demo-runs", type=int, default=2,
+                        help="demo: run it this many times from scratch and check the numbers repeat (default 2)")
     parser.add_argument("--write-readme", action="store_true",
                         help="rewrite this command's block of README.md from the figures just measured")
     return parser
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The demo target: default settings, TrainingJob + compare_run, timed and scored."""
-    from bench.demo import demo_table, demo_verdicts, run_demo
+    """The demo targets: a preset's settings, TrainingJob + compare_run, timed, scored and repeated."""
+    from bench.demo import DOCS_DATASET, demo_table, demo_verdicts, run_demos
     from bench.readme import demo_block, machine_facts, write_block
     from studio.model.threads import thread_policy
     from studio.presets import load_preset
     from studio.settings import apply_overrides, parse_assignments
 
     settings = apply_overrides(load_preset(args.preset), parse_assignments(args.set))
-    figures = run_demo(settings, args.runs_dir)
+    figures = run_demos(settings, args.demo_runs, args.runs_dir)
+    figures.update(preset=args.preset, overrides=args.set)
     print(demo_table(figures), flush=True)
     figures["verdicts"] = demo_verdicts(figures)
-    figures["overrides"] = args.set
     if args.write_readme:
-        print(f"Wrote {write_block('demo', demo_block(figures, machine_facts(thread_policy(settings.train).threads)))}")
+        block = "demo-docs" if settings.data.dataset == DOCS_DATASET else "demo"
+        machine = machine_facts(thread_policy(settings.train).threads)
+        print(f"Wrote {write_block(block, demo_block(figures, machine))}")
     print(json.dumps(figures))
     return 0 if all(figures["verdicts"].values()) else 1
 

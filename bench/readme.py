@@ -148,15 +148,30 @@ def performance_block(figures: dict[str, Any], machine: dict[str, Any]) -> str:
 
 
 def demo_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
-    """The README's demo line from one `python -m bench demo` run."""
-    return "\n".join([
-        provenance("python -m bench demo --write-readme", machine, f["load_start"], f["load_end"]), "",
-        f"The default demo (`cpu-demo`, word tasks, warm cache): **train {f['train_s']:.1f} s (first loss point "
-        f"{f['first_loss_s']:.1f} s, {f['steps']} steps) + compare {f['compare_s']:.1f} s = {f['total_s']:.0f} s; "
-        f"corpus BLEU {f['bleu_base']:.1f} -> {f['bleu_tuned']:.1f}, chrF {f['chrf_base']:.1f} -> {f['chrf_tuned']:.1f}, "
-        f"exact match {f['exact_base']}/{f['n_test']} -> {f['exact_tuned']}/{f['n_test']}; peak RSS "
-        f"{f['peak_rss_gb']:.2f} GB**.",
-    ])
+    """The README's demo paragraph from one `python -m bench demo` run (the default or the docs assistant)."""
+    from bench.demo import demo_verdicts
+
+    command = "python -m bench demo" + (f" --preset {f['preset']}" if f.get("preset", "cpu-demo") != "cpu-demo" else "")
+    ci = f" (95% CI of the change {f['bleu_ci'][0]:+.1f} to {f['bleu_ci'][1]:+.1f})" if f.get("bleu_ci") else ""
+    text = (f"`{f.get('preset', 'cpu-demo')}` on `{f.get('dataset', 'sample:word_tasks')}`, warm cache: **train "
+            f"{f['train_s']:.1f} s (first loss point {f['first_loss_s']:.1f} s, {f['steps']} steps) + compare "
+            f"{f['compare_s']:.1f} s = {f['total_s']:.0f} s; corpus BLEU {f['bleu_base']:.1f} -> {f['bleu_tuned']:.1f}"
+            f"{ci}, chrF {f['chrf_base']:.1f} -> {f['chrf_tuned']:.1f}, exact match {f['exact_base']}/{f['n_test']}"
+            f" -> {f['exact_tuned']}/{f['n_test']}; peak RSS {f['peak_rss_gb']:.2f} GB**.")
+    if f.get("tally"):
+        text += f" Per example: {f['tally'][0]} better, {f['tally'][1]} the same, {f['tally'][2]} worse."
+    if "graded" in f:
+        b, g = f["graded_base"], f["graded"]
+        text += (f" Graded by key facts: the right fact in {b['right']}/{b['facts']} answers before and "
+                 f"{g['right']}/{g['facts']} after; off-topic questions declined {b['declined']}/{b['off_topic']} -> "
+                 f"{g['declined']}/{g['off_topic']}; on-topic questions refused {b['refused']} -> {g['refused']}.")
+    if f.get("repeats"):
+        totals = ", ".join(f"{r['total_s']:.0f} s" for r in f["repeats"])
+        same = "the same answers and numbers" if f["same_every_run"] else "DIFFERENT answers"
+        text += f" Run {len(f['repeats'])} times from scratch: {same} every time (totals {totals})."
+    verdicts = "; ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in demo_verdicts(f).items())
+    return "\n".join([provenance(f"{command} --write-readme", machine, f["load_start"], f["load_end"]), "",
+                      text, "", f"Targets: {verdicts}."])
 
 
 def levers_block(out: dict[str, Any], machine: dict[str, Any]) -> str:

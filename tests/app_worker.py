@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `studio` importable
+# Run as a script, Python puts tests/ first on the path, where tests/evaluate/ would shadow the `evaluate` library:
+# swap it for the repository root, which makes `studio` importable.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

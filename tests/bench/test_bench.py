@@ -119,13 +119,28 @@ def test_table_shows_every_contender_ratio_and_verdict_and_the_json_round_trips(
 
 
 def test_demo_verdicts_and_table():
-    figures = {"train_s": 80.0, "first_loss_s": 9.0, "base_gen_s": 5.0, "tuned_gen_s": 4.0, "compare_s": 10.0,
-               "total_s": 95.0, "steps": 20, "final_loss": 0.3, "n_test": 24, "bleu_base": 0.3, "bleu_tuned": 60.0,
-               "bleu_gain": 59.7, "chrf_base": 18.0, "chrf_tuned": 80.0, "exact_base": 0, "exact_tuned": 12,
-               "peak_rss_gb": 2.6, "load_start": 1.0, "load_end": 1.1, "examples": [("A B", "junk", "A B")]}
+    figures = {"train_s": 70.0, "first_loss_s": 9.0, "base_gen_s": 5.0, "tuned_gen_s": 4.0, "compare_s": 10.0,
+               "total_s": 85.0, "steps": 20, "final_loss": 0.3, "n_test": 24, "bleu_base": 0.3, "bleu_tuned": 60.0,
+               "bleu_gain": 59.7, "bleu_ci": [41.0, 75.0], "chrf_base": 18.0, "chrf_tuned": 80.0, "exact_base": 0,
+               "exact_tuned": 12, "peak_rss_gb": 2.6, "load_start": 1.0, "load_end": 1.1,
+               "examples": [("A B", "junk", "A B")]}
     assert all(bench_demo.demo_verdicts(figures).values())
-    assert "FAIL" not in bench_demo.demo_table(figures) and "0.3 -> 60.0 (+59.7)" in bench_demo.demo_table(figures)
-    assert not bench_demo.demo_verdicts({**figures, "total_s": 130.0})["total <= 120 s"]
+    table = bench_demo.demo_table(figures)
+    assert "FAIL" not in table and "0.3 -> 60.0 (+59.7) [95% CI +41.0, +75.0]" in table
+    assert not bench_demo.demo_verdicts({**figures, "total_s": 95.0})["train + compare <= 90 s"]
+    assert not bench_demo.demo_verdicts({**figures, "bleu_ci": [19.0, 70.0]})["95% interval of the gain above +20"]
+    repeated = {**figures, "repeats": [{"total_s": 85.0, "bleu_base": 0.3, "bleu_tuned": 60.0, "answers_sha": "a",
+                                        "load_start": 1.0}] * 2, "same_every_run": False}
+    assert not bench_demo.demo_verdicts(repeated)["same answers and numbers on all 2 runs"]
+
+
+def test_docs_demo_is_judged_by_graded_facts():
+    graded = {"right": 25, "wrong": 25, "refused": 0, "declined": 5, "answered": 1, "facts": 50, "off_topic": 6}
+    figures = {"total_s": 280.0, "graded": graded}
+    assert all(bench_demo.demo_verdicts(figures).values())
+    assert not all(bench_demo.demo_verdicts({**figures, "graded": {**graded, "right": 24, "wrong": 26}}).values())
+    assert not bench_demo.demo_verdicts({**figures, "graded": {**graded, "refused": 1}})["no on-topic question refused"]
+    assert not all(bench_demo.demo_verdicts({**figures, "graded": {**graded, "declined": 4}}).values())
 
 
 @pytest.fixture()
@@ -182,6 +197,8 @@ def test_tiny_demo_reports_every_figure(tiny_loader, tmp_path):
 
     settings = apply_overrides(StudioSettings(), {"train": {"max_steps": 1}, "data": {"max_test_examples": 2},
                                                   "generation": {"max_new_tokens": 3}})
-    figures = bench_demo.run_demo(settings, tmp_path, say=lambda line: None, model_loader=tiny_loader)
+    figures = bench_demo.run_demos(settings, 2, tmp_path, say=lambda line: None, model_loader=tiny_loader)
     assert figures["steps"] == 1 and figures["n_test"] == 2 and figures["total_s"] >= figures["train_s"]
+    assert figures["threads"] >= 1 and len(figures["repeats"]) == 2
+    assert figures["same_every_run"], figures["repeats"]  # seeded before LoRA wraps: the same run twice
     assert set(bench_demo.demo_verdicts(figures)) and json.dumps(figures)

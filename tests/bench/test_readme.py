@@ -30,8 +30,18 @@ def test_performance_block_says_where_when_and_every_figure():
 def test_demo_and_levers_blocks():
     demo = {"train_s": 80.0, "first_loss_s": 5.0, "steps": 80, "compare_s": 12.0, "total_s": 92.0, "bleu_base": 0.3,
             "bleu_tuned": 45.0, "chrf_base": 20.0, "chrf_tuned": 70.0, "exact_base": 0, "exact_tuned": 12, "n_test": 24,
-            "peak_rss_gb": 2.5, "load_start": 0.5, "load_end": 0.7}
-    assert "train 80.0 s" in readme.demo_block(demo, MACHINE) and "0.3 -> 45.0" in readme.demo_block(demo, MACHINE)
+            "peak_rss_gb": 2.5, "load_start": 0.5, "load_end": 0.7, "bleu_gain": 44.7, "bleu_ci": [30.1, 58.0],
+            "tally": [20, 3, 1], "repeats": [{"total_s": 92.0}, {"total_s": 93.0}], "same_every_run": True}
+    block = readme.demo_block(demo, MACHINE)
+    assert "train 80.0 s" in block and "0.3 -> 45.0 (95% CI of the change +30.1 to +58.0)" in block
+    assert "20 better, 3 the same, 1 worse" in block and "the same answers and numbers every time (totals 92 s, 93 s)" in block
+    assert "FAIL train + compare <= 90 s" in block and "PASS 95% interval of the gain above +20" in block
+    docs = {**demo, "preset": "product-docs-cpu", "graded_base": {"right": 0, "facts": 50, "declined": 0, "off_topic": 6,
+            "refused": 0, "wrong": 50}, "graded": {"right": 27, "facts": 50, "declined": 5, "off_topic": 6,
+            "refused": 0, "wrong": 23}}
+    block = readme.demo_block(docs, MACHINE)
+    assert "`python -m bench demo --preset product-docs-cpu --write-readme`" in block
+    assert "the right fact in 0/50 answers before and 27/50 after" in block and "declined 0/6 -> 5/6" in block
     levers = {"load_start": 1.0, "load_end": 1.0,
               "train": {"default": {"tokens_per_second": 100.0, "default_speedup": 1.0, "tokens_per_cpu_second": 60.0,
                                     "default_cpu_speedup": 1.0},
@@ -44,5 +54,5 @@ def test_demo_and_levers_blocks():
 
 def test_the_readme_has_every_block():
     text = readme.README.read_text(encoding="utf-8")
-    for name in ("performance", "demo", "levers"):
+    for name in ("performance", "demo", "demo-docs", "levers"):
         assert f"<!-- bench:{name}:start -->" in text and f"<!-- bench:{name}:end -->" in text
