@@ -53,7 +53,8 @@ def wire_run_actions(ctx: Context, actions: RunActions, run: Any) -> None:
     """Connect Resume and Train more; both switch to the Train tab with the new job's live view."""
     state, services = ctx.state, ctx.services
     train = ctx.train
-    view = [train.progress, train.plot, train.log, train.result, train.download, train.status, train.timer]
+    view = [train.progress, train.plot, train.log, train.result, train.download, train.status, train.timer,
+            train.shown]
 
     def start(state: SessionState, request: gr.Request, settings: Any, **origin: str) -> tuple:
         owner = owner_of(state, request)

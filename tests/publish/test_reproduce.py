@@ -135,7 +135,7 @@ def test_trl_parser_reads_back_the_default_run(bundle):
     assert (model.lora_r, model.lora_alpha, model.lora_dropout) == (s.lora.r, s.lora.alpha, s.lora.dropout)
     assert model.lora_target_modules == "all-linear" and not model.load_in_4bit
     assert data.datasets[0].path == "json" and data.datasets[0].data_files == reproduce.DATA_FILE
-    assert (args.learning_rate, args.num_train_epochs, args.max_steps) == (1e-3, 1.0, -1)
+    assert (args.learning_rate, args.num_train_epochs, args.max_steps) == (1e-3, 0.75, -1)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (4, 1)
     assert args.max_length == s.data.max_length and args.completion_only_loss is True and args.packing is False
     assert args.activation_checkpointing is False and args.logging_steps == 1 and args.seed == 42

@@ -15,7 +15,7 @@ def test_settings_diff_lists_only_what_differs():
                                   "data": {"dataset": "/tmp/upload-123/words.jsonl"}}).to_dict()
     a["data"]["dataset"] = "/tmp/upload-456/words.jsonl"  # the same file uploaded twice: not a difference
     assert settings_diff(a, b) == [["lora.target_modules", "(default)", "['q_proj']"],
-                                   ["train.epochs", "1", "2"], ["train.learning_rate", "0.001", "0.0005"]]
+                                   ["train.epochs", "0.75", "2"], ["train.learning_rate", "0.001", "0.0005"]]
     assert settings_diff(a, a) == []
     assert flat_settings({"train": {"epochs": 1}}) == {"train.epochs": 1}
 
