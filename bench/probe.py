@@ -133,12 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-baseline", action="store_true", help="time the studio only (no plain lm-eval)")
     parser.add_argument("--run", default=None, help="a run id whose adapter to load (default: a fresh adapter)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="where runs live (default $STUDIO_RUNS_DIR)")
+    parser.add_argument("--write-readme", action="store_true", help="rewrite the README's probe table from this run")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the probe benchmark; prints the table, then one JSON line; exit 1 when a target fails."""
-    figures = run(build_parser().parse_args(argv), say=lambda line: print(line, flush=True))
+    args = build_parser().parse_args(argv)
+    figures = run(args, say=lambda line: print(line, flush=True))
     print(table(figures), flush=True)
+    if args.write_readme:
+        import torch
+
+        from bench.readme import machine_facts, probe_block, write_block
+
+        print(f"Wrote {write_block('probe', probe_block(figures, machine_facts(torch.get_num_threads())))}")
     print(json.dumps(figures, default=float))
     return 0 if all(figures["verdicts"].values()) else 1

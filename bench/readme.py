@@ -174,6 +174,22 @@ def demo_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
                       text, "", f"Targets: {verdicts}."])
 
 
+def probe_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
+    """The README's probe table from one `python -m bench probe` run: base accuracy per category and the cost."""
+    lines = [provenance("python -m bench probe --write-readme", machine, f["load1"], f["load1"]), "",
+             _row("category", "base accuracy"), "|---|---|"]
+    lines += [_row(label, f"{100 * acc:.1f}%") for label, acc in f["base_accuracy"].items()]
+    lines.append(_row(f"all {f['items']} items", f"{100 * f['base_overall']:.1f}%"))
+    for key, seconds in f["seconds"].items():
+        if key.startswith("studio@"):
+            size = key.split("@")[1]
+            ratio = f["speedup_vs_lm_eval"].get(size)
+            versus = f", {ratio:.2f}x faster than plain lm-eval" if ratio else ""
+            lines += ["", f"Base + tuned on all {f['items']} items at batch {size}: {seconds:.1f} s{versus}; the same "
+                          f"answer as plain lm-eval on every item: {f['same_answers']}."]
+    return "\n".join(lines)
+
+
 def levers_block(out: dict[str, Any], machine: dict[str, Any]) -> str:
     """The README's levers table from one `python -m bench levers` run: what each lever is worth."""
     lines = [provenance("python -m bench levers --write-readme", machine, out["load_start"], out["load_end"]), "",

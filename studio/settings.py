@@ -166,9 +166,11 @@ class GenerationSettings:
     """How the base and tuned models answer in Compare.
 
     cpu-demo: 12 new tokens cover the longest word_tasks answer (9 tokens + EOS); the base model never stops, so it
-    always pays all of them. The 48 held-out prompts go in two batches of 24: each greedy step costs about the same
-    at batch 8 or 24 on a CPU (weights are read once per step), so one batch of 24 takes a third of the time of three
-    of 8, and Stop still lands between batches.
+    always pays all of them. The 48 held-out prompts go in one batch: a greedy step on a CPU is bound by reading the
+    weights (1.1 GB in fp32, the 262,144-row output head included) more than by arithmetic, so a step costs nearly the
+    same at batch 24 or 48 and one batch of 48 takes about two thirds of the time of two of 24 (`python -m bench
+    levers` times smaller batches against the default). Stop lands between batches, so a smaller batch stops
+    sooner.
     """
 
     max_new_tokens: int = _f(12, "Most tokens generated per answer.", min=1, max=4096)
@@ -177,7 +179,7 @@ class GenerationSettings:
     temperature: float = _f(0.7, "Sampling temperature (only when sampling).", min=0.01, max=5.0)
     top_p: float = _f(0.9, "Nucleus sampling mass (only when sampling).", min=0.01, max=1.0)
     repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats.", min=0.5, max=3.0)
-    batch_size: int = _f(24, "Prompts generated together.", min=1, max=256)
+    batch_size: int = _f(48, "Prompts generated together (Stop lands between batches).", min=1, max=256)
     seed: int = _f(0, "Seed for sampling.", min=0)
 
     def __post_init__(self) -> None:

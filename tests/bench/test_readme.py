@@ -54,5 +54,14 @@ def test_demo_and_levers_blocks():
 
 def test_the_readme_has_every_block():
     text = readme.README.read_text(encoding="utf-8")
-    for name in ("performance", "demo", "demo-docs", "levers"):
+    for name in ("performance", "demo", "demo-docs", "levers", "probe"):
         assert f"<!-- bench:{name}:start -->" in text and f"<!-- bench:{name}:end -->" in text
+
+
+def test_probe_block():
+    figures = {"seconds": {"studio@16": 30.5, "lm-eval@16": 61.0}, "speedup_vs_lm_eval": {"16": 2.0},
+               "base_accuracy": {"arithmetic": 0.7, "reading": 0.8}, "base_overall": 0.75, "items": 80,
+               "same_answers": True, "load1": 1.2}
+    block = readme.probe_block(figures, MACHINE)
+    assert "| arithmetic | 70.0% |" in block and "| all 80 items | 75.0% |" in block
+    assert "batch 16: 30.5 s, 2.00x faster than plain lm-eval" in block and "`python -m bench probe --write-readme`" in block
