@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from studio import cli_runs, runs
+from studio import cli_export, cli_runs, runs
 from studio.errors import StudioError, TruncatedFileError
 from studio.evaluate.comparison import Comparison
 from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
@@ -74,27 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
     inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
 
-    export = sub.add_parser("export", help="export a run: the adapter zip, the merged model (LoRA folded in), or a GGUF for llama.cpp/Ollama")
-    export.add_argument("run_id", help="a run id from `runs`")
-    export.add_argument("--merged", action="store_true", help="write the merged full model (safetensors + tokenizer) instead of the adapter zip")
-    export.add_argument("--zip", action="store_true", help="with --merged: also pack it as one zip with its model card")
-    export.add_argument("--gguf", action="store_true", help="write the merged model as GGUF with an Ollama Modelfile; the .gguf path is the last line printed")
-    _add_gguf_args(export)
-    export.add_argument("--verify", action="store_true", help="with --gguf: check the file's answers against the studio's")
-    _add_runs_dir(export)
-
-    verify = sub.add_parser("verify", help="answer the held-out prompts from a run's GGUF export and compare with the studio's answers")
-    verify.add_argument("run_id", help="a run id from `runs`")
-    _add_gguf_args(verify)
-    _add_runs_dir(verify)
-
-    push = sub.add_parser("push", help="push a run's adapter or merged model to the Hugging Face Hub (token from $HF_TOKEN)")
-    push.add_argument("run_id", help="a run id from `runs`")
-    push.add_argument("--repo", required=True, help="the target repository, owner/name")
-    push.add_argument("--what", choices=["adapter", "merged"], default="adapter", help="what to push (default adapter)")
-    push.add_argument("--public", action="store_true", help="create the repository public (default private)")
-    _add_runs_dir(push)
-
+    cli_export.add_parsers(sub, _add_runs_dir)
     cli_runs.add_parsers(sub, _add_runs_dir)
     sub.add_parser("presets", help="list the presets with their descriptions")
     listing = sub.add_parser("runs", help="list past runs")
@@ -113,13 +93,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
     p.add_argument("--token", help="Hugging Face token for gated models/datasets (never written to disk)")
     _add_runs_dir(p)
-
-
-def _add_gguf_args(p: argparse.ArgumentParser) -> None:
-    from studio.publish.gguf import QUANTS
-
-    p.add_argument("--quant", choices=QUANTS, default=QUANTS[0], help="GGUF precision (default f16; q8_0 is about half the size)")
-    p.add_argument("--limit", type=int, default=0, help="check on the first N held-out rows only (default: those Compare used)")
 
 
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
@@ -377,75 +350,6 @@ def _print_rendered(template: Any, example: Any, number: int) -> None:
         print(text)
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    """Write the adapter zip, the merged model (folder or zip) or the GGUF + Modelfile of a run."""
-    from studio.publish import export
-
-    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    if args.gguf:
-        return _export_gguf(args, info.path)
-    if args.merged and args.zip:
-        path = export.zip_merged(info.path, base_loader=args.model_loader)
-    else:
-        path = export.merge_adapter(info.path, base_loader=args.model_loader) if args.merged else export.zip_adapter(info.path)
-    print(f"Exported {'the merged model' if args.merged else 'the adapter'} to {path}")
-    return 0
-
-
-def _export_gguf(args: argparse.Namespace, run_dir: Path) -> int:
-    from studio.publish.gguf_export import export_gguf, verify_export
-
-    result = export_gguf(run_dir, args.quant, base_loader=args.model_loader, progress=_phase_printer())
-    print(f"Ollama Modelfile: {result.modelfile}  (ollama create my-model -f Modelfile)")
-    if args.verify:
-        _print_check(verify_export(run_dir, args.quant, limit=args.limit, base_loader=args.model_loader,
-                                   progress=_phase_printer()))
-    print(result.path)  # last, alone: scripts read the file's path from here
-    return 0
-
-
-def _phase_printer() -> Any:
-    """A progress callback printing each phase once ("GGUF answers 1/24", "2/24", ... print as one line)."""
-    shown: set[str] = set()
-
-    def show(fraction: float, message: str) -> None:
-        phase = " ".join(message.split()[:2])
-        if phase not in shown and fraction < 1.0:
-            shown.add(phase)
-            print(f"  {message}", flush=True)
-    return show
-
-
-def _print_check(check) -> None:
-    different = [row for row in check.rows if not row["equal"]]
-    for row in different[:5]:
-        print(f"  differs: {row['instruction'][:60]!r}: studio {row['studio'][:40]!r} vs GGUF {row['gguf'][:40]!r}")
-    print(check.summary(), flush=True)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    """Check a run's GGUF export (written first if missing) against the studio's tuned answers."""
-    from studio.publish.gguf_export import verify_export
-
-    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    _print_check(verify_export(info.path, args.quant, limit=args.limit, base_loader=args.model_loader,
-                               progress=_phase_printer()))
-    return 0
-
-
-def cmd_push(args: argparse.Namespace) -> int:
-    """Push a run to the Hub with the token from $HF_TOKEN (never written anywhere)."""
-    import os
-
-    from studio.publish import export
-
-    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
-    url = export.push_to_hub(info.path, args.repo, os.environ.get("HF_TOKEN"), what=args.what, private=not args.public,
-                             base_loader=args.model_loader)
-    print(f"Pushed the {args.what} of run {args.run_id} to {url}")
-    return 0
-
-
 def cmd_presets(_: argparse.Namespace) -> int:
     """List presets."""
     for name in list_presets():
@@ -464,8 +368,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "demo": cmd_demo, "warmup": cmd_warmup, "compare": cmd_compare, "probe": cmd_probe,
-            "inspect": cmd_inspect, "export": cmd_export, "verify": cmd_verify, "push": cmd_push, "presets": cmd_presets,
-            "runs": cmd_runs, **cli_runs.COMMANDS}
+            "inspect": cmd_inspect, "presets": cmd_presets, "runs": cmd_runs, **cli_export.COMMANDS, **cli_runs.COMMANDS}
 # Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
 QUIET_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("studio.evaluate",),
     ("studio.publish",),
     ("studio.jobqueue", "studio.jobs", "studio.pipeline", "studio.demo"),
-    ("studio.cli", "studio.cli_runs", "studio.__main__"),
+    ("studio.cli", "studio.cli_runs", "studio.cli_export", "studio.__main__"),
     ("ui",),
     ("app",),
     ("bench",),
