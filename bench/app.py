@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.workers import stop_process
+
 TARGET_RATIO = 1.10
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,12 +128,7 @@ def app_process(runs_dir: Path, timeout: float = 180, root: Path = ROOT) -> Iter
     except Exception as exc:
         raise RuntimeError(f"{exc}\napp.py said:\n{log.read_text(errors='replace')[-3000:]}") from exc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def bench_app(rounds: int, overrides: dict[str, dict[str, Any]], run_cli: Callable[[], dict[str, Any]],

@@ -24,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.workers import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FIRST_LOSS_S = 70.0
 ACTIVE = ("queued", "preparing", "training", "saving", "evaluating")
@@ -106,11 +108,7 @@ def first_start(home: Path, say=print, timeout: float = 900) -> dict[str, Any]:
         say(f"  {page:5.1f} s  page ready")
         figures = _drive(Client(url, verbose=False), t0, timeout, say)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     rounded = {k: round(v, 1) if isinstance(v, float) else v for k, v in figures.items()}
     return {"page_ready_s": round(page, 1), **rounded, "load_start": load_start, "load_end": load1()}
 

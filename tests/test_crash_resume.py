@@ -61,7 +61,8 @@ def wait_for_progress(proc: subprocess.Popen, root: Path, log: Path) -> Path:
     raise AssertionError(f"the worker made no progress in {WAIT} s:\n{log.read_text()[-3000:]}")
 
 
-def test_sigkill_mid_run_then_resume(tmp_path):
+def kill_worker_mid_run(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Start a training worker, SIGKILL it once it has logged a few steps; (runs root, run folder, data file)."""
     root, data_file, log = tmp_path / "runs", write_words(tmp_path / "words.jsonl"), tmp_path / "worker.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     with open(log, "wb") as out:
@@ -74,6 +75,11 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         proc.kill()
         proc.wait(timeout=WAIT)  # reap it: a zombie still answers os.kill(pid, 0)
     assert proc.returncode == -signal.SIGKILL
+    return root, run_dir, data_file
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    root, run_dir, data_file = kill_worker_mid_run(tmp_path)
 
     # The run is found interrupted, with every step up to the last logged one.
     [info] = runs.list_runs(root)
@@ -115,17 +121,7 @@ def test_after_a_kill_the_app_lists_the_run_interrupted_and_resume_completes_it(
 
     from tests.browser_utils import launch_studio
 
-    root, data_file, log = tmp_path / "runs", write_words(tmp_path / "words.jsonl"), tmp_path / "worker.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(WORKER), str(root), str(data_file), "0.5"], cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        run_dir = wait_for_progress(proc, root, log)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=WAIT)
+    root, run_dir, data_file = kill_worker_mid_run(tmp_path)
     killed_at = logged_steps(run_dir)[-1]
     assert 3 <= killed_at < TOTAL_STEPS
 

@@ -19,7 +19,7 @@ import pytest
 from gradio_client import Client
 
 from studio import runs
-from tests.browser_utils import free_port, launch_chromium, launch_studio
+from tests.browser_utils import free_port, launch_studio
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -46,15 +46,6 @@ def studio(tmp_path_factory):
     run_id = wait_for_job(c)["run_id"]
     yield url, root, run_id
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api").sync_playwright().start()
-    chromium = launch_chromium(playwright)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 def new_page(browser, url: str):
