@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.workers import stop_process
+from bench.processes import stop_process
 
 TARGET_RATIO = 1.10
 ROOT = Path(__file__).resolve().parent.parent

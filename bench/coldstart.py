@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.workers import stop_process
+from bench.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_FIRST_LOSS_S = 70.0

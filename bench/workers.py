@@ -61,13 +61,3 @@ def run_worker(spec: dict[str, Any], env: dict[str, str] | None = None, timeout:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"bench worker {spec} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len(RESULT):])
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """Terminate a child process, killing it when it has not ended within 30 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
