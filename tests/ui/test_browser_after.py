@@ -139,8 +139,8 @@ def test_watch_it_learn_timeline_and_stop_during_compare(page, studio):
     page.get_by_role("button", name="Compare on the test split").click()
     page.get_by_text(re.compile(r"Tuned model answering")).first.wait_for()
     page.get_by_role("button", name="Stop (keeps the examples answered)").click()
-    page.get_by_text(re.compile(r"Stopped after \d+ of 24 examples; scores cover")).first.wait_for()
-    set_number(page, "Batch size", "24")  # the timeline answers every point in one batch
+    page.get_by_text(re.compile(r"Stopped after \d+ of 48 examples; scores cover")).first.wait_for()
+    set_number(page, "Batch size", "48")  # the timeline answers every point in one batch
     page.get_by_text("Watch it learn: every snapshot scored, step by step").click()
     page.get_by_role("button", name="Score every snapshot").click()
     page.wait_for_function("() => { const p = document.querySelector('#timeline-plot .js-plotly-plot');"
@@ -154,7 +154,6 @@ def test_watch_it_learn_timeline_and_stop_during_compare(page, studio):
         slider.press("ArrowLeft")
     page.get_by_text("Answers of step 2 of 8").first.wait_for()
     page.get_by_role("button", name="Use the best snapshot as the run's adapter").click()
-    time.sleep(3); shot(page, "debug-choose")
     page.get_by_text(re.compile(r"The run now uses its step-\d snapshot as its adapter")).first.wait_for()
     time.sleep(0.8)
     shot(page, "10-timeline", element="#timeline")

@@ -56,7 +56,7 @@ def test_one_click_demo_runs_live_reattaches_and_lands_on_the_audience_page(brow
                                " === 'true'")
     page.wait_for_function(CHART_POINTS, arg=3)
     assert page.locator(".demo-steps li.current", has_text="Train").is_visible()
-    page.get_by_text(re.compile(r"step \d+ / 80")).first.wait_for()
+    page.get_by_text(re.compile(r"step \d+ / 60")).first.wait_for()
     shot(page, "demo-1-training", full=False)
 
     page.reload()  # reattaches: the Demo tab picks the running demo up again, its chart still growing
@@ -101,7 +101,7 @@ def test_the_demo_stops_and_says_what_it_kept(browser, studio):
     page.get_by_role("button", name=RUN).last.click()
     page.wait_for_function(CHART_POINTS, arg=2)
     page.get_by_role("button", name="■ Stop (keeps what is finished)").click()
-    page.get_by_text(re.compile(r"^Stopped at step \d+ of 80; the adapter trained so far is saved")).first.wait_for()
+    page.get_by_text(re.compile(r"^Stopped at step \d+ of 60; the adapter trained so far is saved")).first.wait_for()
     assert page.locator(".demo-steps li.stopped", has_text="Train").is_visible()
     assert not page.locator(".demo-examples").is_visible()
     shot(page, "demo-5-stopped", full=False)
@@ -111,7 +111,7 @@ def test_the_demo_stops_and_says_what_it_kept(browser, studio):
 def test_narrow_screen_keeps_the_steps_in_view_tables_scroll_and_charts_fit(browser, studio):
     context, page = open_page(browser, studio, width=390, height=844)
     tabs = page.locator("[role=tablist] button[role=tab]")
-    assert tabs.count() == 6 and page.get_by_label("More tabs").count() == 0  # no "..." overflow menu
+    assert tabs.count() == 7 and page.get_by_label("More tabs").count() == 0  # no "..." overflow menu
     for i in range(6):
         box = tabs.nth(i).bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
