@@ -127,7 +127,8 @@ class TrainSettings:
     max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     logging_steps: int = _f(1, "Log loss every N steps (1 gives a live chart from the first step).", min=1)
     eval_steps: int = _f(0, "Eval loss every N steps on the validation part (0: only at the end).", min=0)
-    save_steps: int = _f(0, "Checkpoint every N steps for resume (0: only at the end).", min=0)
+    save_steps: int = _f(20, "Checkpoint every N steps (adapter + optimizer state), so a run killed mid-way can be "
+                         "resumed from the page; 0: only at the end.", min=0)
     seed: int = _f(42, "Training seed: set before LoRA wraps the model, so it drives the adapter's initial weights, "
                    "the batch order and dropout.", min=0)
     completion_only_loss: bool = _f(True, "Train only on the answer tokens; the prompt is masked.")

@@ -140,7 +140,7 @@ def test_trl_parser_reads_back_the_default_run(bundle):
     assert args.max_length == s.data.max_length and args.completion_only_loss is True and args.packing is False
     assert args.activation_checkpointing is False and args.logging_steps == 1 and args.seed == 42
     assert args.optim.value == "adamw_torch_fused" and args.lr_scheduler_type.value == "linear"
-    assert args.bf16 is False and args.output_dir == "output" and args.save_strategy.value == "no"
+    assert args.bf16 is False and args.output_dir == "output" and args.save_strategy.value == "steps" and args.save_steps == 20
 
 
 def test_trl_parser_reads_back_every_changed_setting(runs_dir, tiny_tokenizer):

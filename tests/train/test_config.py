@@ -62,7 +62,7 @@ def test_sft_config_defaults_are_the_fast_cpu_ones(tmp_path: Path):
     assert c.logging_steps == 1 and c.logging_first_step
     assert c.train_sampling_strategy == "group_by_length"
     assert c.completion_only_loss is True and c.max_steps == -1 and c.num_train_epochs == 0.75
-    assert c.eval_strategy.value == "no" and c.save_strategy.value == "no"
+    assert c.eval_strategy.value == "no" and c.save_strategy.value == "steps" and c.save_steps == 20
     assert c.report_to == [] or c.report_to == "none" or c.report_to == ["none"]
     assert c.dataloader_num_workers == 0 and c.remove_unused_columns is False
     assert c.dataset_kwargs == {"skip_prepare_dataset": True} and not c.packing
