@@ -86,3 +86,12 @@ def launch_chromium(playwright: Any) -> Any:
 
         pytest.skip("chromium is not installed")
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+
+
+def open_studio_page(browser: Any, url: str, timeout_ms: int) -> Any:
+    """A 1400 x 1000 page of the studio at `url`, once its Load data button is there (its context: page.context)."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(timeout_ms)
+    page.goto(url)
+    page.get_by_role("button", name="Load data").wait_for()
+    return page

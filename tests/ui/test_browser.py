@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import launch_studio
+from tests.browser_utils import launch_studio, open_studio_page
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -27,13 +27,9 @@ def studio(tmp_path_factory):
 
 @pytest.fixture()
 def page(browser, studio):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(studio)
-    page.get_by_role("button", name="Load data").wait_for()
+    page = open_studio_page(browser, studio, TIMEOUT_MS)
     yield page
-    context.close()
+    page.context.close()
 
 
 def shot(page, name: str) -> None:

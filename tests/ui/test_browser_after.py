@@ -19,7 +19,7 @@ import pytest
 from gradio_client import Client
 
 from studio import runs
-from tests.browser_utils import free_port, launch_studio
+from tests.browser_utils import free_port, launch_studio, open_studio_page
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
@@ -49,12 +49,7 @@ def studio(tmp_path_factory):
 
 
 def new_page(browser, url: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    page.get_by_role("button", name="Load data").wait_for()
-    return page
+    return open_studio_page(browser, url, TIMEOUT_MS)
 
 
 @pytest.fixture()
