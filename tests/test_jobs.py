@@ -186,6 +186,9 @@ def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
     first.start()
     first.join(timeout=60)
     assert first.status == "stopped"
+    # Checkpoints skip the tokenizer (resume takes the base model's); the adapter folder keeps its own.
+    checkpoint = RunFolder(first.run_dir).latest_checkpoint()
+    assert (checkpoint / "adapter_model.safetensors").is_file() and not (checkpoint / "tokenizer.json").exists()
     with pytest.raises(RunError, match="another session"):
         TrainingJob(StudioSettings(), runs_dir, owner="someone-else", resume_run=first.run_id)
 
@@ -196,6 +199,7 @@ def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
     assert resumed.status == "completed", resumed.error
     assert [r["step"] for r in RunFolder(first.run_dir).read_metrics()] == [1, 2, 3, 4]
     assert [r["step"] for r in resumed.history()] == [1, 2, 3, 4]
+    assert (RunFolder(first.run_dir).adapter_dir / "tokenizer.json").is_file()
     info = runs.read_run(runs_dir, first.run_id)
     assert (info.step, info.resumed_from) == (4, "checkpoint-2")
 

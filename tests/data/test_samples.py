@@ -166,6 +166,20 @@ def test_product_docs_refuses_off_topic_with_the_exact_sentence():
     assert all(r["answer"] == refusal for r in rows if "keep the discussion" in r["answer"])
 
 
+def test_docs_training_only_phrasings_never_reach_the_test_or_validation_rows():
+    from studio.data.samples.product_docs import EXTRA_OFF_TOPIC, EXTRA_QUESTIONS, FACTS
+
+    train, test = SAMPLES["product_docs"].build()
+    extra = {q for pair in EXTRA_QUESTIONS.values() for q in pair} | set(EXTRA_OFF_TOPIC)
+    assert set(EXTRA_QUESTIONS) == {f.questions[0] for f in FACTS}  # every fact has its extra phrasings
+    assert extra <= {r["question"] for r in train}
+    assert not extra & {r["question"] for r in test + SAMPLES["product_docs"].validation()}
+    # Each fact is asked four ways in training; its test phrasing is never one of them.
+    for fact in FACTS:
+        asked = {r["question"] for r in train if r["answer"] == fact.answer}
+        assert len(asked) == 4 and not asked & {r["question"] for r in test}
+
+
 def test_role_prompts_hold_out_whole_roles():
     train, test = SAMPLES["role_prompts"].build()
     assert not {r["act"] for r in test} & {r["act"] for r in train}

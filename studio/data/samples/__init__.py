@@ -38,7 +38,7 @@ SAMPLES: dict[str, Sample] = {
         Sample(
             "product_docs", "Product docs Q&A",
             "Questions about a fictional note-taking app, Ferncrest Notes, with docs-style answers and polite "
-            "refusals for off-topic questions (as in the Lamini docs tutorial). 178 train / 56 test rows.",
+            "refusals for off-topic questions (as in the Lamini docs tutorial). 238 train / 56 test rows.",
             "question_answer", product_docs.build, product_docs.build_validation,
         ),
         Sample(

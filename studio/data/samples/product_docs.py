@@ -246,13 +246,106 @@ VALIDATION_OFF_TOPIC: tuple[str, ...] = (
     "Can you help me with my tax return?", "What is the population of Canada?", "How do I grow tomatoes?",
 )
 
-# Wrappers that make one more phrasing of a training question without rewriting it.
+# Two more phrasings of every fact, for training only: the tutorials generate several questions per docs passage,
+# and a paraphrase the model never saw lands on the right answer more often when each fact was asked several ways.
+# Written to differ from the fact's own phrasings and its validation one (a test checks they never coincide).
+EXTRA_QUESTIONS: dict[str, tuple[str, str]] = {
+    "What is Ferncrest Notes?": ("What kind of app is Ferncrest Notes?", "Explain Ferncrest Notes to a new user."),
+    "How do I install Ferncrest Notes on Windows?": ("Which file installs Ferncrest Notes on Windows 11?",
+                                                     "How do I get Ferncrest Notes onto my Windows laptop?"),
+    "How do I install Ferncrest Notes on a Mac?": ("Which file do I download for macOS?",
+                                                   "How do I set up Ferncrest Notes on an iMac?"),
+    "Does Ferncrest Notes run on Linux?": ("Is Ferncrest Notes available for Linux desktops?",
+                                           "Which Linux packages does Ferncrest Notes offer?"),
+    "Is there a mobile app?": ("Can I get Ferncrest Notes on an Android phone?",
+                               "Where do I download the Ferncrest Notes app for my tablet?"),
+    "Is there a web version?": ("What is the address of the web app?", "Can I open my notes from any computer's browser?"),
+    "What plans are available?": ("What does Ferncrest Notes charge?", "Which subscriptions can I choose from?"),
+    "What does the Free plan include?": ("What do I get without paying?", "How many devices can I use on the Free plan?"),
+    "What do I get with Plus?": ("How much storage comes with Plus?", "Is Plus worth paying for?"),
+    "What is in the Team plan?": ("What features does Team have for businesses?",
+                                  "How much storage does each Team user get?"),
+    "Is there a discount for paying yearly?": ("What does Plus cost per year?",
+                                               "Do I save money with yearly billing?"),
+    "Do students get a discount?": ("Is there a deal for schools?", "How can a teacher get Plus without paying?"),
+    "How do I cancel my subscription?": ("How do I stop being charged for Ferncrest Notes?",
+                                         "What happens when I cancel my plan?"),
+    "Can I get a refund?": ("How long do I have to ask for a refund?", "I paid for a year by mistake, can I get a refund?"),
+    "What is the shortcut for a new note?": ("How do I quickly start a new note?",
+                                             "What is the hotkey for a new note on Mac?"),
+    "How do I search my notes?": ("How do I look for a word in all my notes?", "Which keys open quick search?"),
+    "How do I open the command palette?": ("What does Ctrl+Shift+P do?", "How do I run a command from the keyboard?"),
+    "Does Ferncrest Notes support Markdown?": ("Can I add code blocks and checkboxes to a note?",
+                                               "Does the editor understand Markdown syntax?"),
+    "How does sync work?": ("How long does it take for a note to show up on my other devices?",
+                            "Where are my notes synced to?"),
+    "My notes are not syncing, what should I do?": ("My laptop and phone show different notes, what do I do?",
+                                                    "How do I force my notes to sync?"),
+    "Can I use Ferncrest Notes offline?": ("What happens to my notes when I have no internet?",
+                                           "Can I keep a whole notebook available offline?"),
+    "Which export formats are supported?": ("How do I turn a note into a PDF?",
+                                            "Can I export a note as Markdown or plain text?"),
+    "How do I back up all my notes?": ("How do I get a ZIP of all my notebooks?",
+                                       "How can I save a copy of all my notes on my computer?"),
+    "Can I import notes from other apps?": ("Can I import a folder of Markdown files?",
+                                            "How do I move my notes into Ferncrest Notes?"),
+    "How big can a note be?": ("Can I attach a 50 MB video to a note?", "How much text fits in one note?"),
+    "How many notebooks can I create?": ("Is the number of notes I can keep limited?",
+                                         "Can I make as many notebooks as I want?"),
+    "Which files can I attach?": ("Can I put a spreadsheet in a note?", "Which attachments preview inside a note?"),
+    "How do I restore an older version of a note?": ("How do I roll a note back to a previous version?",
+                                                     "Where can I see the old versions of a note?"),
+    "How do I recover a deleted note?": ("How do I undelete a note?", "Where can I find notes I removed?"),
+    "How do I share a note?": ("How do I let a colleague edit my note?", "How do I make a note others can read?"),
+    "Can several people edit a note at once?": ("Can we write in the same note at the same time?",
+                                                "Does Ferncrest Notes support live collaboration?"),
+    "Are my notes encrypted?": ("Is my data safe with Ferncrest Notes?", "What encryption do you use?"),
+    "How do I turn on two-factor authentication?": ("Can I use an authenticator app to sign in?",
+                                                    "Where do I set up two-step verification?"),
+    "I forgot my password, what now?": ("I can't remember my password, how do I sign in?",
+                                        "Where is the password reset link?"),
+    "Is there a dark mode?": ("How do I make the app follow my system theme?", "Can I use a light or dark theme?"),
+    "How do tags work?": ("How do I tag a note?", "How do I see all notes with the same tag?"),
+    "Are there note templates?": ("How do I use a template for a new note?", "How do I turn a note into a template?"),
+    "How do I set a reminder?": ("How do I get a reminder for a note at a certain time?",
+                                 "Can a note remind me about a deadline?"),
+    "Is there an API?": ("Can I write a script that reads my notes?", "Which plans include the REST API?"),
+    "How do I get an API key?": ("How do I send my API key with a request?", "Where do I generate an API key?"),
+    "What is the API rate limit?": ("How many requests per minute does the API accept?",
+                                    "I keep getting 429 errors from the API, why?"),
+    "What is the API base URL?": ("What is the address of the Ferncrest API?", "Does the API return JSON or XML?"),
+    "Does Ferncrest Notes support webhooks?": ("Can I receive a POST request when a note is updated?",
+                                               "Where do I add a webhook?"),
+    "The app crashes when it starts, how do I fix it?": ("Ferncrest Notes closes as soon as I open it, what now?",
+                                                         "How do I report a crash?"),
+    "Why is the app slow?": ("Ferncrest Notes is very slow, how do I speed it up?",
+                             "Why do my notes with big files open slowly?"),
+    "How do I contact support?": ("What is the support email address?", "How do I get in touch with Ferncrest?"),
+    "Which languages is the app available in?": ("Does Ferncrest Notes come in French?",
+                                                 "Where do I switch the app's language?"),
+    "How do I delete my account?": ("How do I erase my Ferncrest account and data?",
+                                    "What happens to my data when I delete my account?"),
+    "How much storage am I using?": ("How full is my storage?", "Where do I see how much space my notes take?"),
+    "How do I turn off spell check?": ("How do I stop the red underlines in the editor?",
+                                       "Which language does spell check use?"),
+}
+
+# Off-topic questions for training only (like EXTRA_QUESTIONS): they keep refusals about a tenth of the rows.
+EXTRA_OFF_TOPIC: tuple[str, ...] = (
+    "Who is the richest person in the world?", "How do I change a car tyre?", "What is the speed of light?",
+    "Recommend a book for the summer.", "How do I make a cup of coffee?", "What is the tallest building?",
+    "Which phone should I buy?", "Can you write a song for my friend?", "How many legs does a spider have?",
+    "What language do they speak in Brazil?",
+)
+
+# Greeting wrappers, kept only for the draw in `build()` that keeps the held-out questions as they were.
 WRAPPERS = ("Hi! {q}", "Hello, quick question. {q}", "{q} Thanks!", "{q} Thank you.")
 TEST_REFUSALS = 6
 
 
 def build() -> tuple[list[dict], list[dict]]:
-    """Build (train, test): one phrasing of every fact and six off-topic questions are held out."""
+    """Build (train, test): one phrasing of every fact and six off-topic questions are held out; the rest and
+    the training-only phrasings are trained on."""
     rng = random.Random(2024)
     train: list[dict] = []
     test_facts: list[dict] = []
@@ -260,7 +353,9 @@ def build() -> tuple[list[dict], list[dict]]:
         questions, answer = fact.questions, fact.answer
         held_out = rng.randrange(len(questions))
         kept = [q for i, q in enumerate(questions) if i != held_out]
-        kept.append(rng.choice(WRAPPERS).format(q=rng.choice(kept)))
+        # This draw once added a greeting-wrapped repeat of a kept phrasing; the training-only phrasings below teach
+        # more for the same training time. It stays so the same questions are held out as in earlier reports.
+        rng.choice(WRAPPERS).format(q=rng.choice(kept))
         train += [{"question": q, "answer": answer} for q in kept]
         test_facts.append({"question": questions[held_out], "answer": answer})
     off_topic = list(OFF_TOPIC)
@@ -269,6 +364,10 @@ def build() -> tuple[list[dict], list[dict]]:
     train += refusals[TEST_REFUSALS:]
     rng.shuffle(train)
     rng.shuffle(test_facts)
+    # The training-only phrasings join after the draws above, so the test rows are the same as without them.
+    train += [{"question": q, "answer": fact.answer} for fact in FACTS for q in EXTRA_QUESTIONS[fact.questions[0]]]
+    train += [{"question": q, "answer": REFUSAL} for q in EXTRA_OFF_TOPIC]
+    random.Random(2026).shuffle(train)
     # Spread the refusals through the test list so any prefix the studio compares contains some.
     test = list(test_facts)
     step = len(test_facts) // TEST_REFUSALS + 1
