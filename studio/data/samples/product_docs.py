@@ -9,7 +9,7 @@ PRODUCT = "Ferncrest Notes"
 REFUSAL = f"Let's keep the discussion relevant to {PRODUCT}."
 
 
-# (three phrasings of one question, the docs answer). Everything here is invented for the sample.
+# (three phrasings of one question, the docs answer); two more per fact in EXTRA_QUESTIONS are trained on only.
 @dataclass(frozen=True)
 class Fact:
     """One docs fact: three phrasings (train/test), the docs answer, a fourth phrasing for validation only, and the
