@@ -122,7 +122,6 @@ def gguf_parsed_once() -> Iterator[None]:
     """
     import gguf
 
-    _GGUF_PATCH.acquire()
     original, readers = gguf.GGUFReader, {}
 
     def shared(path: str | os.PathLike, *args: object, **kwargs: object) -> object:
@@ -131,12 +130,12 @@ def gguf_parsed_once() -> Iterator[None]:
             readers[key] = original(path, *args, **kwargs)
         return readers[key]
 
-    gguf.GGUFReader = shared  # transformers imports the name from gguf at each call
-    try:
-        yield
-    finally:
-        gguf.GGUFReader = original
-        _GGUF_PATCH.release()
+    with _GGUF_PATCH:
+        gguf.GGUFReader = shared  # transformers imports the name from gguf at each call
+        try:
+            yield
+        finally:
+            gguf.GGUFReader = original
 
 
 def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:

@@ -353,9 +353,9 @@ def build() -> tuple[list[dict], list[dict]]:
         questions, answer = fact.questions, fact.answer
         held_out = rng.randrange(len(questions))
         kept = [q for i, q in enumerate(questions) if i != held_out]
-        # This draw once added a greeting-wrapped repeat of a kept phrasing; the training-only phrasings below teach
-        # more for the same training time. It stays so the same questions are held out as in earlier reports.
-        rng.choice(WRAPPERS).format(q=rng.choice(kept))
+        # These two draws once picked a greeting-wrapped repeat of a kept phrasing (dropped to keep the run inside
+        # five minutes); they stay so the same questions are held out as in earlier reports.
+        rng.choice(WRAPPERS), rng.choice(kept)
         train += [{"question": q, "answer": answer} for q in kept]
         test_facts.append({"question": questions[held_out], "answer": answer})
     off_topic = list(OFF_TOPIC)
