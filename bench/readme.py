@@ -141,9 +141,14 @@ def performance_block(figures: dict[str, Any], machine: dict[str, Any]) -> str:
         lines += _latency_rows(figures["latency"])
     if "app" in figures:
         a = figures["app"]
-        lines.append(_row("training time in the app (a client polling /poll every second, as the page) vs the CLI",
+        lines.append(_row("training time in the app (polled every second as the page polls) vs the CLI",
                           f"{a['app']['train_seconds']:.1f} s", f"{a['cli']['train_seconds']:.1f} s",
                           f"{a['ratio']:.2f}x"))
+        if "app-gradio-client" in a:
+            g = a["app-gradio-client"]
+            lines.append(_row(f"the same, polled with gradio_client on the same 2 cores ({g['poll_cpu_ms']:.0f} ms of "
+                              "client CPU a poll)", f"{g['train_seconds']:.1f} s", f"{a['cli']['train_seconds']:.1f} s",
+                              f"{g['ratio']:.2f}x"))
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""The app-vs-command-line bench line, end to end on the tiny model (the app in-process, polled by gradio_client)."""
+"""The app-vs-command-line bench line, end to end on the tiny model (the app in-process, polled as the page polls
+and with gradio_client)."""
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ def test_ratio_and_verdict_of_the_medians():
     run = {"wall_seconds": 10.0, "steps": 3, "threads": 2, "thread_policy": "pinned", "polls": 0,
            "load_start": 1.0, "load_end": 1.0}
     out = summarise_app({"cli": [{**run, "train_seconds": 10.0}, {**run, "train_seconds": 12.0}],
-                         "app": [{**run, "train_seconds": 12.0}, {**run, "train_seconds": 12.2}]}, OVERRIDES)
+                         "app": [{**run, "train_seconds": 12.0}, {**run, "train_seconds": 12.2}],
+                         "app-gradio-client": [{**run, "train_seconds": 13.2, "poll_cpu_ms": 40.0}]}, OVERRIDES)
     assert out["ratio"] == 12.1 / 11.0 and out["pass"] is True and out["wall_ratio"] == 1.0
+    assert out["app-gradio-client"]["ratio"] == 1.2  # reported, not the verdict
+    assert "40.0 ms a poll" in "\n".join(app_table(out))
     out = summarise_app({"cli": [{**run, "train_seconds": 10.0}], "app": [{**run, "train_seconds": 11.5}]}, OVERRIDES)
     assert out["pass"] is False and "FAIL" in "\n".join(app_table(out))
 
@@ -28,12 +32,37 @@ def test_tiny_app_and_cli_runs_interleaved(tmp_path):
     demo, url = launch_studio(tmp_path / "runs")
     said: list[str] = []
     try:
-        out = bench_app(2, OVERRIDES, lambda: cli_run(OVERRIDES, loader=tiny_loader),
-                        lambda: app_run(url, tmp_path / "runs", OVERRIDES, tick=0.2), say=said.append)
+        sides = {"cli": lambda: cli_run(OVERRIDES, loader=tiny_loader),
+                 "app": lambda: app_run(url, tmp_path / "runs", OVERRIDES, tick=0.2),
+                 "app-gradio-client": lambda: app_run(url, tmp_path / "runs", OVERRIDES, tick=0.2,
+                                                      client_kind="gradio_client")}
+        out = bench_app(2, OVERRIDES, sides, say=said.append)
     finally:
         demo.close()
-    assert [line.split()[2] for line in said] == ["cli", "app", "app", "cli"]  # the order flips every round
-    for side in ("cli", "app"):
+    order = ["cli", "app", "app-gradio-client"]
+    assert [line.split()[2] for line in said] == order + order[::-1]  # the order reverses every round
+    for side in order:
         assert out[side]["train_seconds"] > 0 and out[side]["threads"] == 1 and out[side]["thread_policy"] == "pinned"
     assert out["app"]["polls"] >= 1 and out["ratio"] > 0
+    # The page's way of polling costs this process far less CPU than gradio_client's
+    assert out["app"]["poll_cpu_ms"] < out["app-gradio-client"]["poll_cpu_ms"]
     json.dumps(out)
+
+
+def test_the_page_poller_reads_the_status_as_gradio_client_does(tmp_path):
+    from gradio_client import Client
+
+    from bench.app import PagePoller
+
+    demo, url = launch_studio(tmp_path / "runs")
+    try:
+        client = Client(url, verbose=False)
+        poller = PagePoller(url, client.session_hash)
+        assert poller.inputs == [None, None, 0.0, False]  # state on the server, smoothing 0, linear scale
+        outputs = poller.call()
+        assert len(outputs) == 8 and outputs[5] == {}  # no job yet
+        # Both speak for one session: the server remembers what the poller was shown, so nothing is sent again
+        assert client.predict(api_name="/poll")[5] == {"__type__": "update"}
+        poller.close()
+    finally:
+        demo.close()

@@ -1,4 +1,5 @@
-"""The app shell: host/port defaults and overrides, the Space note, every setting wired, the upload cap."""
+"""The app shell: host/port defaults and overrides, the Space note, a calm queue, every setting wired, the upload
+cap."""
 from __future__ import annotations
 
 import pytest
@@ -30,6 +31,13 @@ def test_space_note_only_on_a_space(monkeypatch):
     assert "vanish" not in header_html()
     monkeypatch.setenv("SPACE_ID", "someone/studio")
     assert "vanish when it restarts" in header_html()
+
+
+def test_the_queue_looks_for_work_every_20_ms_not_every_millisecond(tmp_path):
+    # Gradio's 1 ms default wakes the server a thousand times a second, taking the GIL from the training thread
+    demo = app.build_app(runs_root=tmp_path)
+    assert demo._queue.sleep_when_free == app.QUEUE_IDLE_SLEEP_S == 0.02
+    assert demo._queue.progress_update_sleep_when_free == app.QUEUE_PROGRESS_SLEEP_S
 
 
 def test_every_setting_has_a_widget_in_the_app(tmp_path):
