@@ -33,6 +33,26 @@ def runs_dir(tmp_path):
     return path
 
 
+@pytest.fixture(scope="session")
+def first_real_run(tmp_path_factory):
+    """One short run of the real embedded model (12 steps, snapshots every 4, 4 held-out prompts), shared by the slow
+    tests that need a trained adapter (tests/model/test_real_model.py, tests/test_after_first_run.py): one run instead
+    of one per module keeps CI short."""
+    from studio.jobqueue import JobQueue
+    from studio.jobs import TrainingJob
+    from studio.settings import StudioSettings, apply_overrides
+
+    settings = apply_overrides(StudioSettings(), {
+        "data": {"validation_fraction": 0.1, "max_test_examples": 4},
+        "train": {"max_steps": 12, "snapshots": 3, "eval_steps": 4},
+        "generation": {"max_new_tokens": 12},
+    })
+    job = TrainingJob(settings, tmp_path_factory.mktemp("runs"), queue=JobQueue())
+    job.start()
+    assert job.join(timeout=900) and job.status == "completed", job.error
+    return job
+
+
 @pytest.fixture()
 def tiny_loader():
     """The model loader to inject (`model_loader=`) wherever the studio would load the real base model."""

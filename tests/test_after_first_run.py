@@ -11,23 +11,14 @@ from studio.evaluate.chat import ask_both, converse
 from studio.jobqueue import JobQueue
 from studio.jobs import TrainingJob
 from studio.runs import RunFolder
-from studio.settings import StudioSettings, apply_overrides
 from studio.train.continuation import continue_settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    settings = apply_overrides(StudioSettings(), {
-        "data": {"validation_fraction": 0.1, "max_test_examples": 4},
-        "train": {"max_steps": 12, "snapshots": 3, "eval_steps": 4},
-        "generation": {"max_new_tokens": 12},
-    })
-    job = TrainingJob(settings, tmp_path_factory.mktemp("runs"), queue=JobQueue())
-    job.start()
-    assert job.join(timeout=900) and job.status == "completed", job.error
-    return job
+def job(first_real_run):
+    return first_real_run  # tests/conftest.py: 12 steps, snapshots at 4, 8 and 12
 
 
 def test_chat_streams_what_compare_scores(job):

@@ -1,4 +1,5 @@
-"""The real embedded Gemma 3 270M: cache build and reload, a short LoRA run, and an exact base model behind the adapter.
+"""The real embedded Gemma 3 270M: cache build and reload, a short LoRA run (the one tests/conftest.py shares), and
+an exact base model behind the adapter.
 
 Slow (the first run builds the fp32 cache in 1-2 minutes); deselect with `-m "not slow"`.
 """
@@ -10,11 +11,9 @@ import pytest
 import torch
 
 from studio import runs
-from studio.jobqueue import JobQueue
-from studio.jobs import TrainingJob
 from studio.model import embedded, loading
 from studio.model import info as model_info_mod
-from studio.settings import EMBEDDED_MODEL, ModelSettings, StudioSettings, apply_overrides
+from studio.settings import EMBEDDED_MODEL, ModelSettings
 from studio.train.steps import features_to_dataset
 from studio.train.trainer import fast_completion_loss
 
@@ -70,18 +69,11 @@ def _loss_on(model, tokenizer, template, examples) -> float:
         return fast_completion_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels}).item()
 
 
-def test_short_lora_run_learns_and_leaves_the_base_model_exact(warm_cache, runs_dir):
-    settings = apply_overrides(StudioSettings(), {
-        "data": {"dataset": "sample:word_tasks", "template": "alpaca", "max_length": 128},
-        "train": {"max_steps": 6, "batch_size": 4, "learning_rate": 3e-4},
-    })
-    job = TrainingJob(settings, runs_dir, queue=JobQueue())
-    job.start()
-    assert job.join(timeout=900)
-    assert job.status == "completed", job.error
-    losses = [r["loss"] for r in job.history() if r["loss"] is not None]
-    assert len(losses) == 6 and min(losses[-2:]) < max(losses[:2])
-    assert runs.read_run(runs_dir, job.run_id).has_adapter
+def test_a_short_lora_run_learns_and_leaves_the_base_model_exact(warm_cache, first_real_run):
+    job = first_real_run  # tests/conftest.py: the default settings for 12 steps
+    losses = [r["loss"] for r in job.history() if r.get("loss") is not None]
+    assert len(losses) == 12 and min(losses[-3:]) < max(losses[:3])
+    assert runs.read_run(job.root, job.run_id).has_adapter
 
     model, tok = job.model, job.tokenizer
     lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
