@@ -135,6 +135,8 @@ class TrainSettings:
     fast_loss: bool = _f(True, "Compute the vocabulary projection only where the loss is taken.")
     fused_lora: bool = _f(True, "Fold LoRA's scale and sum into the adapter's matrix product while training "
                           "(one operation instead of three per layer; the same adapter up to float rounding).")
+    fused_head: bool = _f(True, "On a CPU, take the output head's cross-entropy and its gradient in one pass over the "
+                          "head's weights instead of two (the same loss up to float rounding; fast loss only).")
     group_by_length: bool = _f(True, "Batch examples of similar length to cut padding.")
     gradient_checkpointing: bool = _f(False, "Recompute activations to save memory (slower).")
     precision: str = _f("auto", "Numeric precision: auto is fp32 on CPU, bf16/fp16 on a capable GPU.", choices=["auto", "fp32", "bf16", "fp16"])

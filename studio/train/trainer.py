@@ -4,7 +4,8 @@ Why it is faster than TRL's defaults on a CPU: Gemma 3's output head is 640 x 26
 the model. TRL scores every position through the head on non-Triton devices and also computes entropy and token
 accuracy over the full vocabulary; here the decoder runs to hidden states, only positions whose next token is
 trained go through the head, and no extra metrics are computed; LoRA's scale and sum ride inside the adapter's matrix
-product (`studio.train.fused_lora`). The top-level model's forward is therefore not
+product (`studio.train.fused_lora`), and on a CPU the head's cross-entropy and its gradient take one pass over the
+head's weights (`studio.train.fused_head`). The top-level model's forward is therefore not
 called during training: hooks meant to fire per step belong on `model.get_decoder()`.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from trl import SFTTrainer
 
+from studio.train.fused_head import fused_head_applies, head_cross_entropy_sum
 from studio.train.fused_lora import fused_lora
 
 IGNORE_INDEX = -100
@@ -60,9 +62,10 @@ def _normaliser(n_labels: torch.Tensor, num_items_in_batch: Any) -> torch.Tensor
 
 
 def fast_completion_loss(
-    model: nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None,
+    model: nn.Module, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None, fused_head: bool = False,
 ) -> torch.Tensor:
-    """Next-token loss with the output head applied only at positions whose label is trained."""
+    """Next-token loss with the output head applied only at positions whose label is trained (with `fused_head`,
+    through `studio.train.fused_head` where it applies: training a frozen fp32 head on a CPU)."""
     decoder, head, cap, scale = causal_parts(model)
     hidden = decoder(
         input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False
@@ -70,8 +73,12 @@ def fast_completion_loss(
     labels = inputs["labels"][:, 1:].to(hidden.device)
     mask = labels != IGNORE_INDEX
     # Boolean indexing gathers the trained positions: (n_trained, hidden) instead of (batch, seq, hidden).
-    logits = _project(head, hidden[:, :-1][mask], cap, scale).float()
-    loss_sum = F.cross_entropy(logits, labels[mask], reduction="sum")
+    trained = hidden[:, :-1][mask]
+    if fused_head and trained.requires_grad and fused_head_applies(head, trained):
+        loss_sum = head_cross_entropy_sum(trained, head, labels[mask], cap, scale)
+    else:  # evaluation (no gradient wanted: one pass over the head either way), or a head the fused path can't take
+        logits = _project(head, trained, cap, scale).float()
+        loss_sum = F.cross_entropy(logits, labels[mask], reduction="sum")
     return loss_sum / _normaliser(mask.sum(), num_items_in_batch)
 
 
@@ -89,9 +96,10 @@ def reference_completion_loss(
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
 
-    def __init__(self, *args: Any, fast_loss: bool = True, fused_lora: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_loss: bool = True, fused_lora: bool = True, fused_head: bool = True,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast_loss, self.fused_lora = fast_loss, fused_lora
+        self.fast_loss, self.fused_lora, self.fused_head = fast_loss, fused_lora, fused_head
         self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
@@ -113,8 +121,10 @@ class FastSFTTrainer(SFTTrainer):
         if return_outputs:  # only prediction with logits needs them; keep TRL's behaviour there
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if model.training else "eval"
-        loss_fn = fast_completion_loss if self.fast_loss else reference_completion_loss
-        loss = loss_fn(model, inputs, num_items_in_batch)
+        if self.fast_loss:
+            loss = fast_completion_loss(model, inputs, num_items_in_batch, fused_head=self.fused_head)
+        else:
+            loss = reference_completion_loss(model, inputs, num_items_in_batch)
         if mode == "train":
             mask = inputs.get("attention_mask")
             self.real_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
