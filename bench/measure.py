@@ -28,6 +28,28 @@ def adapter_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
+_FUSED_METERS: dict[int, Meter] = {}  # id(output head) -> the meter counting its positions
+
+
+def _count_fused_head(head: Any, meter: Meter) -> None:
+    """Count the positions the fused head loss projects too: it reads the head's weights without calling the head
+    module, so the head's forward hook never sees them (studio.train.fused_head)."""
+    import studio.train.trainer as fast
+
+    _FUSED_METERS[id(head)] = meter
+    if getattr(fast.head_cross_entropy_sum, "metered", False):
+        return
+    original = fast.head_cross_entropy_sum
+
+    def metered(hidden: torch.Tensor, head: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if (counting := _FUSED_METERS.get(id(head))) is not None:
+            counting._on_head(head, (hidden,), None)
+        return original(hidden, head, *args, **kwargs)
+
+    metered.metered = True
+    fast.head_cross_entropy_sum = metered
+
+
 class Meter:
     """Counts what every training forward processes and times each optimiser step (step end to step end)."""
 
@@ -41,6 +63,7 @@ class Meter:
         self._last, self._last_cpu = time.perf_counter(), time.process_time()
         decoder.register_forward_pre_hook(self._on_decoder, with_kwargs=True)
         head.register_forward_hook(self._on_head)
+        _count_fused_head(head, self)
 
     @staticmethod
     def _empty() -> dict[str, Any]:

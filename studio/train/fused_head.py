@@ -38,9 +38,20 @@ def head_cross_entropy_sum(hidden: torch.Tensor, head: nn.Linear, targets: torch
 
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
             scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Logits of `hidden` against rows `weight` as the model makes them, and d logits / d (scaled product) under the
-    soft-cap (None without one)."""
-    logits = hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)
+    """Logits of `hidden` against rows `weight` as the model makes them, and their soft-cap slope."""
+    return _scaled_and_capped(hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T), cap, scale)
+
+
+def _logits_of_rows(hidden: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
+                    scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each hidden state's logit for its own row (the target's), and the soft-cap's slope there."""
+    products = (hidden * rows).sum(dim=1)
+    return _scaled_and_capped(products if bias is None else products + bias, cap, scale)
+
+
+def _scaled_and_capped(logits: torch.Tensor, cap: float | None,
+                       scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`cap * tanh(scale * logits / cap)` and d/d(scale * logits) of it (None without a cap: the slope is 1)."""
     if scale != 1.0:
         logits = logits * scale
     if not cap:
@@ -81,14 +92,3 @@ class _HeadCrossEntropy(torch.autograd.Function):
         (grad_hidden,) = ctx.saved_tensors
         return grad_hidden * grad_loss, None, None, None, None, None, None
 
-
-def _logits_of_rows(hidden: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
-                    scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Each hidden state's logit for its own row (the target's), and the soft-cap's slope there."""
-    logits = (hidden * rows).sum(dim=1) if bias is None else (hidden * rows).sum(dim=1) + bias
-    if scale != 1.0:
-        logits = logits * scale
-    if not cap:
-        return logits, None
-    squashed = torch.tanh(logits / cap)
-    return squashed * cap, 1 - squashed * squashed

@@ -203,3 +203,22 @@ def test_tiny_demo_reports_every_figure(tiny_loader, tmp_path):
     assert figures["threads"] >= 1 and len(figures["repeats"]) == 2
     assert figures["same_every_run"], figures["repeats"]  # seeded before LoRA wraps: the same run twice
     assert set(bench_demo.demo_verdicts(figures)) and json.dumps(figures)
+
+
+def test_the_meter_counts_the_head_positions_of_the_fused_head_loss_too(tiny_tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    from bench.measure import Meter
+    from studio.train.trainer import fast_completion_loss
+
+    model = get_peft_model(make_tiny_model(tiny_tokenizer), LoraConfig(r=4, target_modules=["q_proj"]))
+    meter = Meter(model)
+    enc = tiny_tokenizer(["### Instruction:\nSay hi\n\n### Response:\nhi there"], return_tensors="pt")
+    labels = enc["input_ids"].clone()
+    labels[:, :4] = -100
+    inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+    for fused in (True, False):
+        fast_completion_loss(model, inputs, fused_head=fused).backward()
+        meter.step_end()
+    trained = int((labels[:, 1:] != -100).sum())
+    assert [s["head"] for s in meter.steps] == [trained, trained]
