@@ -95,7 +95,9 @@ def levers_command(args: Any, run_worker: Any, say: Any) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in TRAIN_LEVERS}
     if "train" in args.only:
         for round_ in range(args.repeats):
-            for name, overrides in TRAIN_LEVERS.items():
+            # every other round runs the other way round, so no lever always gets the first (or last) slot
+            order = list(TRAIN_LEVERS.items())
+            for name, overrides in order if round_ % 2 == 0 else order[::-1]:
                 spec = {"kind": "train", "contender": "studio", "steps": args.steps, "examples": args.examples,
                         "seed": args.seed, "warmup": args.warmup, "pad_to": args.pad_to, "threads": args.threads,
                         "prompts": args.prompts, "overrides": overrides, "compare": False}
