@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.flops import gemm_flops_per_second
 from studio.settings import StudioSettings
 
 TARGET_SECONDS, TARGET_BLEU_GAIN, TARGET_CI_LOW = 90.0, 35.0, 20.0
@@ -76,10 +77,14 @@ def run_demo(settings: StudioSettings | None = None, runs_root: Path | None = No
     if model_loader is None and settings.model.model.startswith("embedded:") and not embedded_cache_ready():
         say("Building the fp32 model cache first (once, not timed) ...")
         ensure_embedded_cache()
+    # The machine's own speed, measured before the clock starts: the same VM has run the demo 2.7x slower on one
+    # day than another, and a time target read without it says more about the host than about the studio.
+    gemm = gemm_flops_per_second(threads=settings.train.threads or None)
     with tempfile.TemporaryDirectory(prefix="studio-demo-") as tmp:
         root = runs_root or Path(tmp)
         load_start, start = load1(), time.perf_counter()
         job, times = _train(settings, root, say, model_loader)
+        times["gemm_gflops"] = gemm / 1e9
         history = job.history()
         rm = from_job(job)
         compare_start = time.perf_counter()
@@ -111,6 +116,7 @@ def _figures(settings: StudioSettings, job: Any, times: dict[str, float], histor
         "exact_base": round(b.exact_match * b.n), "exact_tuned": round(t.exact_match * t.n),
         "tally": [result.tally.wins, result.tally.ties, result.tally.losses] if result.tally else None,
         "peak_rss_gb": round(peak_rss_bytes() / 1e9, 2), "load_start": load_start, "load_end": load1(),
+        "gemm_gflops": round(times.get("gemm_gflops", 0.0), 1),
         "examples": [(row.reference, row.base, row.tuned) for row in result.rows[:3]],
         "answers_sha": answers_digest(result),
     }
@@ -189,6 +195,8 @@ def demo_table(figures: dict[str, Any]) -> str:
         f"  final loss  {f['final_loss']:.3f}   peak RSS {f['peak_rss_gb']:.2f} GB"
         f"   load average {f['load_start']:.2f} at start, {f['load_end']:.2f} at end",
     ]
+    if f.get("gemm_gflops"):
+        lines.append(f"  machine     fp32 GEMM {f['gemm_gflops']:.0f} GFLOP/s at the start (times scale with it)")
     if f.get("tally"):
         lines.append(f"  per example {f['tally'][0]} better, {f['tally'][1]} the same, {f['tally'][2]} worse")
     for key, who in (("graded_base", "base"), ("graded", "tuned")):

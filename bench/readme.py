@@ -163,6 +163,9 @@ def demo_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
             f"{f['compare_s']:.1f} s = {f['total_s']:.0f} s; corpus BLEU {f['bleu_base']:.1f} -> {f['bleu_tuned']:.1f}"
             f"{ci}, chrF {f['chrf_base']:.1f} -> {f['chrf_tuned']:.1f}, exact match {f['exact_base']}/{f['n_test']}"
             f" -> {f['exact_tuned']}/{f['n_test']}; peak RSS {f['peak_rss_gb']:.2f} GB**.")
+    if f.get("gemm_gflops"):
+        text += (f" The machine's fp32 GEMM rate at the start: {f['gemm_gflops']:.0f} GFLOP/s (`python -m bench` "
+                 "measures it too; the times scale with it, the scores do not).")
     if f.get("tally"):
         text += f" Per example: {f['tally'][0]} better, {f['tally'][1]} the same, {f['tally'][2]} worse."
     if "graded" in f:

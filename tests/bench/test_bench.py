@@ -201,6 +201,7 @@ def test_tiny_demo_reports_every_figure(tiny_loader, tmp_path):
     figures = bench_demo.run_demos(settings, 2, tmp_path, say=lambda line: None, model_loader=tiny_loader)
     assert figures["steps"] == 1 and figures["n_test"] == 2 and figures["total_s"] >= figures["train_s"]
     assert figures["threads"] >= 1 and len(figures["repeats"]) == 2
+    assert figures["gemm_gflops"] > 0 and "GFLOP/s at the start" in bench_demo.demo_table(figures)
     assert figures["same_every_run"], figures["repeats"]  # seeded before LoRA wraps: the same run twice
     assert set(bench_demo.demo_verdicts(figures)) and json.dumps(figures)
 

@@ -31,8 +31,10 @@ def test_demo_and_levers_blocks():
     demo = {"train_s": 80.0, "first_loss_s": 5.0, "steps": 80, "compare_s": 12.0, "total_s": 92.0, "bleu_base": 0.3,
             "bleu_tuned": 45.0, "chrf_base": 20.0, "chrf_tuned": 70.0, "exact_base": 0, "exact_tuned": 12, "n_test": 24,
             "peak_rss_gb": 2.5, "load_start": 0.5, "load_end": 0.7, "bleu_gain": 44.7, "bleu_ci": [30.1, 58.0],
-            "tally": [20, 3, 1], "repeats": [{"total_s": 92.0}, {"total_s": 93.0}], "same_every_run": True}
+            "tally": [20, 3, 1], "repeats": [{"total_s": 92.0}, {"total_s": 93.0}], "same_every_run": True,
+            "gemm_gflops": 75.3}
     block = readme.demo_block(demo, MACHINE)
+    assert "fp32 GEMM rate at the start: 75 GFLOP/s" in block
     assert "train 80.0 s" in block and "0.3 -> 45.0 (95% CI of the change +30.1 to +58.0)" in block
     assert "20 better, 3 the same, 1 worse" in block and "the same answers and numbers every time (totals 92 s, 93 s)" in block
     assert "FAIL train + compare <= 90 s (first run)" in block and "PASS 95% interval of the gain above +20" in block
