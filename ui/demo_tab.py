@@ -6,10 +6,9 @@ cards with their interval, the three examples tuning helped most in large type, 
 "Ask both models" box. The demo is the visitor's job (`studio.demo.DemoRun` in the job registry): Stop works at
 every step, and a reload reattaches to it.
 
-The timer's tick (`/demo_poll`) sends only what changed, as the Train tab's does: a per-session `gr.State` holds a
-cheap key per output, and unchanged outputs come back as `gr.skip()`. Sending the whole view every second made the
-browser redraw the loss chart every second: with Chromium on the same two cores that cost a third of a core, and the
-demo trained 1.47x slower than from the command line. `/demo_progress` still answers with the whole view.
+The timer's tick (`/demo_poll`) sends only what changed, as the Train tab's does (`ui.polling`): the process that
+trains rebuilds the loss figure only when a point arrived, and checks the run folder only when the demo moved on,
+not every second. `/demo_progress` still answers with the whole view, for API clients.
 """
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ from ui.demo_view import details, examples_html, status_html, steps_html
 from ui.errors import guarded
 from ui.model_tab import current_settings
 from ui.notices import active_job, create_notice
+from ui.polling import changed_view
 from ui.services import is_active
 from ui.state import SessionState, owner_of
 
@@ -165,16 +165,13 @@ def demo_view(demo: Any, shown: dict | None = None) -> tuple:
     the page shows) come back as `gr.skip()`; the last item is the new `shown`. Without `shown`, all are sent.
     """
     keys = view_keys(demo)
-    shown = shown or {}
-    built = _build(demo, keys, [name for name in VIEW if name not in shown or shown[name] != keys[name]])
-    return (*(built.get(name, gr.skip()) for name in VIEW), keys)
+    return changed_view(VIEW, keys, shown, lambda names: _build(demo, keys, names))
 
 
 def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
     """Connect run (both buttons), stop, the polling timer, the ask box and the reattach on page load."""
     state, services = ctx.state, ctx.services
-    view = [tab.details, tab.steps, tab.status, tab.results, tab.scores, tab.examples, tab.plot, tab.report,
-            tab.ask_box, tab.timer, tab.shown]
+    view = [*(getattr(tab, name) for name in VIEW), tab.shown]
 
     @guarded
     def run_demo(state: SessionState, sample: str, token: str, request: gr.Request, **values: Any) -> tuple:

@@ -24,6 +24,7 @@ from studio.runs import RunFolder
 from ui.context import Context
 from ui.errors import guarded
 from ui.model_tab import current_settings
+from ui.polling import changed_view
 from ui.services import is_active
 from ui.state import SessionState, owner_of
 from ui.theme import progress_html
@@ -141,9 +142,7 @@ def job_view(job: Any, smoothing: float, log_scale: bool, shown: dict | None = N
     the new `shown`. Without `shown`, every output is sent.
     """
     keys = view_keys(job, smoothing, log_scale)
-    shown = shown or {}
-    built = _build(job, keys, [n for n in VIEW if n not in shown or shown[n] != keys[n]], smoothing, log_scale)
-    return (*(built.get(name, gr.skip()) for name in VIEW), keys)
+    return changed_view(VIEW, keys, shown, lambda names: _build(job, keys, names, smoothing, log_scale))
 
 
 def wire_train_tab(ctx: Context, tab: TrainTab) -> None:

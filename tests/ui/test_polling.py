@@ -1,4 +1,4 @@
-"""The Demo tab's tick (ui.demo_tab.demo_view with `shown`): only what changed is sent, the chart only on a new point."""
+"""A polling tick (ui.polling, through the Demo tab's view): only what changed is sent, the chart on a new point."""
 from __future__ import annotations
 
 from types import SimpleNamespace
