@@ -179,7 +179,7 @@ def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
         owner = owner_of(state, request)
         if active_job(ctx, owner) is not None:
             raise RunError("You already have a training run in progress; stop it or wait for it to finish.")
-        loaded_here = not state.spec
+        loaded_here = state.loaded is None  # nothing loaded, or the last file failed to load
         if loaded_here:  # a first visitor: load the chosen sample into the session as the Data tab would
             chosen = ctx.form.to_settings(values)
             data_steps.read_source(services, state, data_steps.SOURCES[0], sample, None, None, token or None,

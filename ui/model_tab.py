@@ -86,7 +86,7 @@ def _preset_markdown(ctx: Context, name: str) -> str:
 def current_settings(ctx: Context, state: SessionState, values: dict[str, Any]) -> StudioSettings:
     """Settings from every widget, with the dataset the visitor loaded and its column mapping."""
     settings = ctx.form.to_settings(values)
-    if state.spec:
+    if state.loaded is not None:  # not a spec whose file failed to load
         settings.data.dataset = state.spec
         settings.data.column_map = dict(state.column_map)
     return settings

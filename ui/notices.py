@@ -79,7 +79,7 @@ def wire_notices(ctx: Context, demo: gr.Blocks) -> None:
 
     def train_notice(state: Any, owner: str, banner: str) -> str:
         job = services.jobs.get(owner) if owner else None
-        return banner + (empty_html(NO_DATA) if not state.spec and job is None else "")
+        return banner + (empty_html(NO_DATA) if state.loaded is None and job is None else "")
 
     def on_load(state: Any, browser_id: str) -> tuple:
         # The page-load handler that files the visitor's id may not have run yet: use the browser's id directly.

@@ -15,7 +15,7 @@ class SessionState:
     """What one browser session (or one API client) is working on; never shared between visitors."""
 
     owner: str = ""  # stable browser id (localStorage) or "client-<session hash>" for API clients
-    spec: str = ""  # dataset spec of the loaded data: "sample:NAME", an uploaded file's path, or a Hub id
+    spec: str = ""  # the chosen dataset: "sample:NAME", an uploaded file's path or a Hub id (`loaded` once read)
     column_map: dict[str, str] = field(default_factory=dict)
     loaded: Any = None  # studio.data.dataset.LoadedDataset
     splits: Any = None  # studio.data.dataset.Splits

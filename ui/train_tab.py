@@ -153,7 +153,7 @@ def wire_train_tab(ctx: Context, tab: TrainTab) -> None:
     @guarded
     def train(state: SessionState, token: str, request: gr.Request, **values: Any) -> tuple:
         """Start LoRA training with every current setting on the loaded data; returns the first progress view."""
-        if not state.spec:
+        if state.loaded is None:  # a file that failed to load leaves its spec behind, for mapping or keeping
             raise DataError("Load a dataset on the Data tab before starting training.")
         owner = owner_of(state, request)
         settings = current_settings(ctx, state, values)

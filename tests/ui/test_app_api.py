@@ -242,6 +242,8 @@ def test_a_truncated_file_offers_its_complete_records(studio):
     shape, *_, counts, _table, _template, _index, _problems = c.predict(source="Upload a file", upload=upload,
                                                                         api_name="/load_data")
     assert shape.endswith("after 3 complete records; keep those records or fix the file.") and counts == ""
+    with pytest.raises(AppError, match="^Load a dataset on the Data tab before starting training.$"):
+        c.predict(api_name="/train")  # not a run that fails on the refused file
     shape, *_, counts, _table, _template, _index, _problems = c.predict(
         source="Upload a file", upload=upload, data_keep_truncated=True, api_name="/load_data")
     assert "the file is cut off after its 3 complete records" in shape and "3 usable rows" in counts
