@@ -23,6 +23,7 @@ from studio.runs import runs_dir, visitor_secret
 from studio.settings import ModelSettings
 from ui.chat_tab import create_chat_tab, wire_chat_tab
 from ui.compare_tab import create_compare_tab, run_dropdown, wire_compare_tab
+from ui.compat import gradio_queue
 from ui.context import Context
 from ui.data_tab import create_data_tab, wire_data_tab
 from ui.demo_tab import create_demo_callout, create_demo_tab, wire_demo_tab
@@ -118,20 +119,20 @@ def build_app(model_loader: ModelLoader | None = None, tokenizer_loader: Tokeniz
     return demo
 
 
-# Gradio's queue looks for work every 1 ms (and for progress to send every 10 ms) on the server's event loop: over a
-# thousand wake-ups a second, each taking the GIL from the training thread in this process (`python -m bench app`
-# measured the idle server at 25-35 ms of CPU a second). 20 ms between looks still starts a click's work within a
-# frame; progress bars update ten times a second.
+# Gradio's queue looks for work every millisecond (and for progress to send every 10 ms) on the server's event loop:
+# over a thousand wake-ups a second, each taking the GIL from the training thread in this process (`python -m bench
+# app` measures what the idle server costs). 20 ms between looks still starts a click's work within a frame;
+# progress bars update ten times a second.
 QUEUE_IDLE_SLEEP_S = 0.02
 QUEUE_PROGRESS_SLEEP_S = 0.1
 
 
 def calm_queue(demo: gr.Blocks) -> None:
-    """Make Gradio's queue look for work every 20 ms instead of every 1 ms (kept if Gradio renames its knobs)."""
-    queue = getattr(demo, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):
-        queue.sleep_when_free = QUEUE_IDLE_SLEEP_S
-        queue.progress_update_sleep_when_free = QUEUE_PROGRESS_SLEEP_S
+    """Make Gradio's queue look for work every QUEUE_IDLE_SLEEP_S instead of every millisecond
+    (`ui.compat.gradio_queue` fails loudly if Gradio renames its private queue or knobs)."""
+    queue = gradio_queue(demo)
+    queue.sleep_when_free = QUEUE_IDLE_SLEEP_S
+    queue.progress_update_sleep_when_free = QUEUE_PROGRESS_SLEEP_S
 
 
 def _wire_page_load(demo: gr.Blocks, ctx: Context) -> None:

@@ -74,8 +74,10 @@ ANSWER = {"studio": answer_studio, "single": answer_single, "pipeline": answer_p
 
 def run_eval(n_prompts: int, repeats: int, contenders: tuple[str, ...] = CONTENDERS,
              threads: int = 0, loader: Any = None, max_new_tokens: int = 0) -> dict[str, Any]:
-    """Answer the prompts with each contender, interleaved `repeats` times; medians, token counts and the check."""
+    """Answer the prompts with each contender once per round for `repeats` rounds, the order reversed every other
+    round; per-round seconds (bench/summary.py takes the ratios inside each round), medians, token counts, the check."""
     from bench.demo import load1, peak_rss_bytes
+    from bench.rounds import round_order
 
     prompts, loaded, gen = held_out_prompts(n_prompts, loader)
     if max_new_tokens:
@@ -85,8 +87,8 @@ def run_eval(n_prompts: int, repeats: int, contenders: tuple[str, ...] = CONTEND
         torch.set_num_threads(threads)
     timings: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
     answers: dict[str, list[str]] = {}
-    for _ in range(repeats):
-        for name in contenders:
+    for round_ in range(repeats):
+        for name in round_order(contenders, round_):
             load_start, start = load1(), time.perf_counter()
             answers[name] = ANSWER[name](model, tokenizer, prompts, gen)
             timings[name].append({"seconds": time.perf_counter() - start, "load": load_start})
@@ -97,6 +99,7 @@ def run_eval(n_prompts: int, repeats: int, contenders: tuple[str, ...] = CONTEND
         tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers[name])
         out[name] = {"seconds": seconds, "prompts_per_second": len(prompts) / seconds,
                      "generated_tokens": tokens, "tokens_per_second": tokens / seconds,
+                     "rounds_seconds": [t["seconds"] for t in timings[name]],
                      "runs": [round(t["seconds"], 2) for t in timings[name]],
                      "loads": [t["load"] for t in timings[name]]}
     if "studio" in answers and "single" in answers:

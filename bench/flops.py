@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -85,12 +84,3 @@ def gemm_flops_per_second(size: int = 2048, threads: int | None = None, repeats:
         return 2 * size**3 / best
     finally:
         torch.set_num_threads(previous)
-
-
-def gemm_ceiling(size: int = 2048) -> dict[str, Any]:
-    """The GEMM ceiling now: the best of every thread count up to the cores (a busy machine favours fewer)."""
-    import os
-
-    rates = {n: gemm_flops_per_second(size, n) for n in range(1, (os.cpu_count() or 1) + 1)}
-    best = max(rates, key=rates.get)
-    return {"flops_per_second": rates[best], "threads": best, "by_threads": rates}

@@ -2,12 +2,12 @@
 
 Training levers are settings of the studio's own path (TrainingJob), each run in a fresh process at the bench's
 pinned thread count and interleaved with the unchanged default: the full-vocabulary head (`train.fast_loss=false`),
-random batches instead of length-grouped ones (`train.group_by_length=false`), gradient checkpointing, peft's own
-LoRA forward instead of the fused one (`train.fused_lora=false`), the output head's logits then cross-entropy
-instead of both in one pass over its weights (`train.fused_head=false`), the for-loop AdamW instead of the fused one
-(`train.optimizer=adamw_torch`), and the adaptive thread count (`train.balance_threads=true`, which trades
-reproducibility for speed on a busy machine). Generation levers run in one process, interleaved: batch size, batches
-in arrival order instead of bucketed by length, the adaptive thread count, a static KV cache, and no KV cache.
+random batches instead of length-grouped ones (`train.group_by_length=false`), gradient checkpointing, the output
+head's logits then cross-entropy instead of both in one pass over its weights (`train.fused_head=false`), the
+for-loop AdamW instead of the fused one (`train.optimizer=adamw_torch`), and the adaptive thread count
+(`train.balance_threads=true`, which trades reproducibility for speed on a busy machine). Generation levers run in
+one process, interleaved: batch size, batches in arrival order instead of bucketed by length, the adaptive thread
+count, a static KV cache, and no KV cache.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ TRAIN_LEVERS: dict[str, dict[str, dict[str, Any]]] = {
     "full-vocabulary head": {"train": {"fast_loss": False}},
     "random batches": {"train": {"group_by_length": False}},
     "gradient checkpointing": {"train": {"gradient_checkpointing": True}},
-    "unfused LoRA (peft forward)": {"train": {"fused_lora": False}},
     "unfused output head (logits, then cross-entropy)": {"train": {"fused_head": False}},
     "for-loop AdamW": {"train": {"optimizer": "adamw_torch"}},
     "adaptive thread count": {"train": {"balance_threads": True}},

@@ -1,9 +1,10 @@
 """`python -m bench`: the studio's speed and memory against the tutorial-style pipelines, on this machine.
 
 Usage
-    python -m bench                  # train + eval + latency + app, about 25 minutes on 2 busy cores
-    python -m bench --quick          # fewer steps/prompts, one round, no cold load, no app run: about 5 minutes
-    python -m bench --steps 8 --examples 64 --prompts 24 --repeats 3 --skip-cold
+    python -m bench                  # train + eval + latency + app, 5 interleaved rounds: the longest bench here
+    python -m bench --quick          # fewer steps/prompts, one round, no cold load, no app run: a smoke run
+    python -m bench --rounds 3       # fewer rounds (the spread over 3 says less about the host than over 5)
+    python -m bench --steps 8 --examples 64 --prompts 24 --rounds 7 --skip-cold
     python -m bench --only train     # or eval, latency, app (comma-separated)
     python -m bench --threads 1      # pin every contender to 1 torch thread (default: every available core)
     python -m bench --write-readme   # ... and rewrite the README's performance table from this run
@@ -24,21 +25,24 @@ training contender (bench/train.py): (a) studio TrainingJob, (b) TRL SFTTrainer 
 transformers.Trainer padded to --pad-to, (a') the studio with the adaptive thread count, reported on its own line,
 and (a'') the studio on TRL's random batch order, whose final loss must be within 2% of TRL's.
 Every contender is pinned to --threads torch threads (0: every core this process may use). Each training run is a
-fresh process (its own peak RSS); contenders are interleaved round by round and the figures are medians over rounds
-(and over the steps after --warmup within a run). Evaluation answers --prompts held-out prompts with (a) studio
-batched generate, (b) one prompt at a time model.generate, (c) pipeline("text-generation", num_beams=5); (a) and (b)
-must agree token for token. MFU is model FLOPs per second (formula in bench/flops.py) over the fp32 torch.matmul rate
-at the same thread count, measured in the same run. Latency covers model load, Train -> first loss point and one
-question in the prompt box idle vs while training (bench/latency.py); app runs the default run inside `python app.py`
-with a client polling like the Train tab, against the command line (bench/app.py). Every figure is printed next to
-the 1-minute load average; the last line is one JSON object with all of them, the ratios and each target's PASS/FAIL.
+fresh process (its own peak RSS). A shared host's speed drifts by more than the code changes, so --rounds rounds
+(default 5) run every contender once each, the order reversed every other round; every ratio is taken inside a round
+and every ratio and MFU is printed as min / median / max over the rounds (bench/rounds.py, bench/summary.py), the
+targets judged on the medians (within a run, the medians over the steps after --warmup). Evaluation answers --prompts
+held-out prompts with (a) studio batched generate, (b) one prompt at a time model.generate, (c)
+pipeline("text-generation", num_beams=5), in the same rounds; (a) and (b) must agree token for token. MFU is model
+FLOPs per second (formula in bench/flops.py) over the fp32 torch.matmul rate at the same thread count, measured at
+the start of every round: each round's MFU is against its own round's ceiling. Latency covers model load, Train ->
+first loss point and one question in the prompt box idle vs while training (bench/latency.py); app runs the
+default run inside `python app.py` with a client polling like the Train tab, against the command line
+(bench/app.py). Every figure is printed next to the 1-minute load average; the last line is one JSON object with all
+of them, the ratios and each target's PASS/FAIL.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,12 +51,9 @@ from typing import Any
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.rounds import DEFAULT_ROUNDS, round_order  # noqa: E402
+from bench.summary import summarise_eval, summarise_training, verdicts  # noqa: E402
 from bench.workers import RESULT, run_worker, worker  # noqa: E402
-
-TARGETS = {
-    "train_vs_trl": 3.0, "train_vs_tutorial": 3.0, "loss_gap_vs_trl": 0.02, "eval_vs_single": 4.0,
-    "warm_load_s": 5.0, "first_loss_s": 15.0, "peak_rss_gb": 3.0, "mfu": 0.5, "app_vs_cli": 1.10,
-}
 
 
 def load1() -> float:
@@ -70,94 +71,27 @@ def measure_ceiling(threads: int, say) -> dict[str, Any]:
     return {"flops_per_second": rate, "threads": threads, "load": load}
 
 
-def bench_training(args: argparse.Namespace, say) -> dict[str, Any]:
-    """Every training contender `args.repeats` times, interleaved (the order rotates each round)."""
+def bench_training(args: argparse.Namespace, say, run=run_worker, ceiling=measure_ceiling) -> dict[str, Any]:
+    """Every training contender once per round for `args.repeats` rounds, the order reversed every other round, the
+    GEMM ceiling measured at the start of every round (each round's MFU is against its own ceiling)."""
     from bench.train import CONTENDERS
 
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
-    ceilings = [measure_ceiling(args.threads, say)]
+    ceilings = []
     for round_ in range(args.repeats):
-        shift = round_ % len(CONTENDERS)
-        for name in CONTENDERS[shift:] + CONTENDERS[:shift]:
+        ceilings.append(ceiling(args.threads, say))
+        for name in round_order(CONTENDERS, round_):
+            # Compare once: the first round's peak RSS covers train + compare; later rounds only need the training
             spec = {"kind": "train", "contender": name, "steps": args.steps, "examples": args.examples,
                     "seed": args.seed, "warmup": args.warmup, "pad_to": args.pad_to, "threads": args.threads,
-                    "prompts": args.prompts}
-            result = run_worker(spec)
+                    "prompts": args.prompts, "compare": round_ == 0}
+            result = run(spec)
             runs[name].append(result)
             say(f"  round {round_ + 1} {name:15s} {result['tokens_per_second']:7.1f} tokens/s  "
                 f"{result['seconds_per_step']:6.2f} s/step  loss {result['final_loss']:.4f}  "
                 f"threads {result['threads']:.0f}  init {result['initial_adapter']}  "
                 f"load {result['load_start']}->{result['load_end']}")
-        ceilings.append(measure_ceiling(args.threads, say))
     return {"runs": runs, "ceilings": ceilings, "pad_to": args.pad_to}
-
-
-def summarise_training(raw: dict[str, Any]) -> dict[str, Any]:
-    """Medians over rounds per contender, MFU against the median ceiling, the ratios and the init check."""
-    ceiling = statistics.median(c["flops_per_second"] for c in raw["ceilings"])
-    # CPU time leaves out the waits for a busy core, so it is set against the best rate a thread reached uncontended.
-    best = max(c["flops_per_second"] for c in raw["ceilings"]) / raw["ceilings"][0].get("threads", 1)
-    out: dict[str, Any] = {"gemm_ceiling_gflops": ceiling / 1e9, "ceiling_loads": [c["load"] for c in raw["ceilings"]],
-                           "gemm_best_per_thread_gflops": best / 1e9,
-                           "ceiling_threads": raw["ceilings"][0].get("threads"), "pad_to": raw.get("pad_to", 256)}
-    for name, runs in raw["runs"].items():
-        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-        out[name] = {
-            "tokens_per_second": med("tokens_per_second"), "seconds_per_step": med("seconds_per_step"),
-            "padding_fraction": med("padding_fraction"), "final_loss": med("final_loss"),
-            "peak_rss_gb": max(r["peak_rss_bytes"] for r in runs) / 1e9,
-            "mfu": med("flops_per_second") / ceiling, "gflops": med("flops_per_second") / 1e9,
-            # FLOPs per CPU second against the best per-thread ceiling: barely moved by other processes' load
-            "cpu_mfu": med("flops_per_cpu_second") / best,
-            "tokens_per_cpu_second": med("tokens_per_cpu_second"),
-            "flops_per_real_token": med("flops_per_real_token"), "threads": med("threads"),
-            "head_share_of_positions": med("head_share_of_positions"), "load_seconds": med("load_seconds"),
-            "loads": [[r["load_start"], r["load_end"]] for r in runs],
-            "rounds_tokens_per_second": [round(r["tokens_per_second"], 1) for r in runs],
-        }
-        if name == "studio":
-            out[name]["first_loss_seconds"] = med("first_loss_seconds")
-            out[name]["compare_seconds"] = med("compare_seconds")
-    s = out["studio"]
-    out["ratio_vs_trl"] = s["tokens_per_second"] / out["trl"]["tokens_per_second"]
-    out["ratio_vs_tutorial"] = s["tokens_per_second"] / out["tutorial"]["tokens_per_second"]
-    trl_loss = out["trl"]["final_loss"]
-    # The check: the studio on TRL's own batch order (same sampler, same seed), so only the training can differ.
-    same_order = out.get("studio-random", s)
-    out["loss_gap_vs_trl"] = abs(same_order["final_loss"] - trl_loss) / trl_loss
-    out["loss_gap_default_order"] = abs(s["final_loss"] - trl_loss) / trl_loss
-    out["identical_initial_adapter"] = len({r["initial_adapter"] for runs in raw["runs"].values() for r in runs}) == 1
-    return out
-
-
-def verdicts(figures: dict[str, Any]) -> dict[str, bool | None]:
-    """PASS (True) / FAIL (False) / not measured (None) for each target."""
-    t, e, lat, app = figures.get("train"), figures.get("eval"), figures.get("latency"), figures.get("app")
-    return {
-        f"training >= {TARGETS['train_vs_trl']:g}x TRL defaults": t and t["ratio_vs_trl"] >= TARGETS["train_vs_trl"],
-        f"training >= {TARGETS['train_vs_tutorial']:g}x tutorial Trainer":
-            t and t["ratio_vs_tutorial"] >= TARGETS["train_vs_tutorial"],
-        "every contender starts from the same LoRA weights": t and t["identical_initial_adapter"],
-        f"final loss within {TARGETS['loss_gap_vs_trl']:.0%} of TRL":
-            t and t["loss_gap_vs_trl"] <= TARGETS["loss_gap_vs_trl"],
-        f"batched eval >= {TARGETS['eval_vs_single']:g}x one at a time, identical":
-            e and e["ratio_vs_single"] >= TARGETS["eval_vs_single"] and e["identical"] == e["prompts"],
-        f"warm load < {TARGETS['warm_load_s']:g} s": lat and lat["warm_load_s"] < TARGETS["warm_load_s"],
-        f"first loss point < {TARGETS['first_loss_s']:g} s after Train":
-            lat and "first_loss_s" in lat and lat["first_loss_s"] < TARGETS["first_loss_s"],
-        f"peak RSS of the default run < {TARGETS['peak_rss_gb']:g} GB":
-            t and t["studio"]["peak_rss_gb"] < TARGETS["peak_rss_gb"],
-        f"MFU >= {TARGETS['mfu']:.0%} of the GEMM ceiling": t and t["studio"]["mfu"] >= TARGETS["mfu"],
-        f"training in the app <= {TARGETS['app_vs_cli']:.2f}x the command line":
-            app and app["ratio"] <= TARGETS["app_vs_cli"],
-    }
-
-
-def summarise_eval(raw: dict[str, Any]) -> dict[str, Any]:
-    """Add the ratios to the eval worker's figures."""
-    raw["ratio_vs_single"] = raw["studio"]["prompts_per_second"] / raw["single"]["prompts_per_second"]
-    raw["ratio_vs_pipeline"] = raw["studio"]["prompts_per_second"] / raw["pipeline"]["prompts_per_second"]
-    return raw
 
 
 def app_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -215,14 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--examples", type=int, default=0,
                         help="training examples (default 0: steps x batch size, one pass over the same rows for all)")
     parser.add_argument("--prompts", type=int, default=16, help="held-out prompts to answer (default 16)")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds of every contender (default 2)")
+    parser.add_argument("--rounds", "--repeats", dest="repeats", type=int, default=None, metavar="N",
+                        help=f"interleaved rounds of every contender (default {DEFAULT_ROUNDS}; --quick 1; levers 2)")
     parser.add_argument("--pad-to", type=int, default=256, help="the tutorial contender's fixed length (default 256)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads pinned for every contender (default 0: every core this process may use)")
     parser.add_argument("--only", default="train,eval,latency,app", help="parts to run: train,eval,latency,app")
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold load (builds the cache, ~1-2 min)")
-    parser.add_argument("--quick", action="store_true", help="3 steps, 8 prompts, 1 round, no cold load, no app")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 steps, 8 prompts, 1 round (unless --rounds), no cold load, no app")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="settings overrides (demo, app)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="demo: keep the run folder here")
@@ -231,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-readme", action="store_true",
                         help="rewrite this command's block of README.md from the figures just measured")
     return parser
+
+
+def default_rounds(args: argparse.Namespace) -> int:
+    """--rounds as given, else one for --quick, two for the levers (their own table) and DEFAULT_ROUNDS otherwise."""
+    if args.repeats is not None:
+        return args.repeats
+    return 1 if args.quick else 2 if args.command == "levers" else DEFAULT_ROUNDS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -292,7 +235,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bench.report import format_table
 
     if args.quick:
-        args.steps, args.prompts, args.repeats, args.skip_cold = 3, 8, 1, True
+        args.steps, args.prompts, args.skip_cold = 3, 8, True
         args.only = ",".join(p for p in args.only.split(",") if p != "app")
     figures = run_bench(args, say=lambda line: print(line, flush=True))
     print(format_table(figures), flush=True)
@@ -314,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return importlib.import_module(own[argv[0]]).main(argv[1:])
     args = build_parser().parse_intermixed_args(argv)  # sweep candidates may follow --preset
+    args.repeats = default_rounds(args)
     if not args.threads:
         from studio.model.threads import available_cores
 

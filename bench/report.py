@@ -16,7 +16,9 @@ def _loads(pairs: list[list[float]]) -> str:
 
 def training_table(t: dict[str, Any]) -> list[str]:
     """One row per training contender."""
-    lines = [f"Training (GEMM ceiling {t['gemm_ceiling_gflops']:.0f} GFLOP/s, loads {t['ceiling_loads']}; cpuMFU: "
+    lines = [f"Training (GEMM ceiling {t['gemm_ceiling_gflops']:.0f} GFLOP/s, the median of {t['rounds']} "
+             f"round(s), measured as each began at loads {t['ceiling_loads']}; every figure the median over the "
+             f"rounds, each round's MFU against its own ceiling; cpuMFU: "
              f"FLOPs per CPU second of the process over the best rate of one thread, "
              f"{t.get('gemm_best_per_thread_gflops', 0):.0f} GFLOP/s, steadier on a busy machine)",
              f"  {'contender':32s} {'tok/s':>7s} {'s/step':>7s} {'x(a)':>6s} {'pad%':>5s} {'MFU':>5s} {'cpuMFU':>6s} "
@@ -32,7 +34,8 @@ def training_table(t: dict[str, Any]) -> list[str]:
             f"{c['flops_per_real_token'] / 1e9:9.2f} "
             f"{c['final_loss']:6.3f} {c['peak_rss_gb']:6.2f} {c['threads']:3.0f}  {_loads(c['loads'])}")
     same_order = t.get("studio-random", t["studio"])
-    lines.append(f"  studio/TRL {t['ratio_vs_trl']:.2f}x, studio/tutorial {t['ratio_vs_tutorial']:.2f}x; initial LoRA "
+    lines.append(f"  studio/TRL {t['ratio_vs_trl']:.2f}x, studio/tutorial {t['ratio_vs_tutorial']:.2f}x (medians of "
+                 f"the per-round ratios); initial LoRA "
                  f"weights {'identical for every contender' if t['identical_initial_adapter'] else 'DIFFERENT'}")
     lines.append(f"  loss after training (answer tokens of the training examples): studio on TRL's batch order "
                  f"{same_order['final_loss']:.4f} vs TRL {t['trl']['final_loss']:.4f} "
@@ -73,6 +76,21 @@ def latency_table(lat: dict[str, Any]) -> list[str]:
     return lines
 
 
+def spread_table(figures: dict[str, Any]) -> list[str]:
+    """min / median / max over the rounds of every figure measured round by round; targets read the median."""
+    from bench.rounds import format_spread
+    from bench.summary import spread_rows
+
+    rows = spread_rows(figures)
+    if not rows:
+        return []
+    lines = ["Over the rounds (each ratio taken inside one round; the targets are judged on the median)"]
+    for label, s, fmt, target in rows:
+        label = label.replace("`", "")
+        lines.append(f"  {label:62s} {format_spread(s, fmt)}{f'  target {target}' if target else ''}")
+    return lines
+
+
 def format_table(figures: dict[str, Any]) -> str:
     """Every measured part as a table, then one PASS/FAIL/SKIP line per target."""
     lines = [f"Bench on {figures['cpu_count']} cores, {figures.get('threads', '?')} thread(s) pinned, load "
@@ -83,6 +101,8 @@ def format_table(figures: dict[str, Any]) -> str:
                        ("app", app_table)):
         if key in figures:
             lines += [""] + table(figures[key])
+    if spread := spread_table(figures):
+        lines += [""] + spread
     lines.append("")
     for name, ok in figures["verdicts"].items():
         lines.append(f"  {'SKIP' if ok is None else 'PASS' if ok else 'FAIL'}  {name}")

@@ -1,7 +1,7 @@
 """Training contenders of `python -m bench`, each run in its own process (so peak RSS is its own).
 
 - studio:   `TrainingJob` exactly as the app runs it (FastSFTTrainer: logits only on trained positions, dynamic
-            padding grouped by length, no gradient checkpointing, fused LoRA and AdamW, pinned threads), then
+            padding grouped by length, no gradient checkpointing, fused head and AdamW, pinned threads), then
             `pipeline.compare_run`.
 - studio-balanced: the same with `train.balance_threads` (the adaptive thread count; reported on its own line).
 - studio-random: the same with random batches (`train.group_by_length=false`), which makes its batches exactly TRL's

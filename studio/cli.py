@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from studio import cli_export, cli_runs, runs
-from studio.errors import StudioError, TruncatedFileError
+from studio.data.columns import fix_for_cli, map_flags, roles_help
+from studio.errors import ShapeError, StudioError, TruncatedFileError
 from studio.evaluate.comparison import Comparison
-from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description
+from studio.presets import DEFAULT_PRESET, list_presets, load_preset, preset_description, read_preset
 from studio.publish import scorecard
 from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides, parse_assignments
@@ -35,6 +36,10 @@ EPILOG = """examples:
   python -m studio probe 20261121-101500-a1b2c3             # did tuning break anything? (needs lm-eval)
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
+
+
+MAP_HELP = (f"map a column to a role, repeatable; the roles: {roles_help()}; e.g. --map instruction=question "
+            "--map output=answer (files whose columns have common names need none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_dir(probe)
 
     inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
-    inspect.add_argument("path", help="a file, sample:NAME, or a Hub dataset id")
-    inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="explicit column mapping (repeatable)")
-    inspect.add_argument("--template", default=None, help="template used to render the example (default: chat for chat data, else the default template)")
+    inspect.add_argument("path", help="a file (JSON/JSONL/CSV/TSV/Parquet, also .gz/.bz2/.xz/.zst or a one-file .zip), "
+                                      "sample:NAME, or a Hub dataset id")
+    inspect.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help=MAP_HELP)
+    inspect.add_argument("--template", default=None, help="template used to render the example (default: the one the data suits, a sample's own or chat for chat data, else the default template)")
     inspect.add_argument("--strict", action="store_true", help="refuse a file with any irregular row instead of repairing or skipping it")
     inspect.add_argument("--keep-truncated", action="store_true", help="keep the complete records of a JSON file cut off mid-record")
     inspect.add_argument("--examples", type=int, default=3, metavar="N", help="rows shown per repair/skip reason (default 3)")
@@ -84,13 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """What a run is made of: data, preset, model, template, overrides, column mapping, token, runs folder."""
-    p.add_argument("--data", help="a file (JSON/JSONL/CSV/Parquet), sample:NAME, or a Hub dataset id (default: the preset's, sample:word_tasks)")
+    p.add_argument("--data", help="a file (JSON/JSONL/CSV/TSV/Parquet, also .gz/.bz2/.xz/.zst or a one-file .zip), sample:NAME, "
+                                  "or a Hub dataset id (default: the preset's, sample:word_tasks)")
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"a preset from presets/ (default {DEFAULT_PRESET}; see `presets`)")
     p.add_argument("--model", help="embedded:gemma-3-270m (default), a causal-LM Hub id, or a local folder")
-    p.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: chat for chat data, else the preset's)")
+    p.add_argument("--template", help="prompt template name (chat, alpaca, instruction_output, question_answer, phi3, chatml, tokenizer, custom; default: the preset's if it sets one, else the one the data suits, a sample's own or chat for chat data)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
-    p.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help="map a column to instruction/input/output/system (repeatable)")
+    p.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help=MAP_HELP)
     p.add_argument("--token", help="Hugging Face token for gated models/datasets (never written to disk)")
     _add_runs_dir(p)
 
@@ -125,18 +132,24 @@ def settings_from_args(args: argparse.Namespace) -> StudioSettings:
     return apply_overrides(settings, parse_assignments(args.set))
 
 
-def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> StudioSettings:
-    """Chat-shaped data trains with the chat template unless --template, --set or the preset chose one."""
-    from studio.data.dataset import recommended_template
+def _template_chosen(args: argparse.Namespace) -> bool:
+    """True when --template, --set data.template=... or the preset chose the template (the data's then never does)."""
+    return bool(args.template or any(pair.strip().startswith("data.template=") for pair in args.set)
+                or "template" in (read_preset(args.preset).get("data") or {}))
 
-    chosen = args.template or any(pair.strip().startswith("data.template=") for pair in args.set)
-    if chosen or settings.data.template != StudioSettings().data.template:
+
+def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> StudioSettings:
+    """The template the data recommends (a sample's own, chat for chat-shaped files), by `choose_template`'s rule."""
+    from studio.data.dataset import recommended_template
+    from studio.data.templates import choose_template
+
+    current = settings.data.template
+    template = choose_template(current, recommended_template(settings.data.dataset), _template_chosen(args))
+    if template == current:
         return settings
-    recommended = recommended_template(settings.data.dataset)
-    if recommended != "chat":
-        return settings
-    print("Chat-shaped data: training every assistant turn with the chat template (--template picks another).")
-    return apply_overrides(settings, {"data": {"template": recommended}})
+    print("Chat-shaped data: training every assistant turn with the chat template (--template picks another)."
+          if template == "chat" else f"Using the '{template}' template this data suits (--template picks another).")
+    return apply_overrides(settings, {"data": {"template": template}})
 
 
 def _print_progress(job, printed: int) -> int:
@@ -211,15 +224,13 @@ def cmd_warmup(_: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The one-click before/after: train, compare, then the verdict, the three best examples and the report."""
-    from studio.demo import DemoRun, example_lines, examples_heading
-    from studio.jobs import TrainingJob
+    from studio.demo import demo_job, example_lines, examples_heading
 
     settings = _with_data_template(settings_from_args(args), args)
     if args.model_loader is None:
         prepare_embedded(settings.model.model)
     started = time.perf_counter()
-    demo = DemoRun(TrainingJob(settings, args.runs_dir or runs.runs_dir(), token=args.token,
-                               model_loader=args.model_loader))
+    demo = demo_job(settings, args.runs_dir or runs.runs_dir(), token=args.token, model_loader=args.model_loader)
     _follow(demo, "Stopping: keeping what is finished ...")
     if demo.comparison is None:
         if demo.error:
@@ -310,14 +321,17 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
     from studio.data.loaders import plural
-    from studio.data.templates import get_template
+    from studio.data.templates import choose_template, get_template
 
     loaded = load_source(args.path, column_map=_column_map(args.map) or None, strict=args.strict,
                          keep_truncated=args.keep_truncated)
-    name = args.template or loaded.recommended_template or StudioSettings().data.template
+    name = choose_template(args.template or StudioSettings().data.template, loaded.recommended_template,
+                           chosen=bool(args.template))
     template = get_template(name, custom=StudioSettings().data.custom_template)
     print(f"source:  {loaded.source}")
     print(f"shape:   {loaded.shape.name} ({loaded.shape.reason})")
+    if flags := map_flags(loaded.shape.mapping):
+        print(f"mapping: {flags}  (to change it, pass --map ROLE=COLUMN)")
     print(f"columns: {', '.join(loaded.columns)}")
     fixed = f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""
     print(f"rows:    {loaded.summary.line()}{fixed}")
@@ -400,4 +414,6 @@ def main(argv: list[str] | None = None, model_loader: Any = None) -> int:
         if isinstance(exc, TruncatedFileError):
             print(f"hint: to keep the {exc.complete:,} complete records, add --keep-truncated (inspect) or "
                   "--set data.keep_truncated=true (train).", file=sys.stderr)
+        elif isinstance(exc, ShapeError) and (fix := fix_for_cli(exc.columns)):
+            print(f"hint: {fix}", file=sys.stderr)
         return 2

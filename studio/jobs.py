@@ -1,15 +1,22 @@
-"""Training jobs: one thread per job, and a process-wide queue so only one job trains at a time on 2 cores."""
+"""Training jobs: one thread per job, and a process-wide queue so only one job trains at a time on 2 cores.
+
+A job may carry after-training stages (the demo's compare + report, `studio.demo`): they run in the job's own thread
+once the adapter is saved and the queue's slot is given back, while the job reads "evaluating"; then it ends
+completed, stopped or failed. run.json keeps training's own outcome (the adapter is saved whatever a stage does).
+"""
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from studio import runs
-from studio.errors import RunError, TrainingError
+from studio.errors import RunError, StudioError, TrainingError
 from studio.jobqueue import JobQueue, default_queue
 from studio.model.resources import blocking_problem, check_resources
 from studio.model.threads import thread_policy, use_threads
@@ -23,6 +30,24 @@ from studio.train.early_stopping import EarlyStopping, check_early_stopping
 from studio.train.snapshots import SnapshotCallback
 
 ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
+Progress = Callable[[str, int, int], None]  # (which, done, total), e.g. ("tuned", 3, 16)
+log = logging.getLogger("studio.jobs")
+UNEXPECTED = "Something unexpected went wrong after training; the details are in the server log."
+
+
+class StageStopped(Exception):
+    """An after-training stage ended on a stop; the message says what it kept (added to the job's message)."""
+
+
+class AfterStage(Protocol):
+    """Work a job does after saving its adapter, in its own thread (the demo's compare + report)."""
+
+    name: str  # the job's `stage` while it runs, e.g. "compare"
+    skipped: str  # the sentence added to the job's message when a stop during training means it never ran
+
+    def run(self, job: TrainingJob, progress: Progress, should_stop: Callable[[], bool]) -> str:
+        """Do the work; return a sentence for the job's message; StageStopped on a stop, StudioError on a failure."""
+        ...
 
 
 class TrainingJob:
@@ -33,15 +58,17 @@ class TrainingJob:
     that completed run's adapter and optimizer state on its saved splits, with `settings` (see
     `continuation.continue_settings`), and records its parent. The token is used for downloads only, never stored.
     `model_loader(model_settings, token=...) -> LoadedModel` replaces `load_base_model` (tests, UI injection);
-    `queue` replaces the process-wide queue.
+    `queue` replaces the process-wide queue. `after` are stages run once training completed (see the module
+    docstring); `kind` names what the job is for ("train", or "demo" for the one-click before/after).
     """
 
     def __init__(
         self, settings: StudioSettings, root: Path, owner: str = "", token: str | None = None,
         resume_run: str | None = None, queue: JobQueue | None = None, model_loader: ModelLoader | None = None,
-        continue_run: str | None = None,
+        continue_run: str | None = None, after: Sequence[AfterStage] = (), kind: str = "train",
     ) -> None:
         self.root, self.owner, self._token = Path(root), owner, token
+        self.after, self.kind = tuple(after), kind
         self.queue = queue or default_queue()
         self._model_loader = model_loader
         self._lock = threading.Lock()
@@ -51,6 +78,11 @@ class TrainingJob:
         self._logs: list[str] = []
         self._status, self.message, self.error = "queued", "", ""
         self.model = self.tokenizer = self.template = self.splits = None
+        self.comparison: Any = None  # the Comparison, once a compare stage has one (partial when stopped)
+        self._stage = "data"
+        self._answering = {"which": "", "done": 0, "total": 0}
+        self._started: float | None = None
+        self._ended: float | None = None
         self._progress = {"step": 0, "total_steps": 0, "epoch": 0.0, "tokens_per_second": None, "elapsed": 0.0}
         self._resume_from: Path | None = None
         self._parent: tuple[Path, Path] | None = None  # Train more: (parent run folder, its last checkpoint)
@@ -60,7 +92,7 @@ class TrainingJob:
             info, self.settings, self._resume_from = steps.open_for_resume(self.root, resume_run, owner)
             self._history = info.folder.read_metrics()
             self._recorded_threads = info.threads or None
-            self._log(f"Resuming from {self._resume_from.name}, with the run's own settings and data.")
+            self.log(f"Resuming from {self._resume_from.name}, with the run's own settings and data.")
         else:
             check_early_stopping(settings)
             self.settings, parent = settings, {}
@@ -68,7 +100,7 @@ class TrainingJob:
                 info, checkpoint = continuation.open_for_continue(self.root, continue_run, owner)
                 self._parent = (info.path, checkpoint)
                 parent = continuation.parent_record(info, checkpoint)
-                self._log(f"Training run {info.run_id} more from its {checkpoint.name} (adapter and optimizer state).")
+                self.log(f"Training run {info.run_id} more from its {checkpoint.name} (adapter and optimizer state).")
             info = runs.create_run(self.root, settings, owner, **parent)
         self.run_dir, self.run_id = info.path, info.run_id
         self.folder = RunFolder(self.run_dir)
@@ -76,13 +108,20 @@ class TrainingJob:
     # ---- public API -------------------------------------------------------------------------------------------
     @property
     def status(self) -> str:
-        """queued, preparing, training, saving, completed, stopped or failed."""
+        """queued, preparing, training, saving, evaluating (after-training stages), completed, stopped or failed."""
         return self._status
+
+    @property
+    def stage(self) -> str:
+        """data, model, train, the running after-training stage's name, then results (an ended job that kept no
+        comparison and did not complete stays at the stage it ended in)."""
+        return self._stage
 
     def start(self) -> None:
         """Join the queue and run the pipeline in a background thread."""
         if self._thread is not None or self._status in runs.FINISHED:
             raise RunError("This job has already been started.")
+        self._started = time.monotonic()
         self.queue.enqueue(self)
         self._thread = threading.Thread(target=self._run, name=f"train-{self.run_id}", daemon=True)
         self._thread.start()
@@ -94,7 +133,7 @@ class TrainingJob:
         if self._stop.is_set() or self._status in runs.FINISHED:
             return
         self._stop.set()
-        self._log("Stop requested.")
+        self.log("Stop requested.")
         if self._thread is None:  # never started: nothing will run, so leave the line and finish here
             self.queue.release(self)
             self._finish(0)
@@ -116,16 +155,29 @@ class TrainingJob:
         with self._lock:
             return list(self._logs)
 
+    def log(self, line: str) -> None:
+        """Add a line to the job's log (after-training stages say what they do here)."""
+        with self._lock:
+            self._logs.append(line)
+
     def progress(self) -> dict[str, Any]:
-        """step, total_steps, epoch, fraction, tokens_per_second, eta_seconds and elapsed (training seconds)."""
+        """step, total_steps, epoch, fraction, tokens_per_second, eta_seconds and elapsed (training seconds).
+
+        A job with after-training stages adds its `stage`, `answering` (which model, done, total: how far a stage
+        is) and `demo_seconds` (since start: waiting, training and the stages; final once it has ended).
+        """
         with self._lock:
             p = dict(self._progress)
+            answering = dict(self._answering)
         step, total = p["step"], p["total_steps"]
         first_step, first_elapsed = p.pop("first_step", 0), p.pop("first_elapsed", 0.0)
         p["fraction"] = min(step / total, 1.0) if total else 0.0
         # Rate of this session only: a resumed run's earlier steps ran in another process.
         done, spent = step - first_step, p["elapsed"] - first_elapsed
         p["eta_seconds"] = round((total - step) * spent / done, 1) if done > 0 and total else None
+        if self.after:
+            seconds = (self._ended or time.monotonic()) - self._started if self._started is not None else 0.0
+            p.update(stage=self._stage, answering=answering, demo_seconds=round(seconds, 1))
         return p
 
     # ---- the pipeline (runs in the thread) ---------------------------------------------------------------------
@@ -137,13 +189,16 @@ class TrainingJob:
             try:
                 self._pipeline()
             finally:
-                self.queue.release(self)
+                self.queue.release(self)  # the stages after training do not hold the next job back
         except Exception as exc:  # noqa: BLE001 - a failed run must never take the server down
             self._fail(exc)
+        if self._status == "evaluating":
+            self._after_training()
 
     def _pipeline(self) -> None:
         self._set_status("preparing")
         self.splits = self._prepare_data()
+        self._stage = "model"
         if self._stop.is_set():
             return self._finish(0)
         loaded = self._load_model()
@@ -163,7 +218,7 @@ class TrainingJob:
         if not self._resume_from:
             steps.write_splits(self.run_dir, splits)
         extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
-        self._log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
+        self.log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
         return splits
 
     def _load_model(self) -> Any:
@@ -176,7 +231,7 @@ class TrainingJob:
             four_bit = self.settings.train.load_in_4bit
             loaded = load_base_model(self.settings.model, token=self._token, load_in_4bit=four_bit)
         cache = " (from the fp32 cache)" if loaded.from_cache else ""
-        self._log(f"Loaded model {model_title(loaded.name)} in {loaded.load_seconds:.1f} s{cache}")
+        self.log(f"Loaded model {model_title(loaded.name)} in {loaded.load_seconds:.1f} s{cache}")
         self._check_resources(loaded.model)
         return loaded
 
@@ -190,7 +245,7 @@ class TrainingJob:
         if problem:
             raise TrainingError(problem)
         for warning in check_resources(self.settings, info, device, runs_root=self.root):
-            self._log(warning)
+            self.log(warning)
 
     def _tokenize(self, tokenizer: Any) -> tuple[Any, Any]:
         from studio.data.templates import template_for
@@ -199,7 +254,7 @@ class TrainingJob:
         self.template = template_for(d, tokenizer)
         train_ds, eval_ds = steps.tokenize_splits(tokenizer, self.template, self.splits, self.settings)
         n_tokens = sum(train_ds["length"])
-        self._log(f"Tokenized {len(train_ds)} training examples ({n_tokens} tokens, max length {d.max_length})")
+        self.log(f"Tokenized {len(train_ds)} training examples ({n_tokens} tokens, max length {d.max_length})")
         return train_ds, eval_ds
 
     def _train(self, loaded: Any, train_ds: Any, eval_ds: Any) -> Any:
@@ -221,8 +276,9 @@ class TrainingJob:
         runs.update_run(self.run_dir, threads=policy.threads, thread_policy=policy.name)
         # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
         write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], loaded.tokenizer)
+        self._stage = "train"
         self._set_status("training")
-        self._log("Training on the GPU" if torch.cuda.is_available() else f"Training on {policy.describe()}")
+        self.log("Training on the GPU" if torch.cuda.is_available() else f"Training on {policy.describe()}")
         with use_threads(policy):
             try:
                 resume = str(self._resume_from) if self._resume_from else None
@@ -247,11 +303,11 @@ class TrainingJob:
 
     def _stopped_early(self, reason: str) -> None:
         self.stop_reason = reason
-        self._log(reason)
+        self.log(reason)
 
     def _on_train_begin(self, max_steps: int) -> None:
         self._update_progress(total_steps=max_steps)
-        self._log(f"Training {max_steps} steps")
+        self.log(f"Training {max_steps} steps")
 
     def _record(self, record: dict[str, Any]) -> None:
         """Metrics sink: keep the record, append it to metrics.jsonl and refresh progress and the log."""
@@ -262,10 +318,10 @@ class TrainingJob:
             self._update_progress(step=record["step"], epoch=record.get("epoch") or 0.0,
                                   tokens_per_second=record.get("tokens_per_second"), elapsed=record["elapsed"])
             total = self._progress["total_steps"]
-            self._log(f"step {record['step']}/{total} loss {record['loss']:.4g}")
+            self.log(f"step {record['step']}/{total} loss {record['loss']:.4g}")
             runs.update_run(self.run_dir, step=record["step"], total_steps=total)
         if record.get("eval_loss") is not None:
-            self._log(f"step {record['step']} eval loss {record['eval_loss']:.4g}")
+            self.log(f"step {record['step']} eval loss {record['eval_loss']:.4g}")
 
     # ---- endings -----------------------------------------------------------------------------------------------
     def _finish(self, step: int, trainer: Any = None) -> None:
@@ -290,27 +346,65 @@ class TrainingJob:
         self.error = steps.failure_message(exc, self.settings)
         if self._token:  # an exception may quote the request it failed on, token included
             self.error = self.error.replace(self._token, "***")
-        self._log(f"Failed: {self.error}")
+        self.log(f"Failed: {self.error}")
         self._end("failed", error=self.error)
 
     def _end(self, status: str, **fields: Any) -> None:
+        """Record how training ended; the job ends here too unless its after-training stages are still to run."""
+        if status == "stopped" and self.after:  # they never will: say so in the closing message
+            self.message = " ".join([self.message, *(stage.skipped for stage in self.after)])
         if self.message:
-            self._log(self.message)
-        self._set_status(status, message=self.message, **fields)
+            self.log(self.message)
+        self._write_run(status=status, message=self.message, **fields)
+        if status == "completed" and self.after:
+            self._status = "evaluating"  # never "completed" in between: watchers would read half a story
+        else:
+            self._close(status)
+
+    def _after_training(self) -> None:
+        """Run the after-training stages in order; the first stop or failure ends the job."""
+        said = [self.message]
+        for stage in self.after:
+            self._stage = stage.name
+            try:
+                said.append(stage.run(self, self._answered, self._stop.is_set))
+            except StageStopped as exc:
+                return self._end_after("stopped", " ".join(filter(None, [*said, str(exc)])))
+            except StudioError as exc:
+                return self._end_after("failed", error=str(exc))
+            except Exception:  # noqa: BLE001 - a failed stage must never take the server down
+                log.exception("The %s stage after training failed", stage.name)
+                return self._end_after("failed", error=UNEXPECTED)
+        self._end_after("completed", " ".join(filter(None, said)))
+
+    def _answered(self, which: str, done: int, total: int) -> None:
+        with self._lock:
+            self._answering = {"which": which, "done": done, "total": total}
+
+    def _end_after(self, status: str, message: str = "", error: str = "") -> None:
+        """End after the stages (run.json keeps training's outcome: the adapter is saved whatever they did)."""
+        self.message, self.error = message or self.message, error
+        self.log(message or f"Failed: {error}")
+        self._close(status)
+
+    def _close(self, status: str) -> None:
+        self._ended = time.monotonic()
+        if status == "completed" or self.comparison is not None:
+            self._stage = "results"
+        self._status = status  # last: watchers that see a final status see its message too
 
     def _set_status(self, status: str, **fields: Any) -> None:
         self._status = status
+        self._write_run(status=status, **fields)
+
+    def _write_run(self, **fields: Any) -> None:
         try:
-            runs.update_run(self.run_dir, status=status, **fields)
+            runs.update_run(self.run_dir, **fields)
         except RunError:
-            if status not in runs.FINISHED:
+            if fields.get("status") not in runs.FINISHED:
                 raise
             # The folder was deleted underneath the job: it still ends (in memory) rather than crash its thread.
 
     def _update_progress(self, **values: Any) -> None:
         with self._lock:
             self._progress.update(values)
-
-    def _log(self, line: str) -> None:
-        with self._lock:
-            self._logs.append(line)

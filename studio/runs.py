@@ -26,6 +26,7 @@ Every write of a whole file is atomic (temp file + rename) so a SIGKILL never le
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,7 +34,7 @@ import secrets
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -52,11 +53,25 @@ PROCESS_TOKEN = uuid.uuid4().hex
 _write_lock = threading.Lock()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write text via a temp file + rename, so a reader (or a crash) never sees half a file."""
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A hidden temp file beside `path` to write; it replaces `path` when the block ends without an error.
+
+    The one temp file + rename of the project: a reader (or a crash) never sees half a file, and a failed write
+    leaves the old file and no temp file behind.
+    """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write text via a temp file + rename (`replacing`), so a reader (or a crash) never sees half a file."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def replace_folder(target: Path, write: Callable[[Path], None]) -> Path:

@@ -105,12 +105,11 @@ class LoraSettings:
 class TrainSettings:
     """Optimiser, schedule and runtime switches.
 
-    The cpu-demo defaults (3/4 of an epoch = 60 steps of 4 examples at 1e-3) were chosen on word_tasks' 48
-    VALIDATION rows (`python -m bench sweep`), never on the test rows the demo reports. A full epoch (80 steps) scored
-    best there, validation BLEU 0.7 -> 62.1 (95% interval of the gain +41.6 to +79.9), against 55.1 (+31.6 to +75.0)
-    for 60 steps; 60 steps at 1.3e-3 gave 54.4, 40 steps of 8 at 1.5e-3 53.1, 1.5 epochs 53.1, 2e-3 33.1. 60 steps
-    keep the gain far above the demo's +35 target and bring train + compare to about 90 s on 2 cores, which 80
-    steps (about 120 s) miss.
+    The cpu-demo defaults (3/4 of an epoch = 60 steps of 4 examples at 1e-3) were chosen on word_tasks' VALIDATION
+    rows (`python -m bench sweep`, which prints each candidate's validation BLEU and interval), never on the test
+    rows the demo reports. A full epoch scored a little higher there, but 3/4 of an epoch keeps the gain well above
+    the demo's target while fitting the demo's time budget, which a full epoch misses (`python -m bench demo`, the
+    README's demo block).
     """
 
     epochs: float = _f(0.75, "Passes over the training split (ignored when max_steps > 0).", min=0.01, max=100)
@@ -133,8 +132,6 @@ class TrainSettings:
                    "the batch order and dropout.", min=0)
     completion_only_loss: bool = _f(True, "Train only on the answer tokens; the prompt is masked.")
     fast_loss: bool = _f(True, "Compute the vocabulary projection only where the loss is taken.")
-    fused_lora: bool = _f(True, "Fold LoRA's scale and sum into the adapter's matrix product while training "
-                          "(one operation instead of three per layer; the same adapter up to float rounding).")
     fused_head: bool = _f(True, "On a CPU, take the output head's cross-entropy and its gradient in one pass over the "
                           "head's weights instead of two (the same loss up to float rounding; fast loss only).")
     group_by_length: bool = _f(True, "Batch examples of similar length to cut padding.")
@@ -168,12 +165,11 @@ class TrainSettings:
 class GenerationSettings:
     """How the base and tuned models answer in Compare.
 
-    cpu-demo: 12 new tokens cover the longest word_tasks answer (9 tokens + EOS); the base model never stops, so it
-    always pays all of them. The 48 held-out prompts go in one batch: a greedy step on a CPU is bound by reading the
-    weights (1.1 GB in fp32, the 262,144-row output head included) more than by arithmetic, so a step costs nearly the
-    same at batch 24 or 48 and one batch of 48 takes about two thirds of the time of two of 24 (`python -m bench
-    levers` times smaller batches against the default). Stop lands between batches, so a smaller batch stops
-    sooner.
+    cpu-demo: 12 new tokens cover the longest word_tasks answer (its tokens + EOS); the base model never stops, so
+    it always pays all of them. The 48 held-out prompts go in one batch: a greedy step on a CPU is bound by reading
+    the weights (the 262,144-row output head included) more than by arithmetic, so a step costs nearly the same at a
+    smaller batch and one batch beats several (`python -m bench levers` times smaller batches against the default:
+    the README's levers table). Stop lands between batches, so a smaller batch stops sooner.
     """
 
     max_new_tokens: int = _f(12, "Most tokens generated per answer.", min=1, max=4096)
@@ -188,6 +184,13 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         _check_bounds(self)
 
+
+# Settings earlier versions had, and why each went. A saved run's settings.json may still hold one: `from_dict`
+# (how a run folder's settings are read) drops it, so old runs keep opening; a preset, the command line or the UI
+# that sets one is told it is gone (`apply_overrides`), as for any unknown key.
+RETIRED: dict[str, str] = {
+    "train.fused_lora": "LoRA's fused forward was removed: it patched peft's internals for no measurable gain",
+}
 
 SECTIONS: dict[str, type] = {
     "data": DataSettings,
@@ -214,8 +217,15 @@ class StudioSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StudioSettings":
-        """Build from a nested dict; unknown sections or keys raise SettingsError."""
-        return apply_overrides(cls(), data)
+        """Build from a saved nested dict: retired settings (`RETIRED`) are dropped, other unknown sections or keys
+        raise SettingsError."""
+        return apply_overrides(cls(), _without_retired(data))
+
+
+def _without_retired(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` less the settings that earlier versions wrote and this one no longer has."""
+    return {section: {k: v for k, v in values.items() if f"{section}.{k}" not in RETIRED}
+            if isinstance(values, dict) else values for section, values in data.items()}
 
 
 def _coerce(value: Any, default: Any, label: str) -> Any:
@@ -260,6 +270,9 @@ def apply_overrides(settings: StudioSettings, overrides: dict[str, Any]) -> Stud
             raise SettingsError(f"Settings section {section!r} must be a mapping of keys to values.")
         for key, value in values.items():
             if key not in sections[section]:
+                if f"{section}.{key}" in RETIRED:
+                    raise SettingsError(f"Setting {section}.{key} no longer exists ({RETIRED[f'{section}.{key}']}); "
+                                        "remove it.")
                 raise SettingsError(f"Unknown setting {section}.{key}.")
             sections[section][key] = _coerce(value, sections[section][key], f"{section}.{key}")
     return StudioSettings(**{name: SECTIONS[name](**vals) for name, vals in sections.items()})

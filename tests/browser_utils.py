@@ -11,6 +11,7 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from studio.model.loading import LoadedModel
+from tests.needs import need, unavailable
 from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,13 +79,17 @@ def slow_fake_build(seconds: float) -> tuple[Any, Any]:
     return ensure, done.is_set
 
 
+def start_playwright() -> Any:
+    """A started Playwright (stop it with `.stop()`); skipped where it is missing, a failure under CI=true."""
+    return need("playwright.sync_api").sync_playwright().start()
+
+
 def launch_chromium(playwright: Any) -> Any:
-    """Debian's Chromium through Playwright (its own browser download does not work here)."""
+    """Debian's Chromium through Playwright (its own browser download does not work here); skipped where it is
+    missing, a failure under CI=true."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        import pytest
-
-        pytest.skip("chromium is not installed")
+        unavailable("chromium is not installed (apt-get install chromium)")
     return playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
 
 

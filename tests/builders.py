@@ -9,7 +9,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from studio import runs
-from studio.evaluate.comparison import Change, Comparison, ComparisonRow, Tally, save_comparison
+from studio.evaluate.change import Change, Tally
+from studio.evaluate.comparison import Comparison, ComparisonRow, save_comparison
 from studio.evaluate.scoring import Scores, score
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.evaluate.timeline import Timeline, TimelinePoint

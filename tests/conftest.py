@@ -12,6 +12,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from tests import tiny
 from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
+# Per-test time limits (pytest-timeout, setup included) by marker; quick tests get pyproject.toml's `timeout`. A slow
+# test may build the embedded model's cache and run the shared real-model run in its setup; a browser test may
+# train its module's studio first. Each limit is a few times what the test takes on a busy 2-core machine.
+TIMEOUTS = {"slow": 600, "browser": 300}
+
+
+# Run before the other tests: the cold-start test builds the embedded model's cache in an empty STUDIO_HOME and then
+# hands it to the machine's cache when that is missing, which spares the real-model tests after it a second build.
+RUN_FIRST = ("tests/ui/test_cold_start_real.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run RUN_FIRST first; give slow and browser tests their larger time limit (unless a test names its own)."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in RUN_FIRST)  # stable: the rest keep their order
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        limits = [seconds for marker, seconds in TIMEOUTS.items() if item.get_closest_marker(marker) is not None]
+        if limits:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():

@@ -127,6 +127,29 @@ def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
     assert _with_data_template(settings_from_args(flat), flat).data.template == "instruction_output"
 
 
+def test_train_applies_any_template_the_data_recommends_unless_one_was_chosen(capsys):
+    from studio.cli import _with_data_template, build_parser, settings_from_args
+
+    def template(*argv: str) -> str:
+        args = build_parser().parse_args(["train", "--data", "sample:product_docs", *argv])
+        return _with_data_template(settings_from_args(args), args).data.template
+
+    assert template() == "question_answer"  # the sample's own, as the Data tab and the demo pick it
+    assert "Using the 'question_answer' template this data suits" in capsys.readouterr().out
+    assert template("--template", "alpaca") == "alpaca"
+    assert template("--set", "data.template=chatml") == "chatml"
+    # A preset that sets the template chose it, even when it sets the default one (codealpaca-gptneo does).
+    assert template("--preset", "codealpaca-gptneo") == "instruction_output"
+    assert capsys.readouterr().out == ""
+
+
+def test_inspect_renders_with_the_template_the_data_recommends(capsys):
+    assert cli.main(["inspect", "sample:product_docs"]) == 0
+    assert "rendered with template 'question_answer'" in capsys.readouterr().out
+    assert cli.main(["inspect", "sample:product_docs", "--template", "alpaca"]) == 0
+    assert "rendered with template 'alpaca'" in capsys.readouterr().out
+
+
 def test_export_gguf_prints_the_file_last_and_verify_checks_it(runs_dir, tiny_tokenizer, tiny_loader, capsys):
     from pathlib import Path
 

@@ -1,18 +1,18 @@
-"""DemoRun on the tiny model: train -> compare -> report as one job, stoppable at every stage, seen like a job."""
+"""The demo job on the tiny model: train -> compare -> report as one TrainingJob, stoppable at every stage."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from studio.demo import DemoRun, best_rows, example_lines
+from studio.demo import best_rows, demo_job, example_lines
 from studio.errors import RunError
 from studio.evaluate.comparison import load_comparison
 from studio.jobqueue import JobQueue
-from studio.jobs import TrainingJob
+from studio.jobs import StageStopped, TrainingJob
 from studio.model.loading import LoadedModel
 from studio.runs import ACTIVE, RunFolder, read_run
 from studio.settings import StudioSettings, apply_overrides
@@ -48,9 +48,8 @@ def slow_answers_loader(delay: float):
     return loader
 
 
-def _demo(data_file, runs_dir, loader=tiny_loader, **kwargs) -> DemoRun:
-    job = TrainingJob(_settings(data_file, **kwargs), runs_dir, owner="me", queue=JobQueue(), model_loader=loader)
-    return DemoRun(job)
+def _demo(data_file, runs_dir, loader=tiny_loader, **kwargs) -> TrainingJob:
+    return demo_job(_settings(data_file, **kwargs), runs_dir, owner="me", queue=JobQueue(), model_loader=loader)
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:
@@ -125,7 +124,7 @@ def test_only_the_owner_may_stop_it_and_a_failed_training_fails_the_demo(data_fi
     demo.join(timeout=60)
 
     missing = apply_overrides(_settings(data_file), {"data": {"dataset": str(tmp_path / "gone.jsonl")}})
-    failed = DemoRun(TrainingJob(missing, runs_dir, queue=JobQueue(), model_loader=tiny_loader))
+    failed = demo_job(missing, runs_dir, queue=JobQueue(), model_loader=tiny_loader)
     failed.start()
     failed.join(timeout=60)
     assert failed.status == "failed" and failed.stage == "data" and "gone.jsonl" in failed.error
@@ -135,7 +134,7 @@ def test_a_queued_demo_shows_its_place_in_line(data_file, runs_dir):
     queue = JobQueue()
     first = TrainingJob(_settings(data_file, steps=200), runs_dir, queue=queue, model_loader=tiny_loader)
     first.start()
-    demo = DemoRun(TrainingJob(_settings(data_file), runs_dir, queue=queue, model_loader=tiny_loader))
+    demo = demo_job(_settings(data_file), runs_dir, queue=queue, model_loader=tiny_loader)
     demo.start()
     _wait_for(lambda: demo.queue.position(demo) == 1)
     assert demo.status == "queued" and demo.stage == "data"
@@ -145,10 +144,54 @@ def test_a_queued_demo_shows_its_place_in_line(data_file, runs_dir):
     first.join(timeout=60)
 
 
-def test_a_demo_whose_job_just_ended_stays_active_until_it_has_said_how_it_ended():
-    job = SimpleNamespace(status="stopped", splits=None, message="Stopped at step 2 of 9.", error="",
-                          progress=lambda: {"step": 2}, history=lambda: [{"loss": 1.0}])
-    demo = DemoRun(job)
-    assert demo.status == "saving" and demo.status in ACTIVE  # watchers poll again instead of reading half a story
-    demo._end("stopped", "train", "Stopped at step 2 of 9. The comparison was skipped.")
-    assert demo.status == "stopped" and demo.message.endswith("The comparison was skipped.")
+class HeldStage:
+    """An after-training stage that waits until the test lets it go, then says one sentence (or stops)."""
+
+    name, skipped = "compare", "The comparison was skipped."
+
+    def __init__(self, stop_with: str = "") -> None:
+        self.entered, self.released, self.stop_with = threading.Event(), threading.Event(), stop_with
+
+    def run(self, job, progress, should_stop) -> str:
+        self.entered.set()
+        assert self.released.wait(60)
+        progress("tuned", 2, 2)
+        if self.stop_with:
+            raise StageStopped(self.stop_with)
+        return "Compared."
+
+
+def test_a_demo_stays_active_until_its_last_stage_has_said_how_it_ended(data_file, runs_dir):
+    stage = HeldStage()
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader, after=(stage,),
+                      kind="demo")
+    job.start()
+    assert stage.entered.wait(60)
+    # Training has completed and run.json says so, but the job is not done: watchers poll again.
+    assert (job.status, job.stage) == ("evaluating", "compare") and job.status in ACTIVE
+    assert read_run(runs_dir, job.run_id).status == "completed" and job.queue.running() is None
+    trained = job.message
+    stage.released.set()
+    assert job.join(timeout=60)
+    assert (job.status, job.stage, job.message) == ("completed", "results", f"{trained} Compared.")
+    assert job.progress()["answering"] == {"which": "tuned", "done": 2, "total": 2}
+
+
+def test_a_stage_that_stops_or_fails_ends_the_job_but_not_the_run(data_file, runs_dir):
+    stage = HeldStage(stop_with="Stopped before comparing.")
+    stage.released.set()
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader, after=(stage,))
+    job.start()
+    assert job.join(timeout=60)
+    assert (job.status, job.stage) == ("stopped", "compare") and job.message.endswith(" Stopped before comparing.")
+    assert read_run(runs_dir, job.run_id).status == "completed"  # the adapter it trained is whole
+
+    class Broken(HeldStage):
+        def run(self, job, progress, should_stop) -> str:
+            raise ValueError("boom")
+
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader, after=(Broken(),))
+    job.start()
+    assert job.join(timeout=60)
+    assert job.status == "failed" and job.error.startswith("Something unexpected went wrong after training")
+    assert job.logs()[-1] == f"Failed: {job.error}" and read_run(runs_dir, job.run_id).status == "completed"

@@ -104,3 +104,16 @@ def test_the_visitor_secret_is_created_once_and_kept(tmp_path):
     assert len(first) >= 40 and visitor_secret(root) == first  # the same after a restart
     assert stat.S_IMODE((root / ".visitor-secret").stat().st_mode) == 0o600
     assert list_runs(root) == [] and [p.name for p in root.iterdir()] == [".visitor-secret"]
+
+
+def test_replacing_swaps_the_file_in_whole_or_leaves_the_old_one(tmp_path):
+    target = tmp_path / "export.zip"
+    runs.atomic_write(target, "old")
+    with pytest.raises(OSError), runs.replacing(target) as tmp:
+        tmp.write_text("half a new fi", encoding="utf-8")
+        raise OSError("disk full")
+    assert target.read_text(encoding="utf-8") == "old" and list(tmp_path.iterdir()) == [target]
+    with runs.replacing(target) as tmp:
+        tmp.write_text("new", encoding="utf-8")
+        assert tmp.parent == target.parent and tmp.name.startswith(".")  # hidden beside it: the same disk
+    assert target.read_text(encoding="utf-8") == "new" and list(tmp_path.iterdir()) == [target]

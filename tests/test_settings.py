@@ -60,3 +60,20 @@ def test_field_meta_has_help_and_bounds():
     for section in ("data", "model", "lora", "train", "generation"):
         for name, value in getattr(StudioSettings(), section).__dict__.items():
             assert field_meta(section, name)["help"], f"{section}.{name} has no help text"
+
+
+def test_a_saved_run_with_a_retired_setting_still_opens_but_a_preset_may_not_set_it(tmp_path):
+    from studio.runs import RunFolder
+    from studio.settings import RETIRED
+
+    assert "train.fused_lora" in RETIRED and all("." in key for key in RETIRED)
+    saved = StudioSettings().to_dict()
+    saved["train"]["fused_lora"] = True  # what runs saved before the fused LoRA forward was removed
+    assert StudioSettings.from_dict(saved) == StudioSettings()
+    folder = RunFolder(tmp_path)
+    folder.write_json(folder.settings_file, saved)
+    assert folder.read_settings() == StudioSettings()  # the run folder opens as before
+    with pytest.raises(SettingsError, match=r"train.fused_lora no longer exists \(LoRA's fused forward was removed"):
+        apply_overrides(StudioSettings(), {"train": {"fused_lora": False}})  # presets, command line, widgets
+    with pytest.raises(SettingsError, match="Unknown setting train.fused_lroa"):
+        StudioSettings.from_dict({"train": {"fused_lroa": True}})  # only retired keys are forgiven

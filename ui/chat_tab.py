@@ -7,6 +7,7 @@ a Compare or another visitor's turn is on, and stays usable while a training job
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,26 +121,28 @@ def _status(rm: Any, endings: dict[str, str], dropped: int, gen: GenerationSetti
     return " · ".join(parts) + f"  \n*Template {rm.template.name}, {how}.{note}*"
 
 
-def wire_chat_tab(ctx: Context, tab: ChatTab) -> None:
-    """Connect send (streamed), stop, clear and the run picker."""
-    state, services = ctx.state, ctx.services
+class ChatHandlers:
+    """The Chat tab's handlers: both models answer through `studio.evaluate.chat`, streamed as {component: value}."""
+
+    def __init__(self, ctx: Context, tab: ChatTab) -> None:
+        self.tab, self.services = tab, ctx.services
 
     @guarded
-    def refresh(state: SessionState, current: str | None = None) -> Any:
+    def refresh(self, state: SessionState, current: str | None = None) -> Any:
         """Runs with adapters; the one chosen stays chosen, else the visitor's latest."""
-        return run_dropdown(services.runs_root, current or state.run_id)
+        return run_dropdown(self.services.runs_root, current or state.run_id)
 
     @guarded
-    def chat(state: SessionState, run_id: str | None = None, message: str = "", system: str = "",
+    def chat(self, state: SessionState, run_id: str | None = None, message: str = "", system: str = "",
              base_chat: list | None = None, tuned_chat: list | None = None, token: str | None = None,
-             request: gr.Request = None, **values: Any):
+             request: gr.Request = None, **values: Any) -> Iterator[dict]:
         """Both models answer the message after their own earlier turns, base first, streamed as they write."""
-        run_id = run_id or state.run_id
+        run_id, tab = run_id or state.run_id, self.tab
         if not run_id:
             raise RunError("Choose a run with a trained adapter first (train one on the Train tab).")
-        rm = services.run_model(run_id, services.jobs.get(owner_of(state, request)), token or None)
+        rm = self.services.run_model(run_id, self.services.jobs.get(owner_of(state, request)), token or None)
         gen = chat_settings(values)
-        stop = services.stops.start(owner_of(state, request), "chat")
+        stop = self.services.stops.start(owner_of(state, request), "chat")
         turns = {"base": turns_of(base_chat), "tuned": turns_of(tuned_chat)}
         sides = {"base": list(base_chat or []), "tuned": list(tuned_chat or [])}
         for side in sides.values():
@@ -152,23 +155,29 @@ def wire_chat_tab(ctx: Context, tab: ChatTab) -> None:
             dropped = max(dropped, reply.dropped)
             if reply.done:
                 endings[who] = reply.ending
-            yield ("", gr.update(value=sides["base"], label=rm.base_label),
-                   gr.update(value=sides["tuned"], label=rm.tuned_label), _status(rm, endings, dropped, gen))
+            yield {tab.message: "", tab.base: gr.update(value=sides["base"], label=rm.base_label),
+                   tab.tuned: gr.update(value=sides["tuned"], label=rm.tuned_label),
+                   tab.status: _status(rm, endings, dropped, gen)}
 
     @guarded
-    def clear(state: SessionState, request: gr.Request) -> tuple:
+    def clear(self, state: SessionState, request: gr.Request) -> dict:
         """Stop any answer in progress and start both conversations afresh."""
-        services.stops.stop(owner_of(state, request), "chat")
-        return [], [], ""
+        self.services.stops.stop(owner_of(state, request), "chat")
+        return {self.tab.base: [], self.tab.tuned: [], self.tab.status: ""}
 
+
+def wire_chat_tab(ctx: Context, tab: ChatTab) -> None:
+    """Connect send (streamed), stop, clear and the run picker."""
+    state, on = ctx.state, ChatHandlers(ctx, tab)
+    refresh = on.refresh  # bound once: Gradio groups events under one concurrency limit by their function's id
     inputs = [state, tab.run, tab.message, tab.system, tab.base, tab.tuned, ctx.token]
     outputs = [tab.message, tab.base, tab.tuned, tab.status]
     # Its own queue: each turn holds the model only while one answer is written (the model's fair lock), so chat
     # interleaves with Compare's batches and another visitor's turns instead of waiting for all of them.
-    gr.on([tab.send.click, tab.message.submit], chat, inputs, outputs, inputs_kwargs=tab.settings, api_name="chat",
-          concurrency_id="chat", concurrency_limit=2, show_progress="hidden")
+    gr.on([tab.send.click, tab.message.submit], on.chat, inputs, outputs, inputs_kwargs=tab.settings,
+          api_name="chat", concurrency_id="chat", concurrency_limit=2, show_progress="hidden")
     wire_stop(ctx, tab.stop, "chat", "the answer", "stop_chat")
-    tab.clear.click(clear, state, [tab.base, tab.tuned, tab.status], api_name="clear_chat", concurrency_limit=None)
+    tab.clear.click(on.clear, state, [tab.base, tab.tuned, tab.status], api_name="clear_chat", concurrency_limit=None)
     tab.refresh.click(refresh, [state, tab.run], tab.run, api_name="list_chat_runs")
     if "chat" in ctx.tab_blocks:
         ctx.tab_blocks["chat"].select(refresh, [state, tab.run], tab.run, api_visibility="private")

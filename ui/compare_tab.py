@@ -1,6 +1,7 @@
 """Compare tab: the same held-out prompts answered with the adapter off (base) and on (tuned), scored with BLEU."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,93 +108,106 @@ def run_dropdown(root: Path, preferred: str = "") -> Any:
     return gr.update(choices=choices, value=preferred if preferred in ids else (ids[0] if ids else None))
 
 
-def comparison_view(cmp: Comparison, run_dir: Path) -> tuple:
-    """(score cards, scores figure, delta figure, table, raw answers, report files) for a comparison."""
+def report_files(run_dir: Path) -> list[str]:
+    """The run's HTML and Markdown reports, written now if the run has none yet."""
     folder = RunFolder(run_dir)
     reports = [str(p) for p in (folder.report_html, folder.report_md) if p.is_file()]
-    if not reports:
-        reports = [str(p) for p in write_report(run_dir)]
-    in_use = (read_run(run_dir.parent, run_dir.name).adapter_choice or {}).get("step")
-    cards = adapter_note_html(cmp.adapter_step, in_use) + score_cards_html(cmp)
-    return (cards, scores_figure(cmp), delta_figure(cmp), comparison_frame(cmp), raw_answers_html(cmp), reports)
+    return reports or [str(p) for p in write_report(run_dir)]
 
 
-def empty_view(message: tuple[str, str] = NO_RUN_TO_COMPARE) -> tuple:
-    """The view with nothing compared: the empty state saying what to do next in place of the score cards."""
-    return (empty_html(message), None, None, pd.DataFrame(columns=COLUMNS), "", None)
+class CompareHandlers:
+    """The Compare tab's handlers: widget values -> settings -> `studio.pipeline`, answered as {component: value}."""
 
+    def __init__(self, ctx: Context, tab: CompareTab) -> None:
+        self.ctx, self.tab, self.services = ctx, tab, ctx.services
 
-def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
-    """Connect run choice, compare, and the free prompt box."""
-    state, services, gen = ctx.state, ctx.services, ctx.form.kwargs("generation")
+    def view(self, cmp: Comparison, run_dir: Path) -> dict:
+        """Score cards, scores figure, delta figure, table, raw answers and report files for a comparison."""
+        tab = self.tab
+        in_use = (read_run(run_dir.parent, run_dir.name).adapter_choice or {}).get("step")
+        return {tab.scores: adapter_note_html(cmp.adapter_step, in_use) + score_cards_html(cmp),
+                tab.scores_plot: scores_figure(cmp), tab.delta_plot: delta_figure(cmp),
+                tab.table: comparison_frame(cmp), tab.raw: raw_answers_html(cmp), tab.report: report_files(run_dir)}
 
-    def run_model(state: SessionState, run_id: str | None, token: str | None, request: gr.Request | None) -> Any:
-        run_id = run_id or state.run_id  # API clients may leave it out: their latest run
+    def empty_view(self, message: tuple[str, str] = NO_RUN_TO_COMPARE) -> dict:
+        """Nothing compared: the empty state saying what to do next in place of the score cards."""
+        tab = self.tab
+        return {tab.scores: empty_html(message), tab.scores_plot: None, tab.delta_plot: None,
+                tab.table: pd.DataFrame(columns=COLUMNS), tab.raw: "", tab.report: None}
+
+    def run_model(self, state: SessionState, run_id: str | None, token: str | None, request: gr.Request | None) -> Any:
+        """The run's base model with its adapter (cached); API clients may leave the run out: their latest."""
+        run_id = run_id or state.run_id
         if not run_id:
             raise RunError("Choose a run with a trained adapter first (train one on the Train tab).")
-        return services.run_model(run_id, services.jobs.get(owner_of(state, request)), token or None)
+        return self.services.run_model(run_id, self.services.jobs.get(owner_of(state, request)), token or None)
 
     @guarded
-    def refresh(state: SessionState) -> Any:
+    def refresh(self, state: SessionState) -> Any:
         """Runs with adapters; the visitor's latest run is selected when it has one."""
-        return run_dropdown(services.runs_root, state.run_id)
+        return run_dropdown(self.services.runs_root, state.run_id)
 
     @guarded
-    def saved(run_id: str | None = None) -> tuple:
+    def saved(self, run_id: str | None = None) -> dict:
         """The run's saved comparison, if it has one."""
         if not run_id:
-            return empty_view()
-        info = read_run(services.runs_root, run_id)
+            return self.empty_view()
+        info = read_run(self.services.runs_root, run_id)
         cmp = load_comparison(info.path)
-        return comparison_view(cmp, info.path) if cmp else empty_view(NOT_COMPARED)
+        return self.view(cmp, info.path) if cmp else self.empty_view(NOT_COMPARED)
 
     @guarded
-    def compare(state: SessionState, run_id: str | None = None, token: str | None = None,
-                request: gr.Request = None,
-                progress: gr.Progress = PROGRESS, **values: Any) -> tuple:
+    def compare(self, state: SessionState, run_id: str | None = None, token: str | None = None,
+                request: gr.Request = None, progress: gr.Progress = PROGRESS, **values: Any) -> Any:
         """Answer the run's test split with base and tuned weights; BLEU before/after, table and report."""
-        rm = run_model(state, run_id, token, request)
-        settings = ctx.form.to_settings(values)
+        rm = self.run_model(state, run_id, token, request)
+        settings = self.ctx.form.to_settings(values)
         progress(0, desc="Loading the models")
 
         def step(which: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{which.capitalize()} model answering", unit="examples")
 
-        stop = services.stops.start(owner_of(state, request), "compare")
+        stop = self.services.stops.start(owner_of(state, request), "compare")
         try:
             cmp = compare_run(rm, settings.generation, limit=rm.settings.data.max_test_examples, progress=step,
                               should_stop=stop.is_set)
         except NothingCompared as exc:
             gr.Info(str(exc))
-            return tuple(gr.update() for _ in empty_view())
+            return gr.skip()  # the page keeps what it showed
         if cmp.partial:
             gr.Info(stopped_note(cmp, rm.run_dir))
-        return comparison_view(cmp, rm.run_dir)
+        return self.view(cmp, rm.run_dir)
 
     @guarded
-    def ask(state: SessionState, run_id: str | None = None, instruction: str = "", input: str = "",
-            token: str | None = None, request: gr.Request = None, **values: Any):
+    def ask(self, state: SessionState, run_id: str | None = None, instruction: str = "", input: str = "",
+            token: str | None = None, request: gr.Request = None, **values: Any) -> Iterator[dict]:
         """One free instruction answered by the base model (adapter disabled), then the tuned one, streamed."""
-        rm = run_model(state, run_id, token, request)
-        settings = ctx.form.to_settings(values)
-        stop = services.stops.start(owner_of(state, request), "ask")
+        rm = self.run_model(state, run_id, token, request)
+        settings = self.ctx.form.to_settings(values)
+        stop = self.services.stops.start(owner_of(state, request), "ask")
         labels, texts = {"base": rm.base_label, "tuned": rm.tuned_label}, {"base": "", "tuned": ""}
         for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation,
                                    stop.is_set):
             texts[who] = reply.text
             if reply.ending == "stopped":
                 labels[who] += " · stopped"
-            yield tuple(gr.update(value=texts[w], label=labels[w]) for w in ("base", "tuned"))
+            yield {self.tab.base: gr.update(value=texts["base"], label=labels["base"]),
+                   self.tab.tuned: gr.update(value=texts["tuned"], label=labels["tuned"])}
 
+
+def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
+    """Connect run choice, compare, and the free prompt box."""
+    state, gen, on = ctx.state, ctx.form.kwargs("generation"), CompareHandlers(ctx, tab)
+    refresh = on.refresh  # bound once: Gradio groups events under one concurrency limit by their function's id
     view = [tab.scores, tab.scores_plot, tab.delta_plot, tab.table, tab.raw, tab.report]
     tab.refresh.click(refresh, state, tab.run, api_name="list_adapters")
     ctx.tab_blocks["compare"].select(refresh, state, tab.run, api_visibility="private")
-    tab.run.change(saved, tab.run, view, api_name="saved_comparison")
+    tab.run.change(on.saved, tab.run, view, api_name="saved_comparison")
     # One generation at a time across visitors: the cached model's adapter is switched off and on while answering.
-    tab.compare.click(compare, [state, tab.run, ctx.token], view, inputs_kwargs=gen, api_name="compare",
+    tab.compare.click(on.compare, [state, tab.run, ctx.token], view, inputs_kwargs=gen, api_name="compare",
                       concurrency_id="generate", concurrency_limit=1, show_progress_on=tab.scores)
     wire_stop(ctx, tab.stop, "compare", "the comparison after the current batch", "stop_compare")
-    tab.ask.click(ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
+    tab.ask.click(on.ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
     wire_probe_panel(ctx, tab, tab.probe)
     wire_stop(ctx, tab.stop_ask, "ask", "the answer", "stop_ask")

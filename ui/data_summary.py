@@ -60,6 +60,16 @@ def chat_note(loaded: LoadedDataset | None, template: str) -> str:
             "the last answer is trained (pick Chat, ChatML or Phi-3 to train every assistant turn).")
 
 
+def lengths_note(found: list[int], n_train: int, limit: int, loaded: LoadedDataset | None, template: str) -> str:
+    """How many of the sampled token lengths pass max length (or that all fit), then the chat-template note."""
+    over = sum(n > limit for n in found)
+    sampled = f"a seeded sample of {len(found):,}" if len(found) < n_train else f"all {len(found):,}"
+    note = (f"⚠ {over} of {sampled} examples are longer than {limit} tokens and will be truncated."
+            if over else f"{sampled[0].upper()}{sampled[1:]} examples fit in {limit} tokens (longest {max(found)}).")
+    chats = chat_note(loaded, template)
+    return f"{note}\n\n{chats}" if chats else note
+
+
 def measured_speed(runs_root: Path, model: str) -> tuple[float, str] | None:
     """(median training tokens/s, which run) of the newest run of `model` on this machine that logged a speed."""
     try:

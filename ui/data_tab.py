@@ -1,12 +1,13 @@
 """Data tab: pick a source, check the detected shape and mapping, filter and split, preview the template."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from studio.data.dataset import load_source
+from studio.data.columns import fix_for_ui
 from studio.data.formatting import seeded_sample, token_lengths
 from studio.data.preview import preview, preview_html
 from studio.data.samples import SAMPLES
@@ -22,8 +23,6 @@ from ui.state import SessionState
 
 # Token lengths come from a seeded random sample of this many training examples (the histogram stays instant).
 LENGTH_SAMPLE = 2000
-# Which source each of (sample, sample info, upload, hub id, hub split) belongs to.
-SOURCE_OF_WIDGET = (SOURCES[0], SOURCES[0], SOURCES[1], SOURCES[2], SOURCES[2])
 FILTERS = ("drop_with_input", "drop_empty", "dedupe", "shuffle", "seed", "max_examples",
            "test_fraction", "validation_fraction", "max_test_examples")
 
@@ -74,7 +73,8 @@ def create_data_tab(ctx: Context) -> DataTab:
             sample = gr.Dropdown([(s.title, n) for n, s in SAMPLES.items()], value=first, label="Built-in sample")
             sample_info = gr.Markdown(sample_markdown(first))
             # No file_types filter: the library's own sentence names the supported formats more clearly.
-            upload = gr.File(label="JSON, JSONL, CSV or Parquet file", visible=False, elem_id="data-upload")
+            upload = gr.File(label="JSON, JSONL, CSV, TSV or Parquet file (also .gz, .bz2, .xz, .zst or .zip)",
+                             visible=False, elem_id="data-upload")
             hub_id = gr.Textbox("", label="Hub dataset id", placeholder="org/name", visible=False)
             form.add("data", "hub_split", visible=False)
             with gr.Row(elem_classes="studio-settings"):
@@ -132,155 +132,161 @@ def create_data_tab(ctx: Context) -> DataTab:
                    suggested, use_suggested, table)
 
 
-# ---- handlers: widgets -> settings -> library (the steps themselves live in data_steps) ---------------------
+# ---- handlers: widgets -> settings -> data_steps -> {component: value} ---------------------------------------
 
-def wire_data_tab(ctx: Context, tab: DataTab) -> None:
-    """Connect the Data tab's events (after every tab exists, since the preview needs the model's tokenizer)."""
-    state, token, services, form = ctx.state, ctx.token, ctx.services, ctx.form
-    data_model = form.kwargs("data", "model")
+class DataHandlers:
+    """The Data tab's handlers: widget values -> settings -> `data_steps`, answered as {component: value}."""
+
+    def __init__(self, ctx: Context, tab: DataTab) -> None:
+        self.ctx, self.tab, self.services, self.form = ctx, tab, ctx.services, ctx.form
+        self.template = ctx.form.widgets["data_template"]
 
     @guarded
-    def load_data(state: SessionState, source: str, sample: str, upload: str | None = None,
+    def load_data(self, state: SessionState, source: str, sample: str, upload: str | None = None,
                   hub_id: str | None = None, token: str | None = None, progress: gr.Progress = gr.Progress(),
-                  **values: Any) -> tuple:
+                  **values: Any) -> dict:
         """Load a sample, an uploaded file or a Hub dataset, report what was repaired or skipped, and split it."""
-        settings = form.to_settings(values)
+        settings, tab = self.form.to_settings(values), self.tab
+        spec = steps.source_spec(state, source, sample, upload, hub_id, self.services.max_upload_bytes)
         read = lambda fraction: progress(fraction, desc="Reading the file")  # noqa: E731 - a one-line adapter
         try:
-            steps.read_source(services, state, source, sample, upload, hub_id, token or None, settings, {}, read)
+            template = steps.load_into_state(self.services, state, settings, spec, token=token or None, progress=read)
         except ShapeError as exc:  # rows are fine, the shape is unknown: let the visitor map columns
             gr.Warning(str(exc))
-            return (state, f"⚠ {exc}", gr.Accordion(open=True), *steps.mapping_updates(exc.columns, {}),
-                    "", steps.table(state), gr.update(), gr.update(value=1), *_no_problems())
+            return {**self._refused(state, exc, exc.columns), tab.mapping_box: gr.Accordion(open=True),
+                    tab.shape: f"⚠ {exc} {fix_for_ui(exc.columns)}".rstrip()}
         except TruncatedFileError as exc:  # a partial download: offer its complete records instead of refusing
             gr.Warning(str(exc))
             keep = gr.update(visible=True, value=f"Keep the {exc.complete:,} complete records")
-            return (state, f"⚠ {exc}", gr.Accordion(), *steps.mapping_updates([], {}), "", steps.table(state),
-                    gr.update(), gr.update(value=1), gr.Accordion(visible=False), "", keep)
-        recommended = state.loaded.recommended_template or settings.data.template
-        counts = steps.split(state, settings)
-        summary = state.loaded.summary
-        return (state, report.summary_markdown(state.loaded), gr.Accordion(),
-                *steps.mapping_updates(state.loaded.columns, state.loaded.shape.mapping), counts,
-                steps.table(state), gr.update(value=recommended), gr.update(value=1),
-                gr.Accordion(visible=summary is not None and not summary.clean, open=False),
-                report.problems_html(summary), gr.update(visible=False))
-
-    def _no_problems() -> tuple:
-        return gr.Accordion(visible=False), "", gr.update(visible=False)
+            return {**self._refused(state, exc, []), tab.keep: keep}
+        mapping = self._mapping(state.loaded.columns, state.loaded.shape.mapping)
+        return {**self._loaded(state), **mapping, self.template: gr.update(value=template),
+                tab.keep: gr.update(visible=False)}
 
     @guarded
-    def remap(state: SessionState, instruction: str, input: str, output: str, token: str | None = None,
-              **values: Any) -> tuple:
+    def remap(self, state: SessionState, instruction: str, input: str, output: str, token: str | None = None,
+              **values: Any) -> dict:
         """Reload the current file or Hub dataset with an explicit instruction/input/output column mapping."""
         if not state.spec:
             raise DataError("Load a dataset before mapping its columns.")
         if state.spec.startswith("sample:"):
             raise DataError("Built-in samples have a fixed shape; column mapping applies to files and Hub datasets.")
-        settings = form.to_settings(values)
         column_map = {"instruction": instruction, "input": input, "output": output}
-        d = settings.data
-        state.loaded = load_source(state.spec, column_map, hub_split=d.hub_split, token=token or None,
-                                   max_bytes=services.max_upload_bytes, strict=d.strict, keep_truncated=d.keep_truncated)
-        state.column_map, state.index = column_map, 0
-        counts = steps.split(state, settings)
-        summary = state.loaded.summary
-        return (state, report.summary_markdown(state.loaded), counts, steps.table(state), gr.update(value=1),
-                gr.Accordion(visible=not summary.clean, open=False), report.problems_html(summary))
+        # The template stays as the visitor set it: a mapping made by hand recommends none.
+        steps.load_into_state(self.services, state, self.form.to_settings(values), token=token or None,
+                              column_map=column_map)
+        return self._loaded(state)
 
     @guarded
-    def split(state: SessionState, **values: Any) -> tuple:
+    def split(self, state: SessionState, **values: Any) -> dict:
         """Apply the filters and split fractions to the loaded data; returns the row counts."""
-        counts = steps.split(state, form.to_settings(values))
-        return state, counts, steps.table(state)
+        steps.split(state, self.form.to_settings(values))
+        return {self.ctx.state: state, self.tab.counts: steps.counts(state), self.tab.table: steps.table(state)}
 
     @guarded
-    def show_preview(state: SessionState, index: float = 1, token: str | None = None, **values: Any) -> tuple:
+    def show_preview(self, state: SessionState, index: float = 1, token: str | None = None, **values: Any) -> dict:
         """The template preview of training example `index` (1-based): masked vs trained tokens."""
-        examples = state.examples()
+        examples, tab = state.examples(), self.tab
         if not examples:
-            return state, "<p>Load a dataset to preview how the template formats it.</p>", 1
-        settings = form.to_settings(values)
+            empty = "<p>Load a dataset to preview how the template formats it.</p>"
+            return {self.ctx.state: state, tab.preview: empty, tab.index: 1}
+        settings = self.form.to_settings(values)
         state.index = (int(index or 1) - 1) % len(examples)
         try:
-            tokenizer, template = steps.tokenizer_and_template(services, settings, token)
+            tokenizer, template = steps.tokenizer_and_template(self.services, settings, token)
             html = preview_html(preview(tokenizer, template, examples[state.index], settings.data.max_length))
         except StudioError as exc:  # a bad template or an unloadable tokenizer: say so where the preview goes
             html = f'<p class="tok-warning" style="color:#b91c1c">{exc}</p>'
         note = f"<p>Example {state.index + 1} of {len(examples)} training examples.</p>"
-        return state, note + html, state.index + 1
+        return {self.ctx.state: state, tab.preview: note + html, tab.index: state.index + 1}
 
     @guarded
-    def lengths(state: SessionState, budget: float | None = None, token: str | None = None, **values: Any) -> tuple:
+    def lengths(self, state: SessionState, budget: float | None = None, token: str | None = None,
+                **values: Any) -> dict:
         """Token lengths of a seeded sample against max length, the chat-template note, and a subset size that
         trains within the time budget at this machine's speed."""
-        settings = form.to_settings(values)
-        train = state.examples()
+        settings, train, tab = self.form.to_settings(values), state.examples(), self.tab
+        nothing = {tab.histogram: None, tab.lengths_note: "", tab.suggestion: "", tab.suggested: None,
+                   tab.use_suggested: gr.update(interactive=False)}
         sample = seeded_sample(train, LENGTH_SAMPLE, settings.data.seed)
         if not sample:
-            return None, "", "", None, gr.update(interactive=False)
+            return nothing
         try:
-            tokenizer, template = steps.tokenizer_and_template(services, settings, token)
+            tokenizer, template = steps.tokenizer_and_template(self.services, settings, token)
         except StudioError as exc:
-            return None, str(exc), "", None, gr.update(interactive=False)
-        found, limit = token_lengths(tokenizer, template, sample, settings.data.max_length), settings.data.max_length
-        over = sum(n > limit for n in found)
-        sampled = f"a seeded sample of {len(found):,}" if len(found) < len(train) else f"all {len(found):,}"
-        note = (f"⚠ {over} of {sampled} examples are longer than {limit} tokens and will be truncated."
-                if over else f"{sampled[0].upper()}{sampled[1:]} examples fit in {limit} tokens (longest {max(found)}).")
-        chats = report.chat_note(state.loaded, settings.data.template)
+            return {**nothing, tab.lengths_note: str(exc)}
+        limit = settings.data.max_length
+        found = token_lengths(tokenizer, template, sample, limit)
         held_out = len(state.splits.test) + len(state.splits.validation) if state.splits is not None else 0
-        text, size = report.subset_suggestion(services.runs_root, settings, found, len(train), held_out,
+        text, size = report.subset_suggestion(self.services.runs_root, settings, found, len(train), held_out,
                                               float(budget or report.BUDGET_MINUTES))
-        return (length_histogram(found, limit), f"{note}\n\n{chats}" if chats else note, text, size,
-                gr.update(interactive=size is not None))
+        return {tab.histogram: length_histogram(found, limit),
+                tab.lengths_note: report.lengths_note(found, len(train), limit, state.loaded, settings.data.template),
+                tab.suggestion: text, tab.suggested: size, tab.use_suggested: gr.update(interactive=size is not None)}
 
-    def step(delta: int) -> Any:
-        def move(state: SessionState, index: float) -> int:
-            return (int(index or 1) - 1 + delta) % max(1, len(state.examples())) + 1
-        return move
+    def _mapping(self, columns: list[str], mapping: dict[str, str]) -> dict:
+        return dict(zip(self.tab.mapping.values(), steps.mapping_updates(columns, mapping)))
 
+    def _loaded(self, state: SessionState) -> dict:
+        """What Load data and Apply mapping both show once the data is in: summary, counts, table, problems."""
+        tab, summary = self.tab, state.loaded.summary
+        return {self.ctx.state: state, tab.shape: report.summary_markdown(state.loaded),
+                tab.counts: steps.counts(state), tab.table: steps.table(state), tab.index: gr.update(value=1),
+                tab.problems_box: gr.Accordion(visible=summary is not None and not summary.clean, open=False),
+                tab.problems: report.problems_html(summary)}
+
+    def _refused(self, state: SessionState, exc: Exception, columns: list[str]) -> dict:
+        """A source that did not load: its sentence in the summary line, the mapping offering `columns`."""
+        tab = self.tab
+        return {self.ctx.state: state, tab.shape: f"⚠ {exc}", **self._mapping(columns, {}), tab.counts: "",
+                tab.table: steps.table(state), tab.index: gr.update(value=1),
+                tab.problems_box: gr.Accordion(visible=False), tab.problems: "", tab.keep: gr.update(visible=False)}
+
+
+def wire_data_tab(ctx: Context, tab: DataTab) -> None:
+    """Connect the Data tab's events (after every tab exists, since the preview needs the model's tokenizer)."""
+    state, token, form, on = ctx.state, ctx.token, ctx.form, DataHandlers(ctx, tab)
+    # Bound once each: Gradio groups events under one concurrency limit by the id of their function.
+    load_data, show_preview, lengths = on.load_data, on.show_preview, on.lengths
+    data_model, with_train, widget = form.kwargs("data", "model"), form.kwargs("data", "model", "train"), form.widgets
     view_in, view_out = [state, tab.index, token], [state, tab.preview, tab.index]
-    lengths_in, lengths_out = [state, tab.budget, token], [tab.histogram, tab.lengths_note, tab.suggestion,
-                                                            tab.suggested, tab.use_suggested]
-    with_train = form.kwargs("data", "model", "train")
+    lengths_in = [state, tab.budget, token]
+    lengths_out = [tab.histogram, tab.lengths_note, tab.suggestion, tab.suggested, tab.use_suggested]
 
     def then_view(event: Any) -> Any:
         return (event.then(show_preview, view_in, view_out, inputs_kwargs=data_model, api_visibility="private")
                 .then(lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_visibility="private"))
 
     # The named preview/lengths endpoints are registered first so they keep their plain API names.
-    template_widgets = [form.widgets[f"data_{n}"] for n in ("template", "custom_template", "system_prompt",
-                                                             "max_length")]
+    template_widgets = [widget[f"data_{n}"] for n in ("template", "custom_template", "system_prompt", "max_length")]
     gr.on([w.change for w in template_widgets] + [tab.index.submit], show_preview, view_in, view_out,
           inputs_kwargs=data_model, api_name="preview", trigger_mode="always_last").then(
         lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_name="lengths")
     tab.budget.submit(lengths, lengths_in, lengths_out, inputs_kwargs=with_train, api_visibility="private")
-    tab.use_suggested.click(lambda n: gr.update(value=int(n)) if n else gr.update(), tab.suggested,
-                            form.widgets["data_max_examples"], api_visibility="private")
-    form.widgets["data_template"].change(lambda t: gr.update(visible=t == "custom"), form.widgets["data_template"],
-                                         form.widgets["data_custom_template"], api_visibility="private")
-    tab.source.change(lambda s: [gr.update(visible=s == src) for src in SOURCE_OF_WIDGET], tab.source,
-                      [tab.sample, tab.sample_info, tab.upload, tab.hub_id, form.widgets["data_hub_split"]],
-                      api_visibility="private")
+    tab.use_suggested.click(steps.suggested_size, tab.suggested, widget["data_max_examples"], api_visibility="private")
+    widget["data_template"].change(steps.custom_template_box, widget["data_template"], widget["data_custom_template"],
+                                   api_visibility="private")
+    by_source = [tab.sample, tab.sample_info, tab.upload, tab.hub_id, widget["data_hub_split"]]
+    tab.source.change(steps.source_widgets, tab.source, by_source, api_visibility="private")
     tab.sample.change(sample_markdown, tab.sample, tab.sample_info, api_visibility="private")
-    # Errors mark only the line under the Load button, not every output.
+    # The order is the API's: clients read the results by position (errors mark only the line under Load).
     outputs = [state, tab.shape, tab.mapping_box, *tab.mapping.values(), tab.counts, tab.table,
-               form.widgets["data_template"], tab.index, tab.problems_box, tab.problems, tab.keep]
+               widget["data_template"], tab.index, tab.problems_box, tab.problems, tab.keep]
     load_in = [state, tab.source, tab.sample, tab.upload, tab.hub_id, token]
     then_view(tab.load.click(load_data, load_in, outputs, inputs_kwargs=data_model, api_name="load_data",
                              show_progress_on=tab.shape))
     # "Keep the N complete records": switch the setting on and load again (API clients pass it to /load_data).
-    then_view(tab.keep.click(lambda: True, None, form.widgets["data_keep_truncated"], api_visibility="private")
+    then_view(tab.keep.click(lambda: True, None, widget["data_keep_truncated"], api_visibility="private")
               .then(load_data, load_in, outputs, inputs_kwargs=data_model, api_visibility="private",
                     show_progress_on=tab.shape))
-    then_view(tab.remap.click(remap, [state, *tab.mapping.values(), token],
+    then_view(tab.remap.click(on.remap, [state, *tab.mapping.values(), token],
                               [state, tab.shape, tab.counts, tab.table, tab.index, tab.problems_box, tab.problems],
                               inputs_kwargs=data_model, api_name="remap", show_progress_on=tab.shape))
-    filters = [form.widgets[f"data_{n}"] for n in FILTERS]
-    then_view(gr.on([w.change for w in filters], split, [state], [state, tab.counts, tab.table],
+    filters = [widget[f"data_{n}"] for n in FILTERS]
+    then_view(gr.on([w.change for w in filters], on.split, [state], [state, tab.counts, tab.table],
                     inputs_kwargs=data_model, api_name="split", trigger_mode="always_last",
                     show_progress_on=tab.counts))
     for button, delta in ((tab.prev, -1), (tab.next, 1)):
-        button.click(step(delta), [state, tab.index], tab.index, api_visibility="private").then(
+        move = functools.partial(steps.moved, delta=delta)
+        button.click(move, [state, tab.index], tab.index, api_visibility="private").then(
             show_preview, view_in, view_out, inputs_kwargs=data_model, api_visibility="private")

@@ -3,8 +3,8 @@
 "▶ Run the before/after demo" (here and on the Data tab) loads the data if none is loaded (the chosen built-in
 sample), trains with the current settings while the loss chart grows, compares base vs tuned, and shows the BLEU
 cards with their interval, the three examples tuning helped most in large type, the loss chart, the report and an
-"Ask both models" box. The demo is the visitor's job (`studio.demo.DemoRun` in the job registry): Stop works at
-every step, and a reload reattaches to it.
+"Ask both models" box. The demo is the visitor's job (a `TrainingJob` of kind "demo", `studio.demo.demo_args`, in
+the one job registry): Stop works at every step, and a reload reattaches to it.
 
 The timer's tick (`/demo_poll`) sends only what changed, as the Train tab's does (`ui.polling`): the process that
 trains rebuilds the loss figure only when a point arrived, and checks the run folder only when the demo moved on,
@@ -18,10 +18,9 @@ from typing import Any
 
 import gradio as gr
 
-from studio.demo import DemoRun
+from studio.demo import demo_args
 from studio.errors import RunError
 from studio.evaluate.before_after import answer_both
-from studio.evaluate.comparison import load_comparison
 from studio.jobqueue import queue_position
 from studio.publish.plots import loss_figure
 from studio.runs import RunFolder
@@ -31,7 +30,7 @@ from ui.context import Context
 from ui.demo_view import details, examples_html, status_html, steps_html
 from ui.errors import guarded
 from ui.model_tab import current_settings
-from ui.notices import active_job, create_notice
+from ui.notices import create_notice
 from ui.polling import changed_view
 from ui.services import is_active
 from ui.state import SessionState, owner_of
@@ -148,7 +147,7 @@ def _build(demo: Any, keys: dict[str, Any], names: list[str]) -> dict[str, Any]:
         out["timer"] = gr.Timer(active=keys["timer"])
     if set(_ENDING) & set(names):
         active = keys["timer"]
-        cmp = demo.comparison or (None if active else load_comparison(Path(demo.run_dir)))
+        cmp = demo.comparison  # the job holds it (a finished job of an earlier process is not in the registry)
         shown = cmp is not None
         reports = _reports(Path(demo.run_dir)) if shown else None
         has_adapter = not active and RunFolder(Path(demo.run_dir)).has_adapter()
@@ -156,6 +155,12 @@ def _build(demo: Any, keys: dict[str, Any], names: list[str]) -> dict[str, Any]:
                     "examples": examples_html(cmp) if shown else "",
                     "report": gr.File(value=reports, visible=bool(reports)), "ask_box": gr.Column(visible=has_adapter)})
     return {name: out[name] for name in names}
+
+
+def visitor_demo(services: Any, owner: str) -> Any:
+    """The visitor's job when it is the one-click demo, else None (the Demo tab shows no other job)."""
+    job = services.jobs.get(owner) if owner else None
+    return job if job is not None and job.kind == "demo" else None
 
 
 def demo_view(demo: Any, shown: dict | None = None) -> tuple:
@@ -177,20 +182,14 @@ def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
     def run_demo(state: SessionState, sample: str, token: str, request: gr.Request, **values: Any) -> tuple:
         """Start the one-click demo on the loaded data (else the chosen built-in sample) and current settings."""
         owner = owner_of(state, request)
-        if active_job(ctx, owner) is not None:
-            raise RunError("You already have a training run in progress; stop it or wait for it to finish.")
-        loaded_here = state.loaded is None  # nothing loaded, or the last file failed to load
-        if loaded_here:  # a first visitor: load the chosen sample into the session as the Data tab would
-            chosen = ctx.form.to_settings(values)
-            data_steps.read_source(services, state, data_steps.SOURCES[0], sample, None, None, token or None,
-                                   chosen, {})
-            data_steps.split(state, chosen)
+        services.jobs.check_free(owner)  # before loading anything
+        if state.loaded is None:  # nothing loaded, or the last file failed: load the sample as Load data would,
+            # which also sets the template widget to the template it returns
+            values["data_template"] = data_steps.load_into_state(services, state, ctx.form.to_settings(values),
+                                                                 data_steps.sample_spec(sample), token=token or None)
         settings = current_settings(ctx, state, values)
-        if loaded_here and state.loaded.recommended_template:  # what Load data would have picked
-            settings.data.template = state.loaded.recommended_template
-        demo = DemoRun(services.new_job(settings, owner=owner, token=token or None))
+        demo = services.new_job(settings, owner=owner, token=token or None, **demo_args())
         services.jobs.add(owner, demo)  # the visitor's job: Train shows it, a second training waits for it
-        services.demos.add(owner, demo)
         demo.start()
         state.run_id = demo.run_id
         return state, "", *demo_view(demo), gr.Tabs(selected="demo")
@@ -198,17 +197,17 @@ def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
     @guarded
     def progress(state: SessionState, request: gr.Request) -> tuple:
         """The visitor's demo as it stands: step bar, status, results, loss chart, report and details."""
-        return demo_view(services.demos.get(owner_of(state, request)))
+        return demo_view(visitor_demo(services, owner_of(state, request)))
 
     @guarded
     def poll(state: SessionState, shown: dict, request: gr.Request) -> tuple:
         """What changed in the visitor's demo since the page's last update (unchanged outputs are skipped)."""
-        return demo_view(services.demos.get(owner_of(state, request)), shown)
+        return demo_view(visitor_demo(services, owner_of(state, request)), shown)
 
     @guarded
     def stop(state: SessionState, request: gr.Request) -> str:
         """Stop the visitor's demo wherever it is; what is finished is kept (the status says what)."""
-        demo = services.demos.get(owner_of(state, request))
+        demo = visitor_demo(services, owner_of(state, request))
         if demo is None or not is_active(demo):
             raise RunError("No demo of yours is running.")
         demo.stop(owner=owner_of(state, request))
@@ -219,16 +218,16 @@ def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
             request: gr.Request = None, **values: Any) -> tuple:
         """One free instruction answered by the demo's model before tuning (adapter off) and after."""
         owner = owner_of(state, request)
-        demo = services.demos.get(owner)
+        demo = visitor_demo(services, owner)
         if demo is None or is_active(demo) or not RunFolder(Path(demo.run_dir)).has_adapter():
             raise RunError("Run the demo first: the tuned model answers once training has finished.")
-        rm = services.run_model(demo.run_id, services.jobs.get(owner), token or None)
+        rm = services.run_model(demo.run_id, demo, token or None)
         gen = ctx.form.to_settings(values).generation
         return answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, gen)
 
     def reattach(state: SessionState, browser_id: str) -> tuple:
         owner = state.owner or browser_id or ""
-        return demo_view(services.demos.get(owner) if owner else None)
+        return demo_view(visitor_demo(services, owner))
 
     starts = [state, ctx.data.sample, ctx.token]
     outputs = [state, tab.note, *view, ctx.tabs]

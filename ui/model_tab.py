@@ -102,20 +102,21 @@ def _train_tokens(state: SessionState, settings: StudioSettings, tokenizer: Any)
     return sum(min(n, data.max_length) for n in token_lengths(tokenizer, template, examples, data.max_length))
 
 
-def wire_model_tab(ctx: Context, tab: ModelTab) -> None:
-    """Connect inspect, presets load/save."""
-    state, form, services = ctx.state, ctx.form, ctx.services
+class ModelHandlers:
+    """The Model tab's handlers: inspect the base model, load and save presets, answered as {component: value}."""
+
+    def __init__(self, ctx: Context, tab: ModelTab) -> None:
+        self.ctx, self.tab, self.form, self.services = ctx, tab, ctx.form, ctx.services
 
     @guarded
-    def inspect_model(state: SessionState, token: str, **values: Any) -> tuple:
+    def inspect_model(self, state: SessionState, token: str, **values: Any) -> dict:
         """Load the base model and report its size, memory, FLOPs per token and estimated time per epoch."""
-        settings = form.to_settings(values)
-        loaded = services.model_loader(settings.model, token=token or None)
+        settings = self.form.to_settings(values)
+        loaded = self.services.model_loader(settings.model, token=token or None)
         info = model_info(loaded.model)
         n_tokens = _train_tokens(state, settings, loaded.tokenizer)
         epoch = (duration(estimate_epoch_seconds(info, n_tokens)) if n_tokens else "–")
         epoch_sub = f"{human_count(n_tokens)} training tokens, this CPU" if n_tokens else "load data first"
-        targets = default_target_modules(loaded.model)
         cached = ", from cache" if loaded.from_cache else ""
         html = cards(
             card("Parameters", human_count(info.n_params),
@@ -125,37 +126,45 @@ def wire_model_tab(ctx: Context, tab: ModelTab) -> None:
             card("Time / epoch", epoch, epoch_sub),
             min_px=240,  # two by two in the narrower right-hand column
         )
-        return html, gr.update(choices=targets)
+        targets = self.form.widgets["lora_target_modules"]
+        return {self.tab.info: html, targets: gr.update(choices=default_target_modules(loaded.model))}
 
     @guarded
-    def apply_preset(name: str) -> list[Any]:
-        """Every settings widget set to the preset's values (defaults + its overrides)."""
-        settings = load_preset(name, folder=services.preset_dir)
-        updates = form.updates(settings)
+    def apply_preset(self, name: str) -> dict:
+        """Every settings widget set to the preset's values (defaults + its overrides), and its sample if it has one."""
+        settings = load_preset(name, folder=self.services.preset_dir)
+        out = dict(zip(self.form.widgets.values(), self.form.updates(settings)))
         dataset = settings.data.dataset
-        sample = dataset.removeprefix("sample:") if dataset.startswith("sample:") else gr.update()
-        source = "Built-in sample" if dataset.startswith("sample:") else gr.update()
+        if dataset.startswith("sample:"):
+            out.update({self.ctx.data.source: "Built-in sample", self.ctx.data.sample: dataset.removeprefix("sample:")})
         gr.Info(f"Preset {name} loaded; press Load data if it names another dataset.")
-        return [*updates, source, sample]
+        return out
 
     @guarded
-    def save_current(state: SessionState, name: str, description: str, **values: Any) -> Any:
+    def save_current(self, state: SessionState, name: str, description: str, **values: Any) -> Any:
         """Save the current settings (only what differs from the defaults) as a new preset."""
         if not name.strip():
             raise DataError("Give the preset a name first.")
-        settings = current_settings(ctx, state, values)
+        settings = current_settings(self.ctx, state, values)
         if state.upload_dir and settings.data.dataset.startswith(state.upload_dir):
             # An upload lives in a temporary folder: a preset naming it would break later.
             settings.data.dataset, settings.data.column_map = StudioSettings().data.dataset, {}
-        path = save_preset(name.strip(), settings, description, services.preset_dir)
+        path = save_preset(name.strip(), settings, description, self.services.preset_dir)
         gr.Info(f"Saved preset {path.stem}.")
-        return gr.update(choices=list_presets(services.preset_dir), value=path.stem)
+        return gr.update(choices=list_presets(self.services.preset_dir), value=path.stem)
 
-    tab.preset.change(lambda name: _preset_markdown(ctx, name), tab.preset, tab.preset_info,
-                      api_visibility="private")
-    tab.inspect.click(inspect_model, [state, ctx.token], [tab.info, form.widgets["lora_target_modules"]],
+    def preset_markdown(self, name: str) -> str:
+        """The chosen preset's description."""
+        return _preset_markdown(self.ctx, name)
+
+
+def wire_model_tab(ctx: Context, tab: ModelTab) -> None:
+    """Connect inspect, presets load/save."""
+    state, form, on = ctx.state, ctx.form, ModelHandlers(ctx, tab)
+    tab.preset.change(on.preset_markdown, tab.preset, tab.preset_info, api_visibility="private")
+    tab.inspect.click(on.inspect_model, [state, ctx.token], [tab.info, form.widgets["lora_target_modules"]],
                       inputs_kwargs=form.kwargs(), api_name="inspect_model", show_progress_on=tab.info)
-    tab.load_preset.click(apply_preset, tab.preset, [*form.widgets.values(), ctx.data.source, ctx.data.sample],
+    tab.load_preset.click(on.apply_preset, tab.preset, [*form.widgets.values(), ctx.data.source, ctx.data.sample],
                           api_name="load_preset")
-    tab.save.click(save_current, [state, tab.save_name, tab.save_description], tab.preset,
+    tab.save.click(on.save_current, [state, tab.save_name, tab.save_description], tab.preset,
                    inputs_kwargs=form.kwargs(), api_name="save_preset")

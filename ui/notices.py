@@ -14,7 +14,6 @@ import pandas as pd
 
 from studio.model.cache_progress import CacheProgress
 from ui.context import Context
-from ui.services import is_active
 
 TICK_SECONDS = 1.0
 BANNER_TABS = ("model", "train", "demo")
@@ -102,9 +101,3 @@ def wire_notices(ctx: Context, demo: gr.Blocks) -> None:
                                    api_visibility="private", show_progress="hidden")
     ctx.runs.table.change(runs_note, ctx.runs.table, ctx.notices["runs"], api_visibility="private",
                           show_progress="hidden")
-
-
-def active_job(ctx: Context, owner: str) -> Any:
-    """The visitor's job while it is queued or running, else None."""
-    job = ctx.services.jobs.get(owner) if owner else None
-    return job if is_active(job) else None

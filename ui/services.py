@@ -21,7 +21,8 @@ from studio.settings import ModelSettings
 
 ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
 TokenizerLoader = Callable[..., Any]  # (ModelSettings, token=None) -> tokenizer
-JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=, [resume_run=|continue_run=]) -> job
+JobFactory = Callable[..., Any]  # (settings, root, owner=, token=, model_loader=, [resume_run=|continue_run=|
+#                                    after= + kind= (studio.demo.demo_args)]) -> job
 
 
 def max_upload_bytes() -> int:
@@ -47,7 +48,8 @@ def default_job_factory(settings: Any, root: Path, owner: str = "", token: str |
                         model_loader: ModelLoader | None = None, **origin: Any) -> Any:
     """A TrainingJob from the library; an injected loader replaces its `load_base_model`.
 
-    `origin` is `resume_run=RUN_ID` (Resume) or `continue_run=RUN_ID` (Train more), or nothing for a new run.
+    `origin` is `resume_run=RUN_ID` (Resume) or `continue_run=RUN_ID` (Train more), or nothing for a new run;
+    `studio.demo.demo_args()` adds the demo's after-training stage.
     """
     from studio.jobs import TrainingJob
 
@@ -123,8 +125,7 @@ class Services:
     tokenizer_loader: TokenizerLoader = default_tokenizer_loader
     job_factory: JobFactory = default_job_factory
     preset_dir: Path = PRESET_DIR
-    jobs: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest job (a demo counts as one)
-    demos: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest one-click demo
+    jobs: JobRegistry = field(default_factory=JobRegistry)  # each visitor's latest job (a demo is one: kind "demo")
     warmup: Any = None  # studio.model.warmup.Warmup preparing the embedded model, when the app started one
     stops: StopFlags = field(default_factory=StopFlags)  # per visitor: stop Compare, the prompt box, chat
     max_upload_bytes: int = field(default_factory=lambda: max_upload_bytes())
@@ -134,7 +135,8 @@ class Services:
     _run_model: Any = None  # the last run opened for Compare (one at a time: a model is ~1 GB)
 
     def new_job(self, settings: Any, owner: str, token: str | None = None, **origin: Any) -> Any:
-        """A training job for `settings` in the runs folder (or `resume_run=` / `continue_run=`), filed by the caller."""
+        """A training job for `settings` in the runs folder (`origin`: resume_run=, continue_run=, or the demo's
+        after= and kind=), filed by the caller."""
         return self.job_factory(settings, self.runs_root, owner=owner, token=token, model_loader=self.model_loader,
                                 **origin)
 

@@ -68,42 +68,50 @@ def _empty_note(run_dir: Path) -> str:
             "snapshot** to answer the held-out rows with each.")
 
 
-def timeline_view(run_dir: Path, timeline: Timeline | None, index: int | None = None) -> tuple:
-    """(plot, slider update, answers html, note) for a run's timeline, or the empty view when it has none."""
-    if timeline is None:
-        return None, gr.update(visible=False, value=0), "", _empty_note(run_dir)
-    last = len(timeline.points) - 1
-    index = last if index is None else max(0, min(index, last))
-    slider = gr.update(minimum=0, maximum=max(last, 1), value=index, visible=last > 0)
-    figure = timeline_figure(timeline, RunFolder(run_dir).read_metrics())
-    return figure, slider, point_html(timeline, index), timeline_note(timeline)
+class TimelineHandlers:
+    """The panel's handlers: score, step through and choose snapshots via `studio.pipeline`, as {component: value}."""
 
+    def __init__(self, ctx: Context, panel: TimelinePanel) -> None:
+        self.ctx, self.panel, self.services, self.root = ctx, panel, ctx.services, ctx.services.runs_root
 
-def wire_timeline_panel(ctx: Context, panel: TimelinePanel, run: Any) -> None:
-    """Connect scoring (with progress and Stop), the slider, choosing and restoring; `run` is Compare's picker."""
-    services, root, state = ctx.services, ctx.services.runs_root, ctx.state
+    def view(self, run_dir: Path, timeline: Timeline | None, index: int | None = None) -> dict:
+        """Plot, slider, answers and note for a run's timeline (at point `index`, else the last), or the empty
+        view when it has none."""
+        panel = self.panel
+        if timeline is None:
+            return {panel.plot: None, panel.slider: gr.update(visible=False, value=0), panel.answers: "",
+                    panel.note: _empty_note(run_dir)}
+        last = len(timeline.points) - 1
+        index = last if index is None else max(0, min(index, last))
+        return {panel.plot: timeline_figure(timeline, RunFolder(run_dir).read_metrics()),
+                panel.slider: gr.update(minimum=0, maximum=max(last, 1), value=index, visible=last > 0),
+                panel.answers: point_html(timeline, index), panel.note: timeline_note(timeline)}
 
-    def run_dir(run_id: str | None) -> Path:
+    def run_dir(self, run_id: str | None) -> Path:
+        """The chosen run's folder (a sentence when none is chosen)."""
         if not run_id:
             raise RunError("Choose a run with a trained adapter first (train one on the Train tab).")
-        return read_run(root, run_id).path
+        return read_run(self.root, run_id).path
 
     @guarded
-    def saved(run_id: str | None = None) -> tuple:
+    def saved(self, run_id: str | None = None) -> dict:
         """The run's saved timeline, if its snapshots were scored."""
         if not run_id:
-            return None, gr.update(visible=False, value=0), "", ""
-        path = run_dir(run_id)
-        return timeline_view(path, load_timeline(path))
+            panel = self.panel
+            return {panel.plot: None, panel.slider: gr.update(visible=False, value=0), panel.answers: "",
+                    panel.note: ""}
+        path = self.run_dir(run_id)
+        return self.view(path, load_timeline(path))
 
     @guarded
-    def score(state: SessionState, run_id: str | None = None, token: str | None = None, request: gr.Request = None,
-              progress: gr.Progress = PROGRESS, **values: Any) -> tuple:
+    def score(self, state: SessionState, run_id: str | None = None, token: str | None = None,
+              request: gr.Request = None, progress: gr.Progress = PROGRESS, **values: Any) -> Any:
         """Answer the held-out rows with the base model and every snapshot; BLEU by step and the answers."""
-        run_dir(run_id)
-        rm = services.run_model(run_id, services.jobs.get(owner_of(state, request)), token or None)
-        gen = ctx.form.to_settings(values).generation
-        stop = services.stops.start(owner_of(state, request), "snapshots")
+        self.run_dir(run_id)
+        owner = owner_of(state, request)
+        rm = self.services.run_model(run_id, self.services.jobs.get(owner), token or None)
+        gen = self.ctx.form.to_settings(values).generation
+        stop = self.services.stops.start(owner, "snapshots")
 
         def step(done: int, total: int, at: int) -> None:
             what = "the base model" if at == 0 else f"the step-{at} snapshot"
@@ -113,43 +121,46 @@ def wire_timeline_panel(ctx: Context, panel: TimelinePanel, run: Any) -> None:
             timeline = score_snapshots_run(rm, gen, progress=step, should_stop=stop.is_set)
         except NothingScored as exc:
             gr.Info(str(exc))
-            return tuple(gr.update() for _ in range(4))
-        return timeline_view(rm.run_dir, timeline)
+            return gr.skip()  # the panel keeps what it showed
+        return self.view(rm.run_dir, timeline)
 
     @guarded
-    def show_point(run_id: str | None, index: float) -> str:
+    def show_point(self, run_id: str | None, index: float) -> str:
         """The answers at one point of the saved timeline."""
-        timeline = load_timeline(run_dir(run_id))
+        timeline = load_timeline(self.run_dir(run_id))
         return point_html(timeline, int(index)) if timeline else ""
 
     @guarded
-    def choose(state: SessionState, run_id: str | None, criterion: str, request: gr.Request) -> tuple:
+    def choose(self, state: SessionState, run_id: str | None, criterion: str, request: gr.Request) -> dict:
         """Make the best snapshot by a validation criterion the run's adapter (the final adapter is kept)."""
-        path = run_dir(run_id)
-        point = choose_snapshot(root, run_id, owner_of(state, request), criterion)
-        services.forget_run(run_id)  # the cached model carries the old adapter
+        path = self.run_dir(run_id)
+        point = choose_snapshot(self.root, run_id, owner_of(state, request), criterion)
+        self.services.forget_run(run_id)  # the cached model carries the old adapter
         gr.Info(f"The run now uses its step-{point.step} snapshot as its adapter; compare again to score it.")
         timeline = load_timeline(path)
-        return timeline_view(path, timeline, timeline.points.index(next(p for p in timeline.points
-                                                                         if p.step == point.step)))
+        return self.view(path, timeline, [p.step for p in timeline.points].index(point.step))
 
     @guarded
-    def restore(state: SessionState, run_id: str | None, request: gr.Request) -> tuple:
+    def restore(self, state: SessionState, run_id: str | None, request: gr.Request) -> dict:
         """Make the run's final adapter its adapter again."""
-        path = run_dir(run_id)
-        restore_final(root, run_id, owner_of(state, request))
-        services.forget_run(run_id)
+        path = self.run_dir(run_id)
+        restore_final(self.root, run_id, owner_of(state, request))
+        self.services.forget_run(run_id)
         gr.Info("The run uses its final adapter again.")
-        return timeline_view(path, load_timeline(path))
+        return self.view(path, load_timeline(path))
 
+
+def wire_timeline_panel(ctx: Context, panel: TimelinePanel, run: Any) -> None:
+    """Connect scoring (with progress and Stop), the slider, choosing and restoring; `run` is Compare's picker."""
+    state, on = ctx.state, TimelineHandlers(ctx, panel)
     view = [panel.plot, panel.slider, panel.answers, panel.note]
-    run.change(saved, run, view, api_name="timeline")
-    panel.score.click(score, [state, run, ctx.token], view, inputs_kwargs=ctx.form.kwargs("generation"),
+    run.change(on.saved, run, view, api_name="timeline")
+    panel.score.click(on.score, [state, run, ctx.token], view, inputs_kwargs=ctx.form.kwargs("generation"),
                       api_name="score_snapshots", concurrency_id="generate", concurrency_limit=1,
                       show_progress_on=panel.plot)
     wire_stop(ctx, panel.stop, "snapshots", "the snapshot scoring after the current batch", "stop_snapshots")
     # Dragging (input) and keys: only the latest position is rendered when several come quickly.
-    gr.on([panel.slider.input, panel.slider.release], show_point, [run, panel.slider], panel.answers,
+    gr.on([panel.slider.input, panel.slider.release], on.show_point, [run, panel.slider], panel.answers,
           api_name="snapshot_answers", show_progress="hidden", trigger_mode="always_last")
-    panel.choose.click(choose, [state, run, panel.criterion], view, api_name="choose_snapshot")
-    panel.restore.click(restore, [state, run], view, api_name="restore_final_adapter")
+    panel.choose.click(on.choose, [state, run, panel.criterion], view, api_name="choose_snapshot")
+    panel.restore.click(on.restore, [state, run], view, api_name="restore_final_adapter")

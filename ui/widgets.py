@@ -20,7 +20,7 @@ LABELS = {
     "r": "LoRA rank (r)", "alpha": "LoRA alpha", "dropout": "LoRA dropout", "bias": "Bias",
     "target_modules": "Target modules", "grad_accum": "Gradient accumulation", "lr_scheduler": "LR schedule",
     "max_grad_norm": "Max gradient norm", "max_length": "Max length (tokens)", "top_p": "Top-p",
-    "num_beams": "Beams", "max_new_tokens": "Max new tokens", "fast_loss": "Fast loss", "fused_lora": "Fused LoRA",
+    "num_beams": "Beams", "max_new_tokens": "Max new tokens", "fast_loss": "Fast loss",
     "fused_head": "Fused output head",
     "load_in_4bit": "Load in 4-bit (QLoRA)", "trust_remote_code": "Trust remote code",
     "threads": "CPU threads (pinned; 0 = every core)", "balance_threads": "Adaptive thread count (not reproducible)",

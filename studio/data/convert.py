@@ -42,7 +42,7 @@ def convert_records(records: Iterable[Record], title: str, column_map: dict | No
     stream = iter(records)
     head = list(islice(stream, DETECT_ROWS))
     if not head:
-        raise DataError(f"Nothing in {quote(title)} can be trained on: {_reasons(log, 0)}.")
+        raise DataError(f"Nothing in {quote(title)} can be trained on: {_reasons(log, log.n_skipped)}.")
     columns: dict[str, None] = dict.fromkeys(column_names([row for _, row, _ in head]))
     try:
         shape = detect_shape([row for _, row, _ in head], column_map or None)

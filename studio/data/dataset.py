@@ -9,7 +9,8 @@ from pathlib import Path
 
 from studio.data.convert import DETECT_ROWS, Converted, convert_records, records_of, to_examples
 from studio.data.hub import load_hub_rows
-from studio.data.loaders import SUPPORTED_SUFFIXES, check_file, iter_file_rows, local_path, quote
+from studio.data.loaders import check_file, has_data_suffix, iter_file_rows, local_path, quote
+from studio.data.words import path_label
 from studio.data.shapes import CHAT_SHAPES, Shape, column_names, detect_shape
 from studio.data.summary import LoadSummary, RowLog
 from studio.errors import DataError
@@ -78,10 +79,12 @@ def load_source(
         return _load_sample(spec[len(SAMPLE_PREFIX):].strip())
     log = RowLog(strict=strict)
     if _is_file_spec(spec):
-        path = local_path(spec)
-        check_file(path, max_bytes)
-        records = iter_file_rows(path, log, keep_truncated=keep_truncated, progress=progress)
-        return _loaded(convert_records(records, path.name, column_map, log), source=str(path), title=path.name)
+        path, label = local_path(spec), path_label(spec)  # messages name the file as it was given
+        check_file(path, max_bytes, label)
+        records = iter_file_rows(path, log, keep_truncated=keep_truncated, progress=progress, max_bytes=max_bytes,
+                                 label=label)
+        title = label[1:-1]
+        return _loaded(convert_records(records, title, column_map, log), source=str(path), title=title)
     rows = load_hub_rows(spec, hub_split, token)
     return _loaded(convert_records(records_of(rows), spec, column_map, log), source=spec, title=spec)
 
@@ -118,7 +121,7 @@ def _is_file_spec(spec: str) -> bool:
             return True
     except (OSError, ValueError):
         return True  # Not even a valid path: let the reader say so as a file problem.
-    return path.suffix.lower() in SUPPORTED_SUFFIXES or spec.startswith(("/", ".", "~")) or "\\" in spec
+    return has_data_suffix(path.name) or spec.startswith(("/", ".", "~")) or "\\" in spec
 
 
 def _loaded(converted: Converted, source: str, title: str) -> LoadedDataset:
@@ -268,7 +271,7 @@ def _require(remaining: int, needed: int, stages: list[tuple[str, int]], purpose
 
 def dataset_label(spec: str) -> str:
     """A short name for a dataset spec: a file's name, else the spec itself (sample:NAME or a Hub id)."""
-    return Path(spec).name if Path(spec).suffix.lower() in SUPPORTED_SUFFIXES else spec
+    return Path(spec).name if has_data_suffix(Path(spec).name) else spec
 
 
 def example_table(examples: list[Example], n: int = 20) -> list[dict]:

@@ -67,13 +67,34 @@ def text_value(value: object, column: str) -> str:
 
 
 def flat_example(row: dict, mapping: dict[str, str], repairs: list) -> Example:
-    """One flat row (Alpaca, Dolly, question/answer, ...) as an Example; no answer is a Skip."""
+    """One flat row (Alpaca, Dolly, question/answer, ...) as an Example, whitespace around its texts trimmed (a
+    repair); no answer is a Skip."""
     output = text_value(get(row, mapping["output"]), mapping["output"])
     if not output or output.isspace():
         raise Skip("empty_output", f"has an empty output in column {quote(mapping['output'])}")
-    optional = [text_value(get(row, mapping[role]), mapping[role]) if role in mapping else ""
-                for role in ("input", "system")]
-    return Example(text_value(get(row, mapping["instruction"]), mapping["instruction"]), output, *optional)
+    instruction, input_text, system = (text_value(get(row, mapping[role]), mapping[role]) if role in mapping else ""
+                                       for role in ("instruction", "input", "system"))
+    texts = (instruction, input_text, output, system)
+    if any(t and (t[0].isspace() or t[-1].isspace()) for t in texts):  # rare: most rows pass straight through
+        trimmed = tuple(trim(t) for t in texts)
+        roles = [role for role, a, b in zip(("instruction", "input", "output", "system"), texts, trimmed) if a != b]
+        if roles:  # code indentation alone is kept, not a repair
+            named = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} and {roles[-1]}"
+            repairs.append(("whitespace", f"has spaces or blank lines around its {named} (trimmed)"))
+        instruction, input_text, output, system = trimmed
+    return Example(instruction, output, input_text, system)
+
+
+def trim(text: str) -> str:
+    """Text without surrounding whitespace, except a first line's code indentation (more lines follow, or it is at
+    least four columns deep): a solution's first line keeps its place in the function."""
+    if not text or not (text[0].isspace() or text[-1].isspace()):
+        return text  # the common case, first
+    body = text.strip()
+    lead = text[:len(text) - len(text.lstrip())]
+    indent = lead[lead.rfind("\n") + 1:]
+    code = body and indent and ("\n" in body or len(indent.expandtabs(4)) >= 4)
+    return indent + body if code else body
 
 
 def preference_example(row: dict, mapping: dict[str, str], repairs: list) -> Example:

@@ -3,12 +3,14 @@
 Common public shapes are found without a mapping: Alpaca (with or without an `input` column), Dolly
 (instruction/context/response), question/answer, prompt/completion, preference data (prompt/chosen: the chosen
 answer is trained), OpenAI chat `messages`, ShareGPT `conversations`, and OASST-style message rows (`text` +
-`role`, grouped into conversations by a conversation id and threaded by parent ids).
+`role`, grouped into conversations by a conversation id and threaded by parent ids). Other flat files are read by
+the table of common column names in `columns` when it is unambiguous (question + expected_answer, Query + SQL, ...).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.data.columns import ROLE_NAMES, guess_roles
 from studio.data.loaders import quote
 from studio.errors import DataError
 
@@ -80,8 +82,39 @@ def detect_shape(rows: list[dict], column_map: dict[str, str] | None = None) -> 
             found = {"instruction": instruction, "input": extra, "output": output, "system": "system"}
             mapping = {role: lookup[col] for role, col in found.items() if col in lookup}
             return Shape(name, mapping, f"Columns {_join(list(mapping.values()))} found: {what}.")
-    raise DataError(f"No known dataset shape fits the columns {_join(columns)}; map which column is the "
-                    "instruction and which is the output.")
+    return _named_shape(columns)
+
+
+def _named_shape(columns: list[str]) -> Shape:
+    """A shape from the table of common column names when it is unambiguous, else DataError naming the candidates."""
+    guess = guess_roles(columns)
+    instruction, output = guess.only("instruction"), guess.only("output")
+    if instruction is None and not guess.exact["instruction"]:
+        instruction = guess.only("input")  # {"input": ..., "output": ...} files: the input is the prompt
+    head = f"No known dataset shape fits the columns {_join(columns)}"
+    ask = "map which column is the instruction and which is the output."
+    for role, found in (("instruction", instruction), ("output", output)):
+        if found is None and len(guess.exact[role]) > 1:
+            raise DataError(f"{head}, and {_join(guess.exact[role])} could each be the {role}; {ask}")
+    if output is None and guess.near_output:
+        raise DataError(f"{head}, and none is named like an answer, though {_join(guess.near_output)} could hold "
+                        f"it; {ask}")
+    if output is None and instruction is not None:
+        examples = ", ".join(ROLE_NAMES["output"][:4])
+        raise DataError(f"{head}: none looks like an answer ({examples}, ...), and training needs the answer the "
+                        "model should learn to give.")
+    if output is None:
+        raise DataError(f"{head}; {ask}")
+    if instruction is None:
+        raise DataError(f"{head}, and {quote(output)} looks like the answer but no column is named like the "
+                        f"instruction; {ask}")
+    mapping = {"instruction": instruction, "output": output}
+    for role in ("input", "system"):
+        found = guess.only(role)
+        if found is not None and found not in mapping.values():
+            mapping[role] = found
+    described = ", ".join(f"{quote(column, 40)} as {role}" for role, column in mapping.items())
+    return Shape("common_names", mapping, f"Columns taken by their common names: {described}.")
 
 
 def _oasst_shape(lookup: dict[str, str]) -> Shape | None:

@@ -21,6 +21,7 @@ REPAIRS = {
     "repeated_role": "repeated role",
     "short_row": "missing trailing cells",
     "extra_empty_cells": "extra empty cells",
+    "whitespace": "whitespace trimmed",
 }
 SKIPS = {
     "no_turns": "no turns",
@@ -35,6 +36,8 @@ SKIPS = {
     "not_object": "not an object",
     "bad_json": "not valid JSON",
     "long_row": "more values than the header",
+    "garbled_row": "garbled CSV row",
+    "header_row": "repeated header row",
 }
 NOTES_PER_REASON = 3
 NOTE_CHARS = 300
@@ -63,6 +66,8 @@ class LoadSummary:
     truncated_after: int | None = None
     # Shapes that group several rows into one conversation (OASST): the number of message rows read.
     message_rows: int | None = None
+    # What reading did to the file besides its rows ("skipped 2 lines above the header", "ignored 1 blank line").
+    file_notes: tuple[str, ...] = ()
 
     @property
     def n_skipped(self) -> int:
@@ -82,9 +87,10 @@ class LoadSummary:
         head = (f"Kept all {self.n_rows:,} {unit}" if self.n_kept == self.n_rows
                 else f"Kept {self.n_kept:,} of {self.n_rows:,} {unit}")
         grouped = f" (grouped from {self.message_rows:,} message rows)" if self.message_rows is not None else ""
+        notes = "".join(f"; {note}" for note in self.file_notes)
         cut = (f"; the file is cut off after its {self.truncated_after:,} complete records"
                if self.truncated_after is not None else "")
-        return f"{head}{grouped}" + (f": {', '.join(parts)}" if parts else " as they were") + f"{cut}."
+        return f"{head}{grouped}" + (f": {', '.join(parts)}" if parts else " as they were") + f"{notes}{cut}."
 
     def reasons(self) -> list[tuple[str, str, int, list[RowNote]]]:
         """(key, 'repaired'/'skipped', count, example rows) for every reason that occurred, repairs first."""
@@ -107,6 +113,11 @@ class RowLog:
         self.n_repaired = 0
         self.n_skipped = 0
         self.truncated_after: int | None = None
+        self.file_notes: list[str] = []
+
+    def file_note(self, note: str) -> None:
+        """Record what reading did to the file besides its rows (a phrase for the summary line)."""
+        self.file_notes.append(note)
 
     def repaired(self, row: int, problems: list[tuple[str, str]], raw: object) -> None:
         """Record the repairs made to one row (each reason counted once per row)."""
@@ -140,6 +151,7 @@ class RowLog:
             repaired={k: self.counts[k] for k in REPAIRS if k in self.counts},
             skipped={k: self.counts[k] for k in SKIPS if k in self.counts},
             notes=dict(self.notes), truncated_after=self.truncated_after, message_rows=message_rows,
+            file_notes=tuple(self.file_notes),
         )
 
 

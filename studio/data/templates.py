@@ -395,3 +395,12 @@ def trains_every_turn(name: str) -> bool:
     if name in (CHAT_TEMPLATE, TokenizerTemplate.name):
         return True
     return name in TEMPLATES and type(TEMPLATES[name]).multi_turn
+
+
+def choose_template(current: str, recommended: str, chosen: bool = False) -> str:
+    """The template to train with once data has loaded: the data's recommended one unless the user chose one.
+
+    The one rule for the Data tab, the one-click demo and the command line: a sample's own template, or "chat" for
+    chat-shaped files, replaces `current`; `chosen` (a --template flag, a --set or a preset that set it) keeps it.
+    """
+    return current if chosen or not recommended else recommended

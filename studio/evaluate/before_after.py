@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from studio.data.formatting import prompt_ids
-from studio.errors import DataError, StudioError
+from studio.errors import StudioError
+from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, ComparisonRow
 from studio.evaluate.generation import (
     Answer,
     GenerationStopped,
     end_of_sequence_ids,
-    generate,
     generate_answers,
     plan_batches,
 )
@@ -110,13 +110,6 @@ def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], ge
 
 def answer_both(model: Any, tokenizer: Any, template: Any, instruction: str, input: str,
                 gen: GenerationSettings) -> tuple[str, str]:
-    """The base and the tuned answer to one free-form instruction (for the prompt box)."""
-    if not instruction.strip():
-        raise DataError("Type an instruction for both models to answer.")
-    prompt = [template.prompt(Example(instruction=instruction, output="", input=input))]
-    stops = tuple(template.stop_strings)
-    with using(model, adapter=False):
-        base = generate(model, tokenizer, prompt, gen, stop_strings=stops)[0]
-    with using(model, adapter=True):
-        tuned = generate(model, tokenizer, prompt, gen, stop_strings=stops)[0]
-    return base, tuned
+    """The base and the tuned answer to one free-form instruction: the streaming `chat.ask_both`, read to its end."""
+    last = {who: reply.text for who, reply in ask_both(model, tokenizer, template, instruction, input, gen)}
+    return last["base"], last["tuned"]

@@ -1,6 +1,8 @@
 """The before/after record (`Comparison`, one `ComparisonRow` per held-out example) and its files in a run folder.
 
-Pure data and JSON: no torch, so reports and plots can import it cheaply.
+Pure data and JSON: no torch, so reports and plots can import it cheaply. Fields added over time (raw answers,
+intervals, the answer-length limit and which answers ran into it, the held-out answer loss) are optional: files
+written before them load with None / empty values, and the renderers say "not recorded" instead of guessing.
 """
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Protocol
 
 from studio.errors import RunError
+from studio.evaluate.answer_loss_record import AnswerLoss
+from studio.evaluate.change import Change, Tally, judged
+from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit
 from studio.evaluate.scoring import Scores
 from studio.runs import RunFolder, atomic_write, update_run
 
@@ -35,48 +40,14 @@ class ComparisonRow:
     tuned_raw: str = ""
     base_rouge_l: float | None = None
     tuned_rouge_l: float | None = None
+    # Whether each answer ran into the token limit instead of stopping; None where not recorded (older files).
+    base_cut: bool | None = None
+    tuned_cut: bool | None = None
 
     @property
     def delta_bleu(self) -> float:
         """Sentence BLEU gained by tuning (negative when it got worse)."""
         return self.tuned_bleu - self.base_bleu
-
-
-@dataclass
-class Change:
-    """A metric's change from base to tuned (points; exact match in percentage points) and its confidence interval.
-
-    `low`/`high` are None when there are too few examples (fewer than 2) to resample.
-    """
-
-    base: float
-    tuned: float
-    delta: float
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def verdict(self) -> str:
-        """'gain' or 'loss' when the interval excludes 0, else 'not significant' (or 'no interval')."""
-        if self.low is None or self.high is None:
-            return "no interval"
-        return "gain" if self.low > 0 else "loss" if self.high < 0 else "not significant"
-
-    @property
-    def significant(self) -> bool:
-        """Whether the confidence interval excludes 0."""
-        return self.verdict in ("gain", "loss")
-
-
-@dataclass
-class Tally:
-    """Per-example outcomes by sentence BLEU: better, equal within MARGIN points (equal as shown), worse."""
-
-    MARGIN: ClassVar[float] = 0.05
-
-    wins: int
-    ties: int
-    losses: int
 
 
 @dataclass
@@ -101,11 +72,40 @@ class Comparison:
     partial: bool = False  # stopped before every example was answered: `rows` are the ones both models finished
     planned: int = 0  # how many examples the comparison set out to answer (0: not recorded, older files)
     adapter_step: int | None = None  # the chosen snapshot's step when it was the run's adapter; None: the final one
+    answer_length: int | None = None  # the answer-length limit (max_new_tokens) both models answered under
+    answer_length_reason: str = ""  # why that limit, one sentence (`lengths.AnswerLength.reason`)
+    answer_loss: AnswerLoss | None = None  # the references' loss and perplexity, adapter off and on
 
     @property
     def n_planned(self) -> int:
         """How many examples were to be compared (the rows themselves when not recorded)."""
         return max(self.planned, len(self.rows))
+
+    @property
+    def limit(self) -> int | None:
+        """The answer-length limit in new tokens: the recorded one, else the generation settings' (None if neither)."""
+        limit = self.answer_length or self.generation.get("max_new_tokens")
+        return int(limit) if limit else None
+
+    def cut_count(self, who: str) -> CutCount | None:
+        """How many of `who`'s ('base' or 'tuned') answers ran into the limit; None when that was not recorded."""
+        flags = [getattr(row, f"{who}_cut") for row in self.rows]
+        if not flags or any(flag is None for flag in flags) or self.limit is None:
+            return None
+        return CutCount(sum(flags), len(flags), self.limit)
+
+
+class Ended(Protocol):
+    """What generation records of one answer (`generation.Answer`): new tokens used and what ended it."""
+
+    n_tokens: int
+    ended_by: EndedBy
+
+
+def row_cuts(base: Ended, tuned: Ended, limit: int) -> dict[str, bool]:
+    """`base_cut` / `tuned_cut` of one row for `ComparisonRow(**...)`: which answer ran into the limit."""
+    return {"base_cut": ran_into_limit(base.n_tokens, limit, base.ended_by),
+            "tuned_cut": ran_into_limit(tuned.n_tokens, limit, tuned.ended_by)}
 
 
 def save_comparison(run_dir: Path, comparison: Comparison) -> None:
@@ -115,14 +115,23 @@ def save_comparison(run_dir: Path, comparison: Comparison) -> None:
         record = dataclasses.asdict(row)
         record["base_response"], record["tuned_response"] = record.pop("base"), record.pop("tuned")
         lines.append(json.dumps(record, ensure_ascii=False))
-    summary = {k: v for k, v in dataclasses.asdict(comparison).items() if k != "rows"}
-    for name, change in comparison.changes.items():  # readers of the JSON get the verdict spelled out
-        summary["changes"][name]["verdict"] = change.verdict
+    summary = {k: v for k, v in dataclasses.asdict(comparison).items() if k not in ("rows", "answer_loss")}
+    # Readers of the JSON get each verdict spelled out, by the minimum-effect rule the scorecard words.
+    summary["changes"] = {name: judged(name, change).record() for name, change in comparison.changes.items()}
+    if comparison.answer_loss is not None:
+        summary["answer_loss"] = _answer_loss_record(comparison.answer_loss)
     folder = RunFolder(run_dir)
     atomic_write(folder.comparison_rows_file, "".join(line + "\n" for line in lines))
     atomic_write(folder.comparison_file, json.dumps(summary, indent=2, ensure_ascii=False))
     update_run(run_dir, bleu_base=comparison.base.bleu, bleu_tuned=comparison.tuned.bleu,
                exact_base=comparison.base.exact_match, exact_tuned=comparison.tuned.exact_match)
+
+
+def _answer_loss_record(answer_loss: AnswerLoss) -> dict[str, Any]:
+    record = answer_loss.to_dict()
+    for name in ("loss", "perplexity"):  # the judging rule is applied on reading, not saved (see `Change`)
+        record[name] = {k: v for k, v in record[name].items() if k not in ("minimum", "lower_is_better")}
+    return record
 
 
 def _known(cls: type, record: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +155,9 @@ def _comparison_from(summary: dict[str, Any], rows: list[ComparisonRow]) -> Comp
         changes={k: Change(**_known(Change, v)) for k, v in summary.get("changes", {}).items()},
         tally=Tally(**_known(Tally, tally)) if tally else None, bootstrap=summary.get("bootstrap", {}),
         partial=bool(summary.get("partial", False)), planned=int(summary.get("planned") or 0),
-        adapter_step=summary.get("adapter_step"),
+        adapter_step=summary.get("adapter_step"), answer_length=summary.get("answer_length"),
+        answer_length_reason=summary.get("answer_length_reason", ""),
+        answer_loss=AnswerLoss.from_dict(summary["answer_loss"]) if summary.get("answer_loss") else None,
     )
 
 

@@ -13,6 +13,10 @@ decoded text, which may start in the prompt's last characters (a prompt ending i
 matches "\n### "). A batch ends when every row has reached EOS or a stop; a row that reached a stop string earlier
 keeps generating until then, so its raw continuation (`Answer.raw`, special tokens shown) tells what it would have
 gone on to write, at no extra cost: the batch runs that long anyway.
+
+What ended an answer (`Answer.ended_by`, `Answer.n_tokens`) is decided at the row's FIRST stop or EOS, not where
+its batch ended: "stop" (a stop string or special-token stop came first), "eos", or None when neither came and the
+answer ran into `max_new_tokens` (`lengths.ran_into_limit`, the "cut at N tokens" mark in Compare).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
+from studio.evaluate.lengths import EndedBy
 from studio.model.threads import ThreadBalancer, balancing
 from studio.settings import GenerationSettings
 
@@ -59,10 +64,16 @@ def generation_kwargs(gen: GenerationSettings, pad_token_id: int) -> dict[str, A
 
 @dataclass(frozen=True)
 class Answer:
-    """One generated answer: `text` as scored (cut at EOS or the first stop), `raw` all the model wrote."""
+    """One generated answer: `text` as scored (cut at EOS or the first stop), `raw` all the model wrote.
+
+    `n_tokens`: new tokens up to and including the one that ended the answer (all of them when nothing did);
+    `ended_by`: "eos", "stop", or None when the answer ran into the token limit.
+    """
 
     text: str
     raw: str
+    n_tokens: int = 0
+    ended_by: EndedBy = None
 
 
 @dataclass(frozen=True)
@@ -125,13 +136,42 @@ def stop_context(prompt: str, rule: StopRule) -> str:
     return prompt[-(longest - 1):] if longest > 1 else ""
 
 
+def _text_stop_end(tokenizer: Any, ids: list[int], texts: tuple[str, ...], context: str) -> int:
+    """How many of `ids` it took for a text stop to appear (the caller knows one appears in all of them)."""
+    # Bisect on the prefix length (a stop seen in a prefix stays in every longer one): a few decodes, not one per
+    # token, so a 4096-token answer costs the same as a short one.
+    low, high = 1, len(ids)
+    while low < high:
+        mid = (low + high) // 2
+        if find_stop(tokenizer.decode(ids[:mid], skip_special_tokens=True), texts, context) is None:
+            low = mid + 1
+        else:
+            high = mid
+    return high
+
+
+def _ending(tokenizer: Any, ids: list[int], rule: StopRule, context: str, eos_at: int, end_at: int,
+            decoded: str) -> tuple[int, EndedBy]:
+    """(new tokens used, what ended the answer), decided at the row's first stop or EOS."""
+    if rule.texts and find_stop(decoded, rule.texts, context) is not None:
+        return _text_stop_end(tokenizer, ids[:end_at], rule.texts, context), "stop"
+    if end_at < eos_at:
+        return end_at + 1, "stop"
+    if eos_at < len(ids):
+        return eos_at + 1, "eos"
+    return len(ids), None
+
+
 def cut_answer(tokenizer: Any, ids: list[int], rule: StopRule, context: str = "") -> Answer:
     """One row of new token ids as an Answer: text cut at EOS or the first stop, raw up to and including EOS."""
     eos_at = next((i for i, t in enumerate(ids) if t in rule.eos_ids), len(ids))
     end_at = next((i for i, t in enumerate(ids[:eos_at]) if t in rule.token_ids), eos_at)
-    text = cut_at_stop(tokenizer.decode(ids[:end_at], skip_special_tokens=True), rule.texts, context)
+    decoded = tokenizer.decode(ids[:end_at], skip_special_tokens=True)
+    n_tokens, ended_by = _ending(tokenizer, ids, rule, context, eos_at, end_at, decoded)
     # Rows end at EOS (generate pads after it); nothing but EOS ends a row early, so nothing else is padding.
-    return Answer(text=text, raw=tokenizer.decode(ids[:eos_at + 1], skip_special_tokens=False))
+    return Answer(text=cut_at_stop(decoded, rule.texts, context),
+                  raw=tokenizer.decode(ids[:eos_at + 1], skip_special_tokens=False),
+                  n_tokens=n_tokens, ended_by=ended_by)
 
 
 class _StopWhenAllEnded(StoppingCriteria):

@@ -5,21 +5,20 @@ Imported only once `lm_eval` is known to be installed (`studio.evaluate.probe` c
 """
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
 
-import lm_eval.api.task
 import torch
 from lm_eval.models.huggingface import HFLM
-from tqdm import tqdm
 
+from studio import compat
 from studio.evaluate.probe_record import ProbeStopped
 
 # lm-eval draws one progress bar per task while it builds requests, with no switch to turn it off; the studio
 # reports progress itself, so that module's bar is made silent (lm-eval is imported here only to run the probe).
-lm_eval.api.task.tqdm = functools.partial(tqdm, disable=True)
+compat.silence_lm_eval_task_bars()
+compat.check_hflm_hooks()  # StudioLM overrides two private hooks of HFLM: fail here, not mid-probe
 # HFLM asks every model whether it checkpoints activations through a name transformers 5 has deprecated.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 

@@ -2,9 +2,10 @@
 and one plain sentence ("No significant loss." / "Lost 6 points on arithmetic.").
 
 Pure data, statistics and JSON (numpy, no torch), so the report, the model card and the UI import it cheaply.
-The interval is a paired bootstrap over items: the same resampled items score both models, so an item both get
-right (or both get wrong) adds no noise to the change. A change counts as significant when its whole 95%
-interval lies on one side of zero; categories are not corrected for being several tests at once.
+The interval is a paired bootstrap over items (`significance.paired_interval`, Compare's resampling): the same
+resampled items score both models, so an item both get right (or both get wrong) adds no noise to the change.
+A change counts as significant when its whole 95% interval lies on one side of zero; categories are not corrected
+for being several tests at once.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import RunError, StudioError
+from studio.evaluate.significance import CONFIDENCE, RESAMPLES, SEED, paired_interval
 from studio.runs import RunFolder, atomic_write
 
 ItemScores = dict[str, list[float]]  # metric ("acc", "acc_norm") -> 1.0 / 0.0 per item, in the task's item order
 HEADLINE_METRIC = "acc"
-RESAMPLES = 2000
-INTERVAL = f"paired bootstrap over items ({RESAMPLES:,} resamples), 95% percentile interval"
+INTERVAL = f"paired bootstrap over items ({RESAMPLES:,} resamples, seed {SEED}), {CONFIDENCE:.0%} percentile interval"
 TASK_PREFIX = "probe_"  # the built-in probe's task names: probe_arithmetic -> "arithmetic"
 
 
@@ -35,18 +36,6 @@ class ProbeStopped(StudioError):
 def label_of(task: str) -> str:
     """What a person calls a task: the category for built-in ones ("word relations"), else the lm-eval name."""
     return task.removeprefix(TASK_PREFIX).replace("_", " ") if task.startswith(TASK_PREFIX) else task
-
-
-def paired_interval(base: list[float], tuned: list[float], resamples: int = RESAMPLES,
-                    seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of mean(tuned) - mean(base) over items resampled with replacement, in pairs."""
-    b, t = np.asarray(base, dtype=float), np.asarray(tuned, dtype=float)
-    if b.shape != t.shape or b.size == 0:
-        raise ValueError("base and tuned need the same, non-zero number of items")
-    picks = np.random.default_rng(seed).integers(0, b.size, size=(resamples, b.size))
-    changes = (t - b)[picks].mean(axis=1)
-    low, high = np.percentile(changes, [2.5, 97.5])
-    return float(low), float(high)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studio.evaluate.comparison import Change, Comparison, ComparisonRow
+from studio.evaluate.change import Change
+from studio.evaluate.comparison import Comparison, ComparisonRow
 from studio.evaluate.scoring import ExampleScore, Scores
 from studio.evaluate.significance import paired_bootstrap
 

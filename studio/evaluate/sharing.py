@@ -4,41 +4,34 @@ Base and tuned answers come from one PeftModel whose adapter is disabled for the
 prompt, the chat and the snapshot timeline may all want the same cached model at once (two visitors, or a chat
 turn during a Compare). Each generation therefore runs while holding the model's lock, with the adapter state it
 needs set inside, so no generation ever sees another's adapter state. The lock is first come, first served
-(`threading.Lock` promises no order): a chat turn queued behind Compare gets the model between two of its batches.
+(`studio.waiting`; `threading.Lock` promises no order): a chat turn queued behind Compare gets the model between
+two of its batches.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
 import weakref
-from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from studio.waiting import WaitingLine
+
 
 class FairLock:
-    """A first-come-first-served lock; any thread may release it (generation threads come and go)."""
+    """A first-come-first-served lock (`studio.waiting.WaitingLine`); any thread may release it (generation threads
+    come and go)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._waiting: deque[object] = deque()
-        self._held = False
+        self._line = WaitingLine()
 
     def acquire(self) -> None:
         """Wait for every earlier caller, then hold the lock."""
-        ticket = object()
-        with self._cond:
-            self._waiting.append(ticket)
-            while self._held or self._waiting[0] is not ticket:
-                self._cond.wait()
-            self._waiting.popleft()
-            self._held = True
+        self._line.wait_turn(object())
 
     def release(self) -> None:
         """Let the next caller in."""
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
+        self._line.leave(self._line.holder())
 
     def __enter__(self) -> FairLock:
         self.acquire()

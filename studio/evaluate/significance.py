@@ -6,7 +6,8 @@ Paired bootstrap resampling (Koehn 2004), our own implementation over SacreBLEU'
 scores from the summed per-sentence statistics, exactly as `corpus_bleu` / `corpus_chrf` would on those examples.
 The interval is the 2.5th and 97.5th percentile (numpy's linear interpolation) of tuned minus base. SacreBLEU's own
 paired test reports a p-value and each system's interval, not the interval of the change, hence our own.
-ROUGE-L and exact match are means over examples, resampled with the same indices.
+ROUGE-L and exact match are means over examples, resampled with the same indices; the forgetting probe's
+per-item accuracies go through the same resampling (`paired_interval`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 import sacrebleu
 
-from studio.evaluate.comparison import Change, Tally
+from studio.compat import corpus_statistics, score_from_statistics
+from studio.evaluate.change import Change, Tally
 from studio.evaluate.scoring import ExampleScore
 
 RESAMPLES = 1000
@@ -30,6 +32,15 @@ _FIELD = {"rouge_l": "rouge_l", "exact_match": "exact"}  # metric -> ExampleScor
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
     """The (resamples, n) example indices every metric and both models share."""
     return np.random.default_rng(seed).choice(n, size=(resamples, n), replace=True)
+
+
+def paired_interval(base: list[float], tuned: list[float], resamples: int = RESAMPLES, seed: int = SEED,
+                    confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile interval of mean(tuned) - mean(base) over items resampled in pairs (`resample_indices`)."""
+    b, t = np.asarray(base, dtype=float), np.asarray(tuned, dtype=float)
+    if b.shape != t.shape or b.size == 0:
+        raise ValueError("base and tuned need the same, non-zero number of items")
+    return _interval((t - b)[resample_indices(b.size, resamples, seed)].mean(axis=1), confidence)
 
 
 def bootstrap_record() -> dict[str, Any]:
@@ -55,8 +66,8 @@ def paired_bootstrap(references: list[str], base: list[str], tuned: list[str], b
     changes = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
         # Per-sentence sufficient statistics: a corpus score is a function of their sum over the examples.
-        sb, st = (np.array(metric._extract_corpus_statistics(h, [references]), dtype=np.float64) for h in (base, tuned))
-        changes[name] = _change(lambda rows, s: float(metric._compute_score_from_stats(s[rows].sum(0)).score), sb, st,
+        sb, st = (np.array(corpus_statistics(metric, h, [references]), dtype=np.float64) for h in (base, tuned))
+        changes[name] = _change(lambda rows, s: float(score_from_statistics(metric, s[rows].sum(0)).score), sb, st,
                                 idx, confidence)
     for name, scale in (("rouge_l", 1.0), ("exact_match", 100.0)):
         vb, vt = (scale * np.array([float(getattr(e, _FIELD[name])) for e in each]) for each in (base_each, tuned_each))

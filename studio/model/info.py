@@ -7,7 +7,8 @@ from torch import nn
 
 from studio.settings import EMBEDDED_MODEL
 
-# Sustained fp32 throughput of LoRA training on the reference 2-core CPU, in FLOP/s (FACTS.md: ~45% of 160 GFLOP/s).
+# Sustained fp32 throughput of LoRA training on the reference 2-core CPU, in FLOP/s, for estimates before a run:
+# `python -m bench` measures the GEMM ceiling and the studio's share of it (MFU) in the README's performance block.
 CPU_TRAIN_FLOPS = 70e9
 ANSWER_SHARE = 0.25  # typical share of trained (answer) tokens, which alone go through the output head
 
@@ -63,7 +64,7 @@ def estimate_epoch_seconds(info: ModelInfo, n_tokens: int, tokens_per_second: fl
     if tokens_per_second:
         return n_tokens / tokens_per_second
     # LoRA forward + backward is ~2x the forward (frozen weights need input gradients only); the fast loss runs
-    # the head only on answer tokens, about a quarter of them. Gemma 3 270M: ~120 tokens/s (measured 105-165).
+    # the head only on answer tokens, about a quarter of them (measured tokens/s: `python -m bench`).
     head = info.lm_head_share * info.flops_per_token_forward
     per_token = 2 * (info.flops_per_token_forward - head) + 2 * head * ANSWER_SHARE
     return n_tokens * per_token / CPU_TRAIN_FLOPS

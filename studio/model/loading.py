@@ -67,7 +67,7 @@ def load_base_model(
 
 
 def load_tokenizer(settings: ModelSettings, token: str | None = None) -> Any:
-    """Only the base model's tokenizer (about 2 s for the embedded one), e.g. for previews before training."""
+    """Only the base model's tokenizer (far quicker than the whole model), e.g. for previews before training."""
     from transformers import AutoTokenizer
 
     name = settings.model.strip()
@@ -104,7 +104,7 @@ def _four_bit_kwargs() -> dict[str, Any]:
 
 
 def _load_embedded(folder: Path, model_kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Model and tokenizer from the fp32 cache, read side by side (together about 4 s instead of 10)."""
+    """Model and tokenizer from the fp32 cache, read side by side (`python -m bench --only latency` times it)."""
     from transformers import AutoModelForCausalLM
 
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -116,7 +116,7 @@ def _load_embedded(folder: Path, model_kwargs: dict[str, Any]) -> tuple[Any, Any
 def _load_cached_tokenizer(folder: Path) -> Any:
     """The cached fast tokenizer straight from tokenizer.json (same ids as AutoTokenizer's).
 
-    AutoTokenizer routes it through GemmaTokenizer, which re-parses the 33 MB JSON in Python (~7 s instead of ~2).
+    AutoTokenizer routes it through GemmaTokenizer, which re-parses the large JSON in Python, several times slower.
     """
     from transformers import PreTrainedTokenizerFast
 

@@ -82,10 +82,10 @@ def balancing() -> bool:
 class ThreadBalancer:
     """Runs torch on every core that other processes leave idle (opt-in: train.balance_threads).
 
-    A torch thread waiting for a core another process holds stalls every parallel op: on a busy 2-core machine,
-    2 threads took 3-25 s per step where 1 thread steadily took 4.3 s (Gemma 3 270M, batch 8, measured), and
-    greedy generation of 24 prompts took 32 s with 2 threads against 12 s with 1 (bench, load ~3.5). The price:
-    each change of the count changes float summation order, so a balanced run is not bit-reproducible.
+    A torch thread waiting for a core another process holds stalls every parallel op: on a busy machine, fewer
+    threads than cores can train and generate faster, and far more steadily, than one thread per core (`python -m
+    bench levers` measures the adaptive thread count against the pinned default: the README's levers table). The
+    price: each change of the count changes float summation order, so a balanced run is not bit-reproducible.
     `limit` caps the count (generation passes the thread count it was given); `begin`/`check` serve any loop.
     """
 

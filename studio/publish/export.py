@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ from studio.data.loaders import quote
 from studio.errors import ExportError, HubUnavailableError, RunError, SettingsError, StudioError
 from studio.publish.modelcard import write_card
 from studio.publish.reproduce import hub_model_id, write_repro_bundle
-from studio.runs import RunFolder
+from studio.runs import RunFolder, replace_folder, replacing
 from studio.settings import EMBEDDED_MODEL, StudioSettings
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -97,11 +96,9 @@ def zip_adapter(run_dir: Path) -> Path:
     target = exports / f"{top}.zip"
     with export_lock:
         staged = stage_adapter(run_dir, exports / top)
-        tmp = target.with_name(f".{target.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        with replacing(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(p for p in staged.rglob("*") if p.is_file()):
                 archive.write(path, f"{top}/{path.relative_to(staged).as_posix()}")
-        os.replace(tmp, target)
     return target
 
 
@@ -151,10 +148,8 @@ def merge_adapter(run_dir: Path, model: Any = None, tokenizer: Any = None, base_
     """Save the LoRA folded into the base weights, with its tokenizer, as safetensors in run_dir/exports/merged/."""
     adapter = adapter_folder(run_dir)
     merged = merged_model(run_dir, model, base_loader, token)
-    exports = RunFolder(run_dir).exports_dir
-    target = exports / "merged"
-    with export_lock:
-        tmp = _fresh(exports / ".merged.tmp")
+
+    def write(tmp: Path) -> None:
         check_disk(model_bytes(merged), tmp, "Saving the merged model")
         merged.save_pretrained(str(tmp))  # transformers 5 writes safetensors only
         if tokenizer is not None:
@@ -163,9 +158,9 @@ def merge_adapter(run_dir: Path, model: Any = None, tokenizer: Any = None, base_
             _copy_tokenizer(adapter, tmp)
         write_card(run_dir, tmp, "merged")
         _copy_reproduce(run_dir, tmp)  # the card points to it, in the zip and on the Hub (without the rows)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    return target
+
+    with export_lock:
+        return replace_folder(RunFolder(run_dir).exports_dir / "merged", write)
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -230,14 +225,12 @@ def zip_merged(run_dir: Path, model: Any = None, base_loader: BaseLoader | None 
     with export_lock:
         write_card(run_dir, folder, "merged")  # the card shows the latest GGUF check too
         check_disk(sum(p.stat().st_size for p in files), exports, "Writing the merged model zip")
-        tmp = target.with_name(f".{target.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        with replacing(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for i, path in enumerate(files):
                 # Float weights do not compress; storing them saves a minute of CPU on a 1 GB model.
                 kind = zipfile.ZIP_STORED if path.suffix in (".safetensors", ".bin") else zipfile.ZIP_DEFLATED
                 archive.write(path, f"{top}/{path.relative_to(folder).as_posix()}", compress_type=kind)
                 say(0.5 + 0.5 * (i + 1) / len(files), f"Zipping {path.name}")
-        os.replace(tmp, target)
     return target
 
 

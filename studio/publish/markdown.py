@@ -1,6 +1,7 @@
-"""Markdown building blocks for model cards: escaped table cells, inline code, fences and tables.
+"""Markdown building blocks for the report and the model cards: escaped table cells, inline code, fences, tables.
 
-User text (instructions, answers, names) is escaped into table cells so no row can inject markup.
+The one Markdown escaper of the project: user text (instructions, answers, names) is escaped into table cells so
+no row can inject markup (a `#` cannot start a heading, a `|` cannot end a cell).
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from studio.compat import unvalidated_figure
 from studio.evaluate.comparison import Comparison
 from studio.evaluate.timeline import Timeline
 
@@ -15,6 +16,11 @@ BASE_COLOR, TUNED_COLOR = "#94a3b8", "#4f46e5"
 LOSS_COLOR, EVAL_COLOR, LR_COLOR = "#4f46e5", "#f59e0b", "#10b981"
 UP_COLOR, DOWN_COLOR = "#16a34a", "#dc2626"
 RUN_COLORS = ("#4f46e5", "#f97316", "#10b981", "#e11d48")  # run A, run B, ... in the overlaid loss chart
+# The live loss chart's default: what TensorBoard and W&B draw, a debiased EMA line (TensorBoard's own default
+# weight is 0.6) over the raw per-step points drawn faint. Per-step loss of a small batch jumps (one batch of 4
+# can read 0.2 then 3.2); the smoothed line shows the trend an audience should read. 0 shows the raw line alone.
+SMOOTHING = 0.6
+RAW_OPACITY = 0.25  # the raw points under a smoothed line: visible, never the eye's first stop
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
@@ -70,17 +76,19 @@ def _scatter(x: list, y: list, name: str, mode: str, line: dict[str, Any], **ext
     return {"type": "scatter", "x": x, "y": y, "name": name, "mode": mode, "line": line, **extra}
 
 
-def loss_traces(history: list[dict], smoothing: float = 0.0) -> list[dict[str, Any]]:
-    """The loss chart's traces as plain data: train loss (raw + EMA), eval loss points, learning rate on y2."""
+def loss_traces(history: list[dict], smoothing: float = SMOOTHING) -> list[dict[str, Any]]:
+    """The loss chart's traces as plain data: train loss (faint raw + EMA), eval loss points, learning rate on y2."""
     steps, loss = _series(history, "loss")
     eval_steps, eval_loss = _series(history, "eval_loss")
     lr_steps, lr = _series(history, "learning_rate")
     smoothed = 0.0 < smoothing < 1.0 and len(loss) > 1
     traces = []
-    if loss:
-        traces.append(_scatter(steps, loss, "train loss (raw)" if smoothed else "train loss", _marker_mode(len(loss)),
-                               {"color": LOSS_COLOR, "width": 1 if smoothed else 2}, marker={"size": 6},
-                               opacity=0.3 if smoothed else 1.0))
+    if loss and smoothed:  # faint raw points under the smoothed line
+        traces.append(_scatter(steps, loss, "train loss (raw)", _marker_mode(len(loss)),
+                               {"color": LOSS_COLOR, "width": 1}, marker={"size": 5}, opacity=RAW_OPACITY))
+    elif loss:
+        traces.append(_scatter(steps, loss, "train loss", _marker_mode(len(loss)), {"color": LOSS_COLOR, "width": 2},
+                               marker={"size": 6}, opacity=1.0))
     if loss and smoothed:
         traces.append(_scatter(steps, ema(loss, smoothing), "train loss (smoothed)", "lines",
                                {"color": LOSS_COLOR, "width": 2.5}))
@@ -93,11 +101,14 @@ def loss_traces(history: list[dict], smoothing: float = 0.0) -> list[dict[str, A
     return traces
 
 
-def loss_figure(history: list[dict], smoothing: float = 0.0, log_scale: bool = False) -> go.Figure:
-    """Train loss (raw + EMA when smoothing > 0), eval loss points, and learning rate on a second y axis.
+def loss_figure(history: list[dict], smoothing: float = SMOOTHING, log_scale: bool = False) -> go.Figure:
+    """Train loss (by default a smoothed line over faint raw points), eval loss points, learning rate on a second y.
+
+    `smoothing` is the EMA weight (`SMOOTHING` by default; 0 draws the raw line alone); eval loss is drawn as logged.
 
     Built as plain data and wrapped without plotly's per-property validation: the Train tab redraws it every
-    second while a job trains in the same process, and validation made it ~30x slower (100+ ms on a busy CPU).
+    second while a job trains in the same process, and validation costs many times the rest of a redraw (through
+    `studio.compat.unvalidated_figure`, plotly's private `_validate=False`).
     """
     traces = loss_traces(history, smoothing)
     if not traces or all(t["name"] == "learning rate" for t in traces):
@@ -115,7 +126,7 @@ def loss_figure(history: list[dict], smoothing: float = 0.0, log_scale: bool = F
                             "exponentformat": "e", "rangemode": "tozero"}
     if max(max(t["x"]) for t in traces if t["name"] != "learning rate") <= 10:
         layout["xaxis"]["dtick"] = 1  # steps are whole: plotly would otherwise label a 2-step run 1, 1.2, 1.4, ...
-    return go.Figure({"data": traces, "layout": layout}, _validate=False)
+    return unvalidated_figure({"data": traces, "layout": layout})
 
 
 def scores_figure(comparison: Comparison) -> go.Figure:

@@ -16,6 +16,7 @@ from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
 from studio.evaluate.probe_record import ProbeResult, load_probe
 from studio.publish import scorecard as sc
+from studio.publish.markdown import cell, md_table
 from studio.publish.probe_view import probe_html, probe_markdown
 from studio.publish.report_style import CSS
 from studio.publish.svg import Series, line_chart
@@ -79,8 +80,8 @@ def _sampled(points: list[tuple[float, float]], n: int = 8) -> list[tuple[float,
 
 
 def _headline(comparison: Comparison) -> str:
-    bleu = sc.metric_lines(comparison)[0]
-    return f"BLEU {bleu.before} → {bleu.after}"
+    first = sc.metric_lines(comparison)[0]  # the headline metric (scorecard chooses it)
+    return f"{first.label} {first.before} → {first.after}"
 
 
 def _subline(comparison: Comparison) -> str:
@@ -135,11 +136,11 @@ def _html_card(line: sc.MetricLine) -> str:
 
 def _html_scores(run: dict, comparison: Comparison) -> str:
     lines = sc.metric_lines(comparison)
-    bleu, tally = lines[0], sc.tally_text(comparison)
+    first, tally = lines[0], sc.tally_text(comparison)  # the headline metric first
     subs = [sc.headline(comparison), f"Per example: {tally}." if tally else "", _subline(comparison),
             sc.cut_note(comparison)]
-    return (f'<section class="headline"><p class="big"><span class="before">BLEU {_e(bleu.before)}</span> → '
-            f'{_e(bleu.after)}</p><p class="verdict">{_e(sc.change_text(bleu.change))}</p>'
+    return (f'<section class="headline"><p class="big"><span class="before">{_e(first.label)} {_e(first.before)}'
+            f'</span> → {_e(first.after)}</p><p class="verdict">{_e(sc.change_text(first.change))}</p>'
             + "".join(f'<p class="sub">{_e(sub)}</p>' for sub in subs if sub)
             + f'</section><section class="cards">{"".join(map(_html_card, lines))}</section>')
 
@@ -231,24 +232,11 @@ def render_html(run: dict, settings: dict, history: list[dict], comparison: Comp
 
 # ---- Markdown ----
 
-def _cell(text: Any) -> str:
-    """A Markdown table cell: user text stays literal (no raw HTML, no markup, no pipes), newlines as <br>."""
-    safe = escape(str(text), quote=False)
-    for char in "\\`*_[]|":
-        safe = safe.replace(char, "\\" + char)
-    return safe.replace("\r\n", "\n").replace("\n", "<br>") or " "
-
-
 def _loss_table(history: list[dict]) -> list[list[str]]:
     """A few evenly spaced train-loss steps plus every eval step, as table rows."""
     train, evals = dict(_sampled(loss_points(history))), dict(loss_points(history, "eval_loss"))
     return [[f"{step:g}", f"{train[step]:.4f}" if step in train else "", f"{evals[step]:.4f}" if step in evals else ""]
             for step in sorted(train.keys() | evals.keys())]
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
 def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
@@ -261,23 +249,23 @@ def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
                  ["Tuned", r.tuned, f"{r.tuned_bleu:.1f}"]]
         if r.base_raw or r.tuned_raw:
             table += [["Base, raw", r.base_raw, ""], ["Tuned, raw", r.tuned_raw, ""]]
-        lines += _md_table(["", "Answer", "BLEU"], table) + [""]
+        lines += md_table(["", "Answer", "BLEU"], table) + [""]
     return lines
 
 
 def _md_summary(run: dict, history: list[dict], comparison: Comparison) -> list[str]:
     title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
-    facts = [f"Run `{run.get('run_id', '')}`", f"template {_cell(comparison.template)}",
+    facts = [f"Run `{run.get('run_id', '')}`", f"template {cell(comparison.template)}",
              _date(run.get("created", "")), f"status {run.get('status', '')}"]
     cards = [m.cells() for m in sc.metric_lines(comparison)]
     loss = _loss_table(history)
     extra = [line for line in (sc.tally_text(comparison), sc.cut_note(comparison), sc.method_note(comparison)) if line]
-    return ([f"# {_cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
+    return ([f"# {cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
              f"**{sc.headline(comparison)}**", "", _subline(comparison), ""]
-            + _md_table(sc.CELLS_HEADER, cards)
-            + [""] + [f"- {_cell(line)}" for line in extra]
+            + md_table(sc.CELLS_HEADER, cards)
+            + [""] + [f"- {cell(line)}" for line in extra]
             + ["", "## Training loss", "", _training_caption(run, history), ""]
-            + (_md_table(["Step", "Train loss", "Eval loss"], loss) if loss else ["_No loss logged yet._"]) + [""])
+            + (md_table(["Step", "Train loss", "Eval loss"], loss) if loss else ["_No loss logged yet._"]) + [""])
 
 
 def _md_all(comparison: Comparison) -> list[str]:
@@ -286,19 +274,19 @@ def _md_all(comparison: Comparison) -> list[str]:
             for i, r in enumerate(comparison.rows, start=1)]
     header = ["#", "Instruction", "Reference", "Base", "Tuned", "BLEU base", "BLEU tuned", "Base, raw", "Tuned, raw"]
     return ([f"## All {len(comparison.rows)} examples", "", "<details><summary>Show the table</summary>", ""]
-            + _md_table(header, rows) + ["", "</details>", ""])
+            + md_table(header, rows) + ["", "</details>", ""])
 
 
 def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison,
                     probe: ProbeResult | None = None) -> str:
     """The same report as Markdown: tables throughout, the loss curve as a few sampled steps."""
     gains, losses = gains_and_losses(comparison)
-    lines = _md_summary(run, history, comparison) + (probe_markdown(probe, _md_table) if probe else [])
+    lines = _md_summary(run, history, comparison) + (probe_markdown(probe, md_table) if probe else [])
     lines += _md_examples("Biggest gains", gains, "No example improved.")
     lines += _md_examples("Got worse", losses, "No example got worse.")
     lines += ["## Hyperparameters", ""]
     for section, rows in settings_rows(settings, comparison):
-        lines += [f"### {section}", ""] + _md_table(["Setting", "Value"], [list(r) for r in rows]) + [""]
+        lines += [f"### {section}", ""] + md_table(["Setting", "Value"], [list(r) for r in rows]) + [""]
     return "\n".join(lines + _md_all(comparison))
 
 

@@ -1,19 +1,41 @@
 """The before/after in words, shared by the Compare tab, the CLI summary, the report and the model card (pure text).
 
-One source for "BLEU 0.3 -> 43.7, +43.4 [95% CI +35.1, +51.0], significant", the per-example win/tie/loss line and
-the one line that says how answers were cut. Comparisons saved before intervals existed still read sensibly.
+One source for "BLEU 0.3 -> 43.7, +43.4 [95% CI +35.1, +51.0], significant", the per-example win/tie/loss line,
+the one line that says how answers were cut, and the headline. Comparisons saved before intervals existed still
+read sensibly.
+
+The headline's rules:
+- Its metric fits the data, chosen from the references before looking at any result: short, closed answers (the
+  references' median is at most `LONG_ANSWER_WORDS` words) are headlined by corpus BLEU; long, free-form ones by
+  the held-out answer loss (the references' perplexity, adapter off vs on), since BLEU on a long, open answer
+  mostly measures wording. A long-answer comparison without an answer loss keeps BLEU and says it says little.
+  A judge's result, when one is given, follows as its own sentence.
+- A change is called a gain or a loss only when its 95% interval excludes 0 AND it is at least the metric's minimum
+  effect (`studio.evaluate.change.MINIMUM_EFFECT`: 2 points of BLEU / chrF / ROUGE-L, 5 percentage points of exact
+  match, 5% of the references' perplexity); a sure but smaller change is "negligible", an unsure one no clear change.
+- How many answers of each model ran into the length limit, when any did ("45 of 48 tuned answers were cut at 12
+  tokens."): scores of cut answers say little about what the model would have written.
 """
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
+from typing import Any
 
-from studio.evaluate.comparison import Change, Comparison
+from studio.evaluate.change import PERPLEXITY_SHARE, Change, judged, perplexity_judged
+from studio.evaluate.comparison import Comparison, ComparisonRow
+from studio.evaluate.lengths import cut_label
 
 METRICS = (("bleu", "BLEU"), ("chrf", "chrF"), ("rouge_l", "ROUGE-L"), ("exact_match", "Exact match"))
 NOTES = {"bleu": "corpus BLEU, 0-100", "chrf": "character n-gram F-score, 0-100",
          "rouge_l": "longest common subsequence F-measure, mean over examples, 0-100",
-         "exact_match": "answers identical to the reference"}
+         "exact_match": "answers identical to the reference",
+         "answer_loss": "perplexity of the reference answers given the prompt, lower is better"}
+# References whose median is longer than this (about one long sentence) are long, free-form answers.
+LONG_ANSWER_WORDS = 20
+# A judge that gives the same verdict in both answer orders for fewer pairs than this is too weak to trust.
+JUDGE_MIN_AGREEMENT = 0.7
 
 
 @dataclass
@@ -53,7 +75,7 @@ def interval_text(change: Change) -> str:
 
 
 def verdict_text(change: Change) -> str:
-    """'significant', 'not significant', or 'no interval'."""
+    """'significant' (a gain or loss large enough to matter), 'negligible', 'not significant', or 'no interval'."""
     return "significant" if change.significant else change.verdict
 
 
@@ -78,14 +100,41 @@ def _fallback_change(comparison: Comparison, key: str) -> Change | None:
     return Change(base=scale * b, tuned=scale * t, delta=scale * (t - b))
 
 
+def answer_loss_line(comparison: Comparison) -> MetricLine | None:
+    """The references' perplexity base -> tuned (lower is better), or None when no answer loss was measured."""
+    if comparison.answer_loss is None:
+        return None
+    change = perplexity_judged(comparison.answer_loss.perplexity)
+    return MetricLine("answer_loss", "Answer perplexity", f"{change.base:.1f}", f"{change.tuned:.1f}", change)
+
+
 def metric_lines(comparison: Comparison) -> list[MetricLine]:
-    """BLEU, chrF, ROUGE-L and exact match before -> after with their change (ROUGE-L only when measured)."""
+    """The headline metric first, then BLEU, chrF, ROUGE-L, exact match and answer perplexity (when measured)."""
     out = []
     for key, label in METRICS:
         change = comparison.changes.get(key) or _fallback_change(comparison, key)
         if change is not None:
+            change = judged(key, change)
             out.append(MetricLine(key, label, _shown(key, change.base), _shown(key, change.tuned), change))
+    loss = answer_loss_line(comparison)
+    if loss is not None:
+        out = [loss, *out] if headline_metric(comparison) == "answer_loss" else [*out, loss]
     return out
+
+
+def reference_words(comparison: Comparison) -> float:
+    """The median word count of the held-out references (0 without rows)."""
+    return statistics.median(len(r.reference.split()) for r in comparison.rows) if comparison.rows else 0.0
+
+
+def long_answers(comparison: Comparison) -> bool:
+    """Whether the references are long, free-form answers (median above LONG_ANSWER_WORDS words)."""
+    return reference_words(comparison) > LONG_ANSWER_WORDS
+
+
+def headline_metric(comparison: Comparison) -> str:
+    """'answer_loss' for long answers when it was measured, else 'bleu'."""
+    return "answer_loss" if long_answers(comparison) and comparison.answer_loss is not None else "bleu"
 
 
 def partial_note(comparison: Comparison) -> str:
@@ -97,24 +146,109 @@ def partial_note(comparison: Comparison) -> str:
     return f"Stopped after {n} of {comparison.n_planned} examples; scores cover {which}."
 
 
-def _verdict(comparison: Comparison) -> str:
-    line = metric_lines(comparison)[0]
-    n = comparison.tuned.n
-    verdict = line.change.verdict
+def _unit(line: MetricLine) -> str:
+    return "percentage points" if line.key == "exact_match" else "points"
+
+
+def _points(line: MetricLine) -> str:
+    return f"{line.change.delta:+.1f} {_unit(line)}"
+
+
+def metric_sentence(line: MetricLine, n: int) -> str:
+    """A score metric's verdict in one sentence: a gain or loss only when sure and large enough to matter."""
+    c, label, where = line.change, line.label, f"{n} held-out examples"
+    verdict = c.verdict
     if verdict == "gain":
-        return f"Tuning improved BLEU by {line.change.delta:+.1f} points, a significant gain on {n} held-out examples."
+        return f"Tuning improved {label} by {_points(line)}, a significant gain on {where}."
     if verdict == "loss":
-        return f"Tuning lowered BLEU by {line.change.delta:.1f} points, a significant loss on {n} held-out examples."
+        return f"Tuning lowered {label} by {_points(line).lstrip('+')}, a significant loss on {where}."
+    if verdict == "negligible":
+        return (f"{label} changed by {_points(line)} on {where}: negligible, smaller than the {c.minimum:g} "
+                f"{_unit(line)} a change needs to matter (though the 95% interval excludes 0).")
     if verdict == "not significant":
-        return (f"BLEU changed by {line.change.delta:+.1f} points on {n} held-out examples, but the 95% interval "
-                "includes 0: not a significant change.")
-    return f"BLEU changed by {line.change.delta:+.1f} points on {n} held-out examples (no confidence interval)."
+        return (f"{label} changed by {_points(line)} on {where}, but the 95% interval includes 0: not a "
+                "significant change.")
+    return f"{label} changed by {_points(line)} on {where} (no confidence interval)."
 
 
-def headline(comparison: Comparison) -> str:
-    """The verdict in one sentence: is the BLEU change significant? (A stopped comparison says so first.)"""
-    note = partial_note(comparison)
-    return f"{note} {_verdict(comparison)}" if note else _verdict(comparison)
+def answer_loss_sentence(comparison: Comparison) -> str:
+    """The answer loss's verdict in one sentence ('' when none was measured)."""
+    record, line = comparison.answer_loss, answer_loss_line(comparison)
+    if record is None or line is None:
+        return ""
+    c, n = line.change, record.n
+    span = f"from {c.base:.1f} to {c.tuned:.1f} ({100 * c.delta / c.base:+.0f}%)" if c.base else \
+        f"from {c.base:.1f} to {c.tuned:.1f}"
+    where = f"{n} held-out example{'s' if n != 1 else ''}"
+    verdict = c.verdict
+    if verdict == "gain":
+        return (f"Tuning made the reference answers more likely: their perplexity fell {span}, a clear gain, lower "
+                f"for {record.better} of {where}.")
+    if verdict == "loss":
+        return (f"Tuning made the reference answers less likely: their perplexity rose {span}, a clear loss, higher "
+                f"for {record.worse} of {where}.")
+    if verdict == "negligible":
+        return (f"The reference answers' perplexity went {span} on {where}: negligible, smaller than the "
+                f"{PERPLEXITY_SHARE:.0%} change that matters.")
+    if verdict == "not significant":
+        return (f"The reference answers' perplexity went {span} on {where}, but the 95% interval includes 0: no "
+                "clear change.")
+    return f"The reference answers' perplexity went {span} on {where} (no confidence interval)."
+
+
+def judge_sentence(judge: dict[str, Any] | None) -> str:
+    """A pairwise judge's result in one sentence ('' without one); a judge too inconsistent to trust says only that.
+
+    Reads `win_rate`, `low`, `high` and `agreement` (fractions 0-1), `pairs`, `ties`, optional `opponent` (default
+    'base') and `trusted` (default: agreement >= JUDGE_MIN_AGREEMENT).
+    """
+    if not judge:
+        return ""
+    agreement = judge.get("agreement")
+    trusted = judge.get("trusted", agreement is None or agreement >= JUDGE_MIN_AGREEMENT)
+    if not trusted:
+        return (f"The judge gave the same verdict in both answer orders for only {agreement or 0:.0%} of pairs: too "
+                "weak to trust, so it decides nothing here.")
+    ci = f" [95% CI {judge['low']:.0%}, {judge['high']:.0%}]" if judge.get("low") is not None else ""
+    agreed = f", agreeing with itself across both orders on {agreement:.0%}" if agreement is not None else ""
+    return (f"A judge preferred the tuned answer over the {judge.get('opponent', 'base')} one in "
+            f"{judge['win_rate']:.0%}{ci} of {judge.get('pairs', '?')} pairs ({judge.get('ties', 0)} ties){agreed}.")
+
+
+def cut_sentence(comparison: Comparison) -> str:
+    """'45 of 48 tuned answers were cut at 12 tokens.' for each model with cut answers ('' when none or not recorded)."""
+    counts = [(who, c) for who in ("base", "tuned") if (c := comparison.cut_count(who)) is not None and c.cut]
+    if len(counts) == 1:
+        return counts[0][1].sentence(counts[0][0])
+    if not counts:
+        return ""
+    both = " and ".join(f"{c.cut} of {c.total} {who}" for who, c in counts)
+    return f"{both} answers were cut at {counts[0][1].limit} tokens."
+
+
+def cut_mark(comparison: Comparison, row: ComparisonRow, who: str) -> str:
+    """The table's mark on `who`'s answer of a row: 'cut at 128 tokens' when it ran into the limit, else ''."""
+    return cut_label(comparison.limit) if getattr(row, f"{who}_cut") and comparison.limit else ""
+
+
+def _verdict(comparison: Comparison) -> str:
+    if headline_metric(comparison) == "answer_loss":
+        return answer_loss_sentence(comparison)
+    line = next(m for m in metric_lines(comparison) if m.key == "bleu")
+    sentence = metric_sentence(line, comparison.tuned.n)
+    if long_answers(comparison):
+        sentence += (f" BLEU says little about answers this long (the references' median is "
+                     f"{reference_words(comparison):g} words), and no answer loss was measured.")
+    return sentence
+
+
+def headline(comparison: Comparison, judge: dict[str, Any] | None = None) -> str:
+    """The verdict: the headline metric's change, a judge's win rate (when given), how many answers were cut.
+
+    A stopped comparison says so first.
+    """
+    parts = [partial_note(comparison), _verdict(comparison), judge_sentence(judge), cut_sentence(comparison)]
+    return " ".join(part for part in parts if part)
 
 
 def tally_text(comparison: Comparison) -> str:

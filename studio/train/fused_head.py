@@ -2,9 +2,10 @@
 
 Why: Gemma 3's head is 262,144 x 640 floats (671 MB). With logits only at the trained positions (a few dozen rows a
 step), its matrix products are bound by memory, not arithmetic: the forward reads the whole matrix to make the logits
-and the backward reads it again for the hidden states' gradient (the torch profiler put these two products at a
-quarter of a training step, at under half the GEMM rate of the decoder's products). The head is frozen, and the
-gradient of a summed cross-entropy with respect to the hidden states is fixed once the logits are known:
+and the backward reads it again for the hidden states' gradient (a profile of a training step shows these two
+products running well below the GEMM rate of the decoder's; `python -m bench levers` measures what fusing them is
+worth, the README's levers table). The head is frozen, and the gradient of a summed cross-entropy with respect to
+the hidden states is fixed once the logits are known:
 
     d loss / d h = scale * sum_v (softmax_v - onehot_v) * cap'_v * W_v
 

@@ -102,7 +102,7 @@ def build_trainer(
     trainer = FastSFTTrainer(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         processing_class=tokenizer, callbacks=callbacks, fast_loss=settings.train.fast_loss,
-        fused_lora=settings.train.fused_lora, fused_head=settings.train.fused_head,
+        fused_head=settings.train.fused_head,
     )
     trainer.remove_callback(PrinterCallback)  # our callback reports; the printer would spam stdout
     return trainer

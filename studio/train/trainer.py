@@ -3,10 +3,10 @@
 Why it is faster than TRL's defaults on a CPU: Gemma 3's output head is 640 x 262,144, more FLOPs than the rest of
 the model. TRL scores every position through the head on non-Triton devices and also computes entropy and token
 accuracy over the full vocabulary; here the decoder runs to hidden states, only positions whose next token is
-trained go through the head, and no extra metrics are computed; LoRA's scale and sum ride inside the adapter's matrix
-product (`studio.train.fused_lora`), and on a CPU the head's cross-entropy and its gradient take one pass over the
-head's weights (`studio.train.fused_head`). The top-level model's forward is therefore not
-called during training: hooks meant to fire per step belong on `model.get_decoder()`.
+trained go through the head, and no extra metrics are computed; on a CPU the head's cross-entropy and its gradient
+take one pass over the head's weights (`studio.train.fused_head`). What each of these is worth: `python -m bench
+levers`, the README's levers table. The top-level model's forward is therefore not called during training: hooks
+meant to fire per step belong on `model.get_decoder()`.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from trl import SFTTrainer
 
+from studio import compat
 from studio.train.fused_head import fused_head_applies, head_cross_entropy_sum
-from studio.train.fused_lora import fused_lora
 
 IGNORE_INDEX = -100
 
@@ -96,20 +96,16 @@ def reference_completion_loss(
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
 
-    def __init__(self, *args: Any, fast_loss: bool = True, fused_lora: bool = True, fused_head: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast_loss: bool = True, fused_head: bool = True, **kwargs: Any) -> None:
+        compat.check_trainer_save_hook()  # _save below overrides a private hook of transformers' Trainer
         super().__init__(*args, **kwargs)
-        self.fast_loss, self.fused_lora, self.fused_head = fast_loss, fused_lora, fused_head
+        self.fast_loss, self.fused_head = fast_loss, fused_head
         self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        """Trainer.train with the LoRA layers fused for its duration (see studio.train.fused_lora)."""
-        with fused_lora(self.model, self.fused_lora):
-            return super().train(*args, **kwargs)
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         """Trainer._save minus the tokenizer: checkpoints are for resume and Train more, which take the tokenizer
-        from the base model, and writing Gemma's 33 MB tokenizer cost 0.9 s per checkpoint (the adapter keeps it)."""
+        from the base model, and rewriting Gemma's large tokenizer at every checkpoint is wasted time (the adapter
+        folder keeps a copy)."""
         tokenizer, self.processing_class = self.processing_class, None
         try:
             super()._save(output_dir, state_dict)
@@ -128,5 +124,5 @@ class FastSFTTrainer(SFTTrainer):
         if mode == "train":
             mask = inputs.get("attention_mask")
             self.real_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
-            self._metrics[mode]["num_tokens"] = [self.real_tokens]
+            compat.log_metric(self, mode, "num_tokens", self.real_tokens)
         return loss

@@ -24,6 +24,9 @@ def test_ratio_and_verdict_of_the_medians():
     assert out["ratio"] == 12.1 / 11.0 and out["pass"] is True and out["wall_ratio"] == 1.0
     assert out["app-gradio-client"]["ratio"] == 1.2  # reported, not the verdict
     assert "40.0 ms a poll" in "\n".join(app_table(out))
+    # Round by round too (each round's app against the same round's CLI): min / median / max next to the verdict
+    assert out["ratio_range"]["rounds"] == [1.2, 12.2 / 12.0] and out["ratio_range"]["max"] == 1.2
+    assert "round by round 1.11x (min 1.02x, max 1.20x, 2 rounds)" in "\n".join(app_table(out))
     out = summarise_app({"cli": [{**run, "train_seconds": 10.0}], "app": [{**run, "train_seconds": 11.5}]}, OVERRIDES)
     assert out["pass"] is False and "FAIL" in "\n".join(app_table(out))
 

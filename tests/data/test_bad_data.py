@@ -63,8 +63,9 @@ CASES = [
                  id="csv-only-header"),
     pytest.param(b"instruction,output\n\n\n", "header_blank.csv", DataError, "has only a header row",
                  id="csv-header-and-blank-lines"),
-    pytest.param(b'instruction,output\n"never closed,x\ny,z\n', "quote.csv", DataError,
-                 "its only row was skipped (1 empty output)", id="csv-unclosed-quote"),
+    # The quote never closes: garbled, not an empty output (lines it swallowed would be read again as rows).
+    pytest.param(b'instruction,output\n"never closed,x\n', "quote.csv", DataError,
+                 "its only row was skipped (1 garbled CSV row)", id="csv-unclosed-quote"),
     pytest.param(b"instruction output\nsay hi hello\n", "spaces.csv", DataError, "reads as a single column",
                  id="csv-wrong-delimiter"),
     pytest.param(b"instruction,output,output\na,b,c\n", "dupes.csv", DataError, "has two columns named 'output'",
@@ -191,7 +192,8 @@ def test_hub_id_offline(monkeypatch):
 
 @pytest.mark.parametrize("filename", ["long.csv", "long.jsonl", "long.json", "long.tsv"])
 def test_rows_far_longer_than_normal_load_fine(tmp_path, filename):
-    long_text = "word, " * 200_000  # 1.2 MB in one cell: past csv's default 128 KiB field limit.
+    # 1.2 MB in one cell: past csv's default 128 KiB field limit (no trailing space: outputs are trimmed).
+    long_text = "word, " * 200_000 + "end."
     rows = [{"instruction": f"Summarise {i}", "output": long_text} for i in range(3)]
     path = tmp_path / filename
     if filename.endswith(".json"):

@@ -97,3 +97,39 @@ def test_nothing_usable_names_the_reasons():
     with pytest.raises(ShapeError, match=r"^Nothing in 'chats.json' can be trained on: all 2 rows were skipped "
                                          r"\(1 no turns, 1 no answer\)\.$"):
         convert_records(records_of(rows), "chats.json")
+
+
+CSV_GOOD = "Say hi.,Hi.\n"
+# A quote that never closes swallows the lines after it until a quote closes a cell by accident; when that
+# cell is followed by a delimiter the record parses soundly, so it can only come last here.
+CSV_JUNK = ['ase, d",64\n', '"closed"then,x\n', ",\n", "\n", "instruction,output\n",
+            "a,b,c,d\n", "only one cell\n", "q,\n", "  ,   \n", "x,y,\n"]
+CSV_NOTES = ['"Warning: please do not share this file.",\n', ",\n", "\n", "# exported by a tool\n"]
+
+
+@st.composite
+def messy_csv_files(draw) -> str:
+    """A CSV with notes above its header and one usable row among ragged, garbled, blank and repeated-header lines."""
+    lines = draw(st.lists(st.sampled_from(CSV_JUNK), max_size=8))
+    lines.insert(draw(st.integers(0, len(lines))), CSV_GOOD)
+    notes = draw(st.lists(st.sampled_from(CSV_NOTES), max_size=3))
+    unclosed = draw(st.sampled_from(["", '"never closed,x\n']))
+    return "".join(notes) + "instruction,output\n" + "".join(lines) + unclosed
+
+
+@FAST
+@given(content=messy_csv_files(), strict=st.booleans())
+def test_row_level_irregularities_never_refuse_a_csv_with_a_usable_row(content, strict):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "messy.csv"
+        path.write_text(content, encoding="utf-8")
+        try:
+            loaded = load_source(str(path), strict=strict)
+        except DataError as exc:  # only strict mode may refuse, and only for an irregular row
+            assert strict and "strict mode refuses a file with irregular rows" in str(exc), (content, str(exc))
+            return
+    s = loaded.summary
+    assert loaded.columns == ["instruction", "output"], content
+    assert s.n_kept >= 1 and s.n_kept == len(loaded.examples) and s.n_rows == s.n_kept + s.n_skipped
+    assert ("Say hi.", "Hi.") in [(e.instruction, e.output) for e in loaded.examples]
+    assert all(e.output.strip() and e.instruction != "instruction" for e in loaded.examples)

@@ -109,7 +109,9 @@ def test_empty_spec():
 
 
 def test_real_samples_load_and_split():
-    samples = pytest.importorskip("studio.data.samples")
+    from studio.data import samples
+
+    assert samples.SAMPLES
     for name in samples.SAMPLES:
         data = load_source(f"sample:{name}")
         splits = prepare_splits(data, DataSettings())

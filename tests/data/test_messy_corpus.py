@@ -1,4 +1,5 @@
-"""The project's corpus of messy files (tests/data/messy/): every irregularity of real public data at small size.
+"""The project's corpus of messy files (tests/data/messy/, sources in its README): every irregularity of real public
+data at small size, and real files that packages ship.
 
 Each file must load (or be refused, when nothing in it is usable) with exactly the summary counts listed here.
 """
@@ -30,7 +31,13 @@ EXPECTED = {
     "bad_lines.jsonl": ("alpaca", 8, 3, {}, {"empty_output": 1, "nested_value": 1, "not_object": 2, "bad_json": 1}),
     "ragged.csv": ("alpaca", 5, 3, {"short_row": 1, "extra_empty_cells": 1}, {"empty_output": 1, "long_row": 1}),
     "truncated_array.json": ("alpaca", 3, 3, {}, {}),
+    "hf_doc_qa_eval.csv": ("common_names", 66, 64, {"whitespace": 64}, {"empty_output": 1, "garbled_row": 1}),
+    "booksql_sample.csv": ("common_names", 99, 99, {"whitespace": 46}, {}),
+    "scientist_biographies.csv": ("common_names", 5, 5, {}, {}),
+    "HumanEval.jsonl.gz": ("common_names", 164, 164, {"whitespace": 164}, {}),
 }
+# Files that need a mapping (or cannot be trained on at all): their refusal, then the mapping that loads them.
+REFUSED = {"every_output_empty.jsonl", "freshqa_excerpt.csv", "persistbench_questions.jsonl"}
 
 
 def load(name: str, **kwargs):
@@ -38,8 +45,10 @@ def load(name: str, **kwargs):
 
 
 def test_every_fixture_has_its_expectation():
-    names = {p.name for p in MESSY.iterdir()}
-    assert names == set(EXPECTED) | {"every_output_empty.jsonl"}
+    names = {p.name for p in MESSY.iterdir()} - {"README.md"}
+    assert names == set(EXPECTED) | REFUSED
+    sources = (MESSY / "README.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in sources for name in names)  # every file's source is named
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -122,3 +131,55 @@ def test_messy_chats_split_and_train_ready(tmp_path):
     path = shutil.copy(MESSY / "sharegpt_irregular.json", tmp_path / "chats.json")
     splits = prepare_splits(load_source(str(path), keep_truncated=True), DataSettings(seed=1))
     assert splits.counts["train"] + splits.counts["test"] == 9
+
+
+# ---- real files that packages ship (sources in messy/README.md) ---------------------------------------------------
+
+def test_a_header_below_notes_is_found_and_never_an_example():
+    with pytest.raises(ShapeError) as info:
+        load("freshqa_excerpt.csv")
+    message = str(info.value)  # the real header's names, not column_2 ... column_20
+    assert "'question'" in message and "'answer_0', 'answer_1'" in message and "could hold it" in message
+    assert info.value.columns[:3] == ["id", "split", "question"] and "column_2" not in info.value.columns
+    loaded = load("freshqa_excerpt.csv", column_map={"instruction": "question", "output": "answer_0"})
+    s = loaded.summary
+    assert (s.n_rows, s.n_kept) == (24, 24) and "skipped 2 lines above the header" in s.line()
+    assert loaded.examples[0].instruction == "What is the name of the first animal to land on the moon?"
+    assert all(e.instruction != "question" for e in loaded.examples)
+
+
+def test_a_row_garbled_by_a_stray_quote_is_skipped_with_its_line():
+    loaded = load("hf_doc_qa_eval.csv")
+    assert loaded.shape.mapping == {"instruction": "question", "output": "expected_answer"}
+    note = loaded.summary.notes["garbled_row"][0]
+    assert note.detail.startswith("(line 102) has broken quoting") and note.text.startswith('ase, d",64')
+    assert all(e.output != ' d"' and e.instruction != "ase" for e in loaded.examples)
+    # Questions end in a newline in this file: trimmed, so no prompt shows a stray blank line.
+    assert all(e.instruction == e.instruction.strip() for e in loaded.examples)
+    assert "1 skipped (garbled CSV row)" in loaded.summary.line()
+    with pytest.raises(DataError, match=r"^Row 51 \(line 102\) has broken quoting .*; strict mode refuses"):
+        load("hf_doc_qa_eval.csv", strict=True)
+
+
+def test_capitalised_query_and_sql_columns_are_found_by_their_common_names():
+    loaded = load("booksql_sample.csv")
+    assert loaded.shape.mapping == {"instruction": "Query", "output": "SQL"}
+    assert loaded.shape.reason == "Columns taken by their common names: 'Query' as instruction, 'SQL' as output."
+    assert loaded.examples[0].output.startswith("select sum(open_balance)") and not loaded.examples[0].output.endswith(" ")
+
+
+def test_gzipped_json_lines_load_and_code_keeps_its_indentation():
+    loaded = load("HumanEval.jsonl.gz")
+    assert loaded.shape.mapping == {"instruction": "prompt", "output": "canonical_solution"}
+    first = loaded.examples[0]
+    assert first.instruction.startswith("from typing import List") and first.instruction.endswith('"""')
+    assert first.output.startswith("    for idx, elem in enumerate(numbers):") and first.output.endswith("return False")
+
+
+def test_questions_without_answers_are_refused_in_one_sentence_naming_the_columns():
+    with pytest.raises(ShapeError) as info:
+        load("persistbench_questions.jsonl")
+    assert str(info.value) == (
+        "No known dataset shape fits the columns 'query', 'memories', 'memory_domain', 'query_domain' and "
+        "'failure_type': none looks like an answer (output, answer, expected_answer, response, ...), and training "
+        "needs the answer the model should learn to give.")

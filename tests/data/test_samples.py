@@ -1,6 +1,8 @@
 """Tests for the built-in sample datasets: size, shape, determinism, held-out hygiene and computed answers."""
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pytest
 
 from studio.data.samples import SAMPLES, Sample
 from studio.data.samples.code_tasks import build_cases
-from studio.data.samples.product_docs import PRODUCT
+from studio.data.samples.product_docs import PRODUCT, REFUSAL
 
 SHAPE_KEYS = {
     "word_tasks": ("instruction", "input", "output"),
@@ -178,6 +180,27 @@ def test_docs_training_only_phrasings_never_reach_the_test_or_validation_rows():
     for fact in FACTS:
         asked = {r["question"] for r in train if r["answer"] == fact.answer}
         assert len(asked) == 4 and not asked & {r["question"] for r in test}
+
+
+def test_docs_splits_are_the_rows_every_earlier_report_used():
+    # The sha256 of build()'s rows when its held-out questions were still chosen by seeded draws: the stored split
+    # gives the very same train and test rows, in the same order.
+    train, test = SAMPLES["product_docs"].build()
+    rows = json.dumps([train, test], ensure_ascii=False).encode()
+    assert hashlib.sha256(rows).hexdigest() == "6cefc060452c69670058d7145042ad861a695f7991cff89af61dd90846b08bf4"
+    assert (len(train), len(test)) == (238, 56)
+
+
+def test_docs_stored_split_holds_every_question_of_the_sample_once():
+    from studio.data.samples.product_docs import EXTRA_OFF_TOPIC, EXTRA_QUESTIONS, FACTS, OFF_TOPIC
+
+    train, test = SAMPLES["product_docs"].build()
+    asked = [r["question"] for r in train + test]
+    phrasings = [q for f in FACTS for q in f.questions + EXTRA_QUESTIONS[f.questions[0]]]
+    assert sorted(asked) == sorted(phrasings + list(OFF_TOPIC + EXTRA_OFF_TOPIC))
+    # One phrasing of every fact is held out, and six off-topic questions.
+    assert sorted(r["answer"] for r in test if r["answer"] != REFUSAL) == sorted(f.answer for f in FACTS)
+    assert sum(r["answer"] == REFUSAL for r in test) == 6
 
 
 def test_role_prompts_hold_out_whole_roles():

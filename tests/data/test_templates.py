@@ -5,7 +5,7 @@ import copy
 
 import pytest
 
-from studio.data.templates import TEMPLATES, Rendered, get_template, template_choices
+from studio.data.templates import TEMPLATES, Rendered, choose_template, get_template, template_choices
 from studio.errors import TemplateError
 from studio.examples import Example
 
@@ -289,3 +289,12 @@ def test_chat_template_is_the_models_own_else_chatml(tiny_tokenizer):
     assert get_template("chat", tokenizer=tiny_tokenizer).name == "chatml"
     own = get_template("chat", tokenizer=with_chat_template(tiny_tokenizer, GEMMA_LIKE), system="S")
     assert own.name == "tokenizer" and own.system == "S"
+
+
+def test_choose_template_applies_any_recommended_template_unless_the_user_chose_one():
+    # The one rule of the Data tab, the demo and the command line.
+    assert choose_template("instruction_output", "question_answer") == "question_answer"  # a sample's own
+    assert choose_template("alpaca", "chat") == "chat"  # chat-shaped data
+    assert choose_template("alpaca", "") == "alpaca"  # nothing recommended: what was there stays
+    assert choose_template("alpaca", "chat", chosen=True) == "alpaca"  # --template, --set or a preset chose it
+    assert choose_template("chatml", "question_answer", chosen=True) == "chatml"

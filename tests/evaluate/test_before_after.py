@@ -6,7 +6,9 @@ import pytest
 from studio.data.templates import get_template
 from studio.errors import DataError
 from studio.evaluate.before_after import answer_both, compare
-from studio.evaluate.generation import cut_at_stop
+from studio.evaluate.chat import ask_both
+from studio.evaluate.generation import cut_at_stop, generate_answers
+from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
 from tests.builders import one_at_a_time, tuned_model
@@ -60,3 +62,19 @@ def test_base_and_tuned_are_cut_by_the_same_stops_and_keep_their_raw_text(tiny_t
     assert all(c.low is not None and c.low <= c.delta <= c.high for c in result.changes.values())
     tally = result.tally
     assert tally.wins + tally.ties + tally.losses == 4 and result.bootstrap["resamples"] == 1000
+
+
+def test_answer_both_reads_the_streamed_answers_to_the_end_and_keeps_what_generate_gave(tiny_tokenizer):
+    # One "ask both models": the blocking call is the streaming one drained; sampled answers stay those a plain
+    # seeded generate gives for one prompt, with the adapter off and on.
+    model, template = tuned_model(tiny_tokenizer), get_template("alpaca")
+    gen = GenerationSettings(max_new_tokens=10, do_sample=True, temperature=0.9, top_p=0.95)
+    prompt = [template.prompt(Example("Reverse the letters.", "", "dog"))]
+    expected = []
+    for adapter in (False, True):
+        with using(model, adapter=adapter):
+            answer = generate_answers(model, tiny_tokenizer, prompt, gen, stop_strings=tuple(template.stop_strings))
+            expected.append(answer[0].text)
+    streamed = {who: r.text for who, r in ask_both(model, tiny_tokenizer, template, "Reverse the letters.", "dog", gen)}
+    got = answer_both(model, tiny_tokenizer, template, "Reverse the letters.", "dog", gen)
+    assert got == tuple(expected) == (streamed["base"], streamed["tuned"])

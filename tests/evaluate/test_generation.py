@@ -6,6 +6,8 @@ import pytest
 from studio.data.templates import get_template
 from studio.evaluate.generation import (
     GenerationStopped,
+    StopRule,
+    cut_answer,
     cut_at_stop,
     find_stop,
     generate,
@@ -13,6 +15,7 @@ from studio.evaluate.generation import (
     plan_batches,
     stop_rule,
 )
+from studio.evaluate.lengths import ran_into_limit
 from studio.examples import Example
 from studio.settings import GenerationSettings
 from tests.builders import ForcedTokenModel, one_at_a_time
@@ -98,6 +101,39 @@ def test_a_row_cut_early_keeps_its_raw_continuation(tiny_model, tiny_tokenizer):
     assert cut[row].text == full[row].text[:3].strip()
     assert cut[row].raw == full[row].raw  # the batch went on for the other rows, so the row's raw goes on too
     assert [a.text for i, a in enumerate(cut) if i != row] == [a.text for i, a in enumerate(full) if i != row]
+    # What ended it is decided at the stop, not where the batch ended: few tokens, "stop", never "cut".
+    assert cut[row].ended_by == "stop" and cut[row].n_tokens < full[row].n_tokens
+    assert not ran_into_limit(cut[row].n_tokens, gen.max_new_tokens, cut[row].ended_by)
+
+
+def test_each_answer_records_its_new_tokens_and_what_ended_it(tiny_tokenizer):
+    eos, bos = tiny_tokenizer.eos_token_id, tiny_tokenizer.bos_token_id
+    rule = StopRule(texts=("\n### ",), token_ids=frozenset({bos}), eos_ids=frozenset({eos}))
+    words = tiny_tokenizer.encode("apple banana cherry", add_special_tokens=False)
+    ended = cut_answer(tiny_tokenizer, [*words, eos, eos, eos], rule)
+    assert (ended.n_tokens, ended.ended_by) == (len(words) + 1, "eos") and ended.text == "apple banana cherry"
+    stopped = cut_answer(tiny_tokenizer, [words[0], bos, *words[1:], eos], rule)  # the stop came before EOS
+    assert (stopped.n_tokens, stopped.ended_by) == (2, "stop")
+    cut = cut_answer(tiny_tokenizer, words, rule)
+    assert (cut.n_tokens, cut.ended_by) == (len(words), None) and ran_into_limit(cut.n_tokens, len(words), None)
+    # A text stop: the first prefix whose text holds it, though the row went on to EOS afterwards.
+    ids = tiny_tokenizer.encode("apple banana\n### Input: cherry", add_special_tokens=False) + [eos]
+    first = next(k for k in range(1, len(ids)) if "\n### " in tiny_tokenizer.decode(ids[:k]))
+    text_stop = cut_answer(tiny_tokenizer, ids, rule)
+    assert (text_stop.n_tokens, text_stop.ended_by) == (first, "stop") and text_stop.text == "apple banana"
+
+
+def test_forced_eos_ends_every_row_and_unended_rows_ran_into_the_limit(tiny_model, tiny_tokenizer):
+    gen = GenerationSettings(max_new_tokens=8, batch_size=4)
+    free = generate_answers(tiny_model, tiny_tokenizer, PROMPTS, gen)
+    assert [a.text for a in free] == generate(tiny_model, tiny_tokenizer, PROMPTS, gen)  # texts unchanged
+    for a in free:
+        limit_hit = a.ended_by is None
+        assert a.n_tokens == gen.max_new_tokens if limit_hit else 1 <= a.n_tokens <= gen.max_new_tokens
+    forced = generate_answers(ForcedTokenModel(tiny_model, tiny_tokenizer.eos_token_id, step=3), tiny_tokenizer,
+                              PROMPTS, gen)
+    assert all(a.ended_by == "eos" and a.n_tokens <= 4 for a in forced)
+    assert not any(ran_into_limit(a.n_tokens, gen.max_new_tokens, a.ended_by) for a in forced)
 
 
 def test_beams_and_seeded_sampling_run(tiny_model, tiny_tokenizer):

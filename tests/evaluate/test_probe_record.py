@@ -13,11 +13,11 @@ from studio.evaluate.probe_record import (
     category_score,
     label_of,
     load_probe,
-    paired_interval,
     save_probe,
     summarize,
     verdict,
 )
+from studio.evaluate.significance import RESAMPLES, SEED, paired_interval
 from studio.runs import RunFolder, create_run
 from studio.settings import StudioSettings
 
@@ -26,31 +26,11 @@ def score(label: str, base: float, tuned: float, low: float, high: float, n: int
     return CategoryScore(f"probe_{label}", label, n, base, tuned, low, high)
 
 
-def test_identical_answers_give_a_zero_interval():
-    same = [1.0, 0.0, 1.0, 1.0] * 10
-    assert paired_interval(same, same) == (0.0, 0.0)
-
-
-def test_every_item_lost_gives_minus_one():
-    assert paired_interval([1.0] * 30, [0.0] * 30) == (-1.0, -1.0)
-
-
-def test_the_interval_is_paired_and_brackets_the_change():
-    base = [1.0] * 40
-    tuned = [1.0] * 34 + [0.0] * 6  # 6 of 40 lost: -15 points
-    low, high = paired_interval(base, tuned)
-    assert low < -0.15 < high < 0  # every resample loses some items: significant
-    assert paired_interval(base, tuned) == (low, high)  # seeded: the same every time
-    # Unpaired, this change would look like noise; paired, items both models get right add no noise.
-    noisy_low, noisy_high = paired_interval([1.0, 0.0] * 20, [0.0, 1.0] * 20)
-    assert noisy_low < 0 < noisy_high
-
-
-def test_interval_needs_matching_items():
-    with pytest.raises(ValueError):
-        paired_interval([1.0, 0.0], [1.0])
-    with pytest.raises(ValueError):
-        paired_interval([], [])
+def test_a_category_uses_the_one_paired_bootstrap_of_compare():
+    base, tuned = [1.0] * 40, [1.0] * 34 + [0.0] * 6
+    got = category_score("probe_arithmetic", base, tuned)
+    assert (got.low, got.high) == paired_interval(base, tuned) and got.lost
+    assert f"{RESAMPLES:,} resamples, seed {SEED}" in ProbeResult.__dataclass_fields__["interval"].default
 
 
 def test_labels_of_built_in_and_other_tasks():

@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from studio.evaluate.comparison import Change
+from studio.evaluate.change import Change
 from studio.evaluate.scoring import score
-from studio.evaluate.significance import RESAMPLES, paired_bootstrap, resample_indices, win_tie_loss
+from studio.evaluate.significance import (
+    RESAMPLES,
+    paired_bootstrap,
+    paired_interval,
+    resample_indices,
+    win_tie_loss,
+)
 
 REFS = ["the quick brown fox jumps", "a b c d e", "one two three four five", "red green blue yellow pink",
         "north south east west up", "alpha beta gamma delta epsilon"]
@@ -68,3 +74,40 @@ def test_too_few_examples_give_no_interval():
 def test_win_tie_loss_counts_ties_within_the_shown_precision():
     tally = win_tie_loss([0.0, 10.0, 50.0, 50.0, 20.0, 0.0], [30.0, 10.0, 50.04, 49.96, 5.0, 0.05])
     assert (tally.wins, tally.ties, tally.losses) == (2, 3, 1)
+
+
+# ---- the per-item interval (the forgetting probe's accuracies) ----
+
+def test_identical_answers_give_a_zero_interval():
+    same = [1.0, 0.0, 1.0, 1.0] * 10
+    assert paired_interval(same, same) == (0.0, 0.0)
+
+
+def test_every_item_lost_gives_minus_one():
+    assert paired_interval([1.0] * 30, [0.0] * 30) == (-1.0, -1.0)
+
+
+def test_the_interval_is_paired_and_brackets_the_change():
+    base = [1.0] * 40
+    tuned = [1.0] * 34 + [0.0] * 6  # 6 of 40 lost: -15 points
+    low, high = paired_interval(base, tuned)
+    assert low < -0.15 < high < 0  # every resample loses some items: significant
+    assert paired_interval(base, tuned) == (low, high)  # seeded: the same every time
+    # Unpaired, this change would look like noise; paired, items both models get right add no noise.
+    noisy_low, noisy_high = paired_interval([1.0, 0.0] * 20, [0.0, 1.0] * 20)
+    assert noisy_low < 0 < noisy_high
+
+
+def test_interval_needs_matching_items():
+    with pytest.raises(ValueError):
+        paired_interval([1.0, 0.0], [1.0])
+    with pytest.raises(ValueError):
+        paired_interval([], [])
+
+
+def test_the_probe_interval_and_compare_resample_the_same_items():
+    refs = REFS * 2
+    base, tuned = ["nothing"] * len(refs), refs[:8] + ["nothing"] * (len(refs) - 8)
+    exact = bootstrap(refs, base, tuned)["exact_match"]
+    low, high = paired_interval([0.0] * len(refs), [1.0] * 8 + [0.0] * (len(refs) - 8))
+    assert (exact.low, exact.high) == pytest.approx((100 * low, 100 * high))

@@ -61,3 +61,30 @@ def test_a_gguf_file_is_parsed_once_inside_the_block_and_readers_are_restored_af
     assert gguf.GGUFReader is original  # restored and released after an error too
     with embedded.gguf_parsed_once():
         pass
+
+
+def test_a_build_in_another_process_holds_the_lock_and_is_seen(home):
+    import subprocess
+    import sys
+
+    assert not embedded.embedded_build_running()  # no lock file yet: nobody ever built here
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom studio.model import embedded\nwith embedded._build_lock():\n"
+         "    print('held', flush=True)\n    sys.stdin.readline()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert embedded.embedded_build_running()
+        waited = threading.Event()
+
+        def wait_for_the_build() -> None:
+            with embedded._build_lock():
+                waited.set()
+
+        waiter = threading.Thread(target=wait_for_the_build)
+        waiter.start()
+        assert not waited.wait(0.5)  # one build at a time, across processes
+    finally:
+        holder.communicate("done\n", timeout=30)
+    waiter.join(10)
+    assert waited.is_set() and not embedded.embedded_build_running()

@@ -1,7 +1,8 @@
 """Resource checks: memory and disk estimates against monkeypatched free RAM, VRAM and disk, and 4-bit refusals."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+import sys
+from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
@@ -101,8 +102,11 @@ def test_four_bit_needs_cuda_and_bitsandbytes(monkeypatch):
         resources.check_resources(_settings(load_in_4bit=True), GEMMA, device="cuda")
 
 
-def test_bitsandbytes_probe_answers_without_raising():
-    assert isinstance(resources.bitsandbytes_available(), bool)
+def test_bitsandbytes_probe_follows_whether_the_package_imports(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # a None entry makes `import bitsandbytes` raise
+    assert resources.bitsandbytes_available() is False
+    monkeypatch.setitem(sys.modules, "bitsandbytes", ModuleType("bitsandbytes"))
+    assert resources.bitsandbytes_available() is True
 
 
 @pytest.mark.parametrize(("train", "data", "advice"), [

@@ -22,7 +22,7 @@ def trace(fig, name: str):
 
 
 def test_loss_figure_typical_history():
-    fig = loss_figure(HISTORY)
+    fig = loss_figure(HISTORY, smoothing=0.0)  # the raw line alone
     loss = trace(fig, "train loss")
     assert list(loss.x) == list(range(1, 11)) and "markers" in loss.mode
     assert list(trace(fig, "eval loss").y) == [1.1, 0.9]
@@ -37,6 +37,21 @@ def test_smoothing_adds_a_smoothed_line_that_changes_y():
     assert list(smooth.x) == list(raw.x) and list(smooth.y) != list(raw.y)
     assert raw.opacity < 1 and smooth.y[0] == pytest.approx(raw.y[0])  # debiased: starts at the first value
     assert ema([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_by_default_a_smoothed_line_over_faint_raw_points_and_eval_loss_as_logged():
+    from studio.publish.plots import SMOOTHING
+
+    fig = loss_figure(HISTORY)  # what the Demo tab and the default Train tab draw
+    raw, smooth = trace(fig, "train loss (raw)"), trace(fig, "train loss (smoothed)")
+    assert 0 < SMOOTHING < 1 and list(smooth.y) == pytest.approx(ema(list(raw.y), SMOOTHING))
+    assert raw.opacity <= 0.3 and "markers" in raw.mode and raw.line.width < smooth.line.width
+    assert smooth.opacity is None or smooth.opacity == 1  # the line the eye reads
+    # The zig-zag of the raw loss (+0.3 on odd steps) is damped in the smoothed line.
+    jumps = [abs(b - a) for a, b in zip(raw.y, raw.y[1:])]
+    assert max(abs(b - a) for a, b in zip(smooth.y, smooth.y[1:])) < max(jumps)
+    evals = trace(fig, "eval loss")
+    assert list(evals.y) == [1.1, 0.9] and evals.opacity is None  # eval loss is drawn as logged
 
 
 def test_single_logged_step_is_a_visible_point():

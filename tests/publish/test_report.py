@@ -7,6 +7,7 @@ import pytest
 
 from studio.errors import RunError
 from studio.evaluate.comparison import save_comparison
+from studio.publish.markdown import cell
 from studio.publish.report import render_html, render_markdown, write_report
 from studio.publish.svg import Series, line_chart, nice_ticks
 from studio.runs import RunFolder, create_run, update_run
@@ -61,6 +62,15 @@ def test_markdown_tables():
     assert "| r | 16 |" in md and "### Generation" in md
 
 
+def test_markdown_escapes_user_text_with_the_one_markdown_escaper():
+    comparison = sample_comparison()
+    comparison.rows[0].tuned = "# Not a heading | not a cell *not bold*"
+    md = render_markdown(RUN, StudioSettings().to_dict(), HISTORY, comparison)
+    assert cell(comparison.rows[0].tuned) == "\\# Not a heading \\| not a cell \\*not bold\\*"
+    assert cell(comparison.rows[0].tuned) in md
+    assert "| # Not a heading" not in md and "<br># " not in md
+
+
 def test_report_says_how_sure_the_gain_is_and_how_answers_were_cut():
     html = render_html(RUN, StudioSettings().to_dict(), HISTORY, sample_comparison())
     assert '<p class="verdict">+69.3 [95% CI +40.5, +95.2], significant</p>' in html
@@ -74,7 +84,8 @@ def test_report_says_how_sure_the_gain_is_and_how_answers_were_cut():
     assert "| BLEU | 2.1 | 71.4 | +69.3 | +40.5 to +95.2 | significant |" in md
     assert "| chrF | 15.0 | 80.2 | +65.2 | -10.0 to +90.0 | not significant |" in md
     assert "- 1 better, 0 the same, 1 worse by sentence BLEU" in md and "- Answers cut at the first" in md
-    assert "| Base, raw | dog dog<br>### Input:<br>cat |   |" in md and "| Tuned, raw | DOG&lt;eos&gt; |   |" in md
+    assert "| Base, raw | dog dog<br>\\#\\#\\# Input:<br>cat |   |" in md  # "#" escaped: no heading inside a cell
+    assert "| Tuned, raw | DOG&lt;eos&gt; |   |" in md
 
 
 def test_report_of_a_comparison_saved_by_an_older_version(runs_dir):

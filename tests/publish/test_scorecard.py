@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from studio.evaluate.comparison import Change, Tally, load_comparison
+from studio.evaluate.change import Change, Tally
+from studio.evaluate.comparison import load_comparison
 from studio.publish import scorecard
 from studio.runs import create_run
 from studio.settings import StudioSettings
@@ -60,3 +61,78 @@ def test_a_stopped_comparison_says_how_many_examples_its_scores_cover():
     assert scorecard.headline(cmp).startswith("Stopped after 2 of 24 examples; scores cover those 2. Tuning improved")
     cmp.rows = cmp.rows[:1]
     assert scorecard.partial_note(cmp) == "Stopped after 1 of 24 examples; scores cover that one."
+
+
+def test_a_sure_but_tiny_bleu_change_reads_as_negligible_never_as_a_significant_gain():
+    # The issue's run: "Tuning improved BLEU by +0.1 points, a significant gain on 48 held-out examples."
+    cmp = sample_comparison()
+    cmp.changes["bleu"] = Change(0.1, 0.2, 0.1, 0.01, 0.2)  # the interval excludes 0
+    text = scorecard.headline(cmp)
+    assert text.startswith("BLEU changed by +0.1 points on 2 held-out examples: negligible, smaller than the 2 points")
+    assert "significant gain" not in text
+    bleu = scorecard.metric_lines(cmp)[0]
+    assert bleu.cells()[-1] == "negligible" and bleu.text().endswith("negligible")
+    assert bleu.change.verdict == "negligible"  # what the Compare tab colours its card by: not a gain
+    cmp.changes["exact_match"] = Change(0.0, 4.0, 4.0, 1.0, 7.0)
+    assert scorecard.metric_lines(cmp)[3].cells()[-1] == "negligible"  # under 5 percentage points
+
+
+def long_comparison(answer_loss: bool = True):
+    """The sample comparison with 60-word references, a 128-token limit that cut answers, and the answer loss."""
+    from studio.evaluate.answer_loss_record import ExampleLoss, summarise
+
+    cmp = sample_comparison()
+    for i, row in enumerate(cmp.rows):
+        row.reference = " ".join(f"word{i}{j}" for j in range(60))
+    cmp.rows[0].tuned_cut, cmp.rows[1].tuned_cut = True, False
+    cmp.rows[0].base_cut = cmp.rows[1].base_cut = False
+    cmp.answer_length = 128
+    cmp.changes["bleu"] = Change(0.1, 0.2, 0.1, 0.01, 0.2)
+    if answer_loss:
+        cmp.answer_loss = summarise([ExampleLoss(0, 60, 2.0, 1.7), ExampleLoss(1, 80, 2.1, 1.8),
+                                     ExampleLoss(2, 70, 1.9, 1.8)])
+    return cmp
+
+
+def test_long_answers_are_headlined_by_the_answer_loss():
+    cmp = long_comparison()
+    assert scorecard.reference_words(cmp) == 60 and scorecard.headline_metric(cmp) == "answer_loss"
+    text = scorecard.headline(cmp)
+    assert text.startswith("Tuning made the reference answers more likely: their perplexity fell from 7.")
+    assert "a clear gain, lower for 3 of 3 held-out examples." in text and "BLEU" not in text
+    assert text.endswith("1 of 2 tuned answers was cut at 128 tokens.")
+    lines = scorecard.metric_lines(cmp)
+    assert lines[0].key == "answer_loss" and lines[0].label == "Answer perplexity"  # first on every surface
+    assert lines[0].cells()[-1] == "significant" and lines[0].change.verdict == "gain"  # lower is better
+    assert [m.key for m in lines[1:]] == ["bleu", "chrf", "rouge_l", "exact_match"]
+    # Short answers keep BLEU first and show the answer loss last.
+    short = sample_comparison()
+    short.answer_loss = cmp.answer_loss
+    assert scorecard.headline_metric(short) == "bleu" and scorecard.metric_lines(short)[-1].key == "answer_loss"
+
+
+def test_long_answers_without_an_answer_loss_say_bleu_says_little():
+    text = scorecard.headline(long_comparison(answer_loss=False))
+    assert text.startswith("BLEU changed by +0.1 points on 2 held-out examples: negligible")
+    assert "BLEU says little about answers this long (the references' median is 60 words)" in text
+
+
+def test_a_judge_follows_the_answer_loss_and_a_weak_judge_decides_nothing():
+    cmp = long_comparison()
+    judge = {"win_rate": 0.62, "low": 0.5, "high": 0.73, "pairs": 48, "ties": 5, "agreement": 0.85}
+    text = scorecard.headline(cmp, judge=judge)
+    sentence = ("A judge preferred the tuned answer over the base one in 62% [95% CI 50%, 73%] of 48 pairs (5 ties), "
+                "agreeing with itself across both orders on 85%.")
+    assert sentence in text and text.index("perplexity") < text.index(sentence) < text.index("cut at 128")
+    weak = scorecard.judge_sentence({**judge, "agreement": 0.55})
+    assert "only 55% of pairs: too weak to trust" in weak and "62%" not in weak
+    assert scorecard.judge_sentence(None) == ""
+
+
+def test_cut_answers_per_model_in_the_headline_and_the_table_mark():
+    cmp = long_comparison()
+    cmp.rows[0].base_cut = True
+    assert scorecard.cut_sentence(cmp) == "1 of 2 base and 1 of 2 tuned answers were cut at 128 tokens."
+    assert scorecard.cut_mark(cmp, cmp.rows[0], "tuned") == "cut at 128 tokens"
+    assert scorecard.cut_mark(cmp, cmp.rows[1], "tuned") == ""
+    assert scorecard.cut_sentence(sample_comparison()) == ""  # not recorded: nothing claimed

@@ -9,6 +9,7 @@ import torch
 from studio.errors import SettingsError
 from studio.settings import LoraSettings, StudioSettings, apply_overrides
 from studio.train.config import build_lora_config, build_sft_config, estimate_total_steps, resolve_precision
+from tests.needs import need
 
 
 def _all_changed() -> StudioSettings:
@@ -141,7 +142,7 @@ def read_scalars(folder: Path) -> dict[str, list[float]]:
 
 
 def test_tensorboard_writes_event_files_into_the_run_folder(tmp_path: Path, tiny_loader):
-    pytest.importorskip("tensorboardX")
+    need("tensorboardX")  # requirements-dev installs it
     from studio.jobqueue import JobQueue
     from studio.jobs import TrainingJob
     from studio.runs import RunFolder

@@ -11,7 +11,7 @@ SKIP = gr.skip()
 
 
 class FakeDemo(SimpleNamespace):
-    """What demo_view reads from a DemoRun while it trains."""
+    """What demo_view reads from a demo job while it trains."""
 
     def history(self):
         return [dict(r) for r in self.records]

@@ -1,6 +1,7 @@
 """The Compare tab's "Did it forget anything?" panel through its named endpoints (gradio_client) and in Chromium."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -8,17 +9,24 @@ import pytest
 from gradio_client import Client
 
 from studio.model.loading import LoadedModel
-from tests.browser_utils import free_port, launch_chromium
+from tests.browser_utils import free_port
 from tests.builders import make_finished_run
 from tests.tiny import make_tiny_model, make_tiny_tokenizer
 
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots"  # gitignored, for a human to look at
-SLOW_FORWARD_S = 0.15  # per forward pass while scoring, so a Stop lands mid-probe every time
+SLOW_FORWARD_S = 0.15  # per forward pass while SLOW is set, so a Stop lands mid-probe every time
+SLOW = threading.Event()  # set by the stop test only: the other probes run at the tiny model's own speed
+
+
+def slow_down(module, args) -> None:
+    """A forward pre-hook: wait SLOW_FORWARD_S while SLOW is set (returns None, so the inputs stay as they are)."""
+    if SLOW.is_set():
+        time.sleep(SLOW_FORWARD_S)
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    """The studio with the tiny model (each scoring forward pass slowed a little) and two finished runs."""
+    """The studio with the tiny model (each forward pass slowed a little while SLOW is set) and two finished runs."""
     from app import build_app, launch_kwargs
 
     runs = tmp_path_factory.mktemp("runs")
@@ -29,7 +37,7 @@ def studio(tmp_path_factory):
 
     def model_loader(settings, token=None) -> LoadedModel:
         model = make_tiny_model(tokenizer)
-        model.get_input_embeddings().register_forward_pre_hook(lambda *_: time.sleep(SLOW_FORWARD_S))
+        model.get_input_embeddings().register_forward_pre_hook(slow_down)
         return LoadedModel(model, tokenizer, settings.model, "local", 0.01, False)
 
     demo = build_app(model_loader=model_loader, tokenizer_loader=lambda s, token=None: tokenizer, runs_root=runs)
@@ -57,10 +65,14 @@ def test_probe_endpoint_shows_categories_and_the_sentence(studio):
 def test_stop_ends_the_probe_and_saves_nothing(studio):
     url, _, second = studio
     c = Client(url, verbose=False)
-    job = c.submit(run_id=second.name, api_name="/probe")
-    time.sleep(1.5)  # the model loads, then the first batches are scored
-    c.predict(api_name="/stop_probe")
-    html, _ = job.result(timeout=120)
+    SLOW.set()
+    try:
+        job = c.submit(run_id=second.name, api_name="/probe")
+        time.sleep(1.5)  # the model loads, then the first batches are scored
+        c.predict(api_name="/stop_probe")
+        html, _ = job.result(timeout=120)
+    finally:
+        SLOW.clear()
     assert "stopped; nothing was saved" in html
     assert not (second / "probe.json").exists()
 
@@ -82,12 +94,10 @@ def test_without_lm_eval_the_panel_says_how_to_install_it(studio, monkeypatch):
 
 
 @pytest.mark.browser
-def test_panel_in_the_browser(studio):
+def test_panel_in_the_browser(browser, studio):
     url, first, _ = studio
-    playwright = pytest.importorskip("playwright.sync_api").sync_playwright().start()
-    browser = launch_chromium(playwright)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)
         SHOTS.mkdir(exist_ok=True)
         page.goto(url)
@@ -99,5 +109,4 @@ def test_panel_in_the_browser(studio):
         page.get_by_text("Did it forget anything?").first.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOTS / "probe_panel.png"), full_page=True)
     finally:
-        browser.close()
-        playwright.stop()
+        page.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from importlib.resources import files
 
 PRODUCT = "Ferncrest Notes"
 REFUSAL = f"Let's keep the discussion relevant to {PRODUCT}."
@@ -338,41 +340,24 @@ EXTRA_OFF_TOPIC: tuple[str, ...] = (
     "What language do they speak in Brazil?",
 )
 
-# Greeting wrappers, kept only for the draw in `build()` that keeps the held-out questions as they were.
-WRAPPERS = ("Hi! {q}", "Hello, quick question. {q}", "{q} Thanks!", "{q} Thank you.")
-TEST_REFUSALS = 6
+# Which questions are held out, and the order of both splits, are data rather than seeded draws: the held-out rows
+# stay those of every earlier report and the training order the one the preset's figures were measured on (the
+# draws that first chose them are gone). A test checks that every question above is in exactly one split.
+SPLIT_FILE = "product_docs_split.json"
+
+
+def _answers() -> dict[str, str]:
+    """Every question of the sample (both splits) -> its answer."""
+    answers = {q: fact.answer for fact in FACTS for q in fact.questions + EXTRA_QUESTIONS[fact.questions[0]]}
+    return answers | {q: REFUSAL for q in OFF_TOPIC + EXTRA_OFF_TOPIC}
 
 
 def build() -> tuple[list[dict], list[dict]]:
-    """Build (train, test): one phrasing of every fact and six off-topic questions are held out; the rest and
-    the training-only phrasings are trained on."""
-    rng = random.Random(2024)
-    train: list[dict] = []
-    test_facts: list[dict] = []
-    for fact in FACTS:
-        questions, answer = fact.questions, fact.answer
-        held_out = rng.randrange(len(questions))
-        kept = [q for i, q in enumerate(questions) if i != held_out]
-        # These two draws once picked a greeting-wrapped repeat of a kept phrasing (dropped to keep the run inside
-        # five minutes); they stay so the same questions are held out as in earlier reports.
-        rng.choice(WRAPPERS), rng.choice(kept)
-        train += [{"question": q, "answer": answer} for q in kept]
-        test_facts.append({"question": questions[held_out], "answer": answer})
-    off_topic = list(OFF_TOPIC)
-    rng.shuffle(off_topic)
-    refusals = [{"question": q, "answer": REFUSAL} for q in off_topic]
-    train += refusals[TEST_REFUSALS:]
-    rng.shuffle(train)
-    rng.shuffle(test_facts)
-    # The training-only phrasings join after the draws above, so the test rows are the same as without them.
-    train += [{"question": q, "answer": fact.answer} for fact in FACTS for q in EXTRA_QUESTIONS[fact.questions[0]]]
-    train += [{"question": q, "answer": REFUSAL} for q in EXTRA_OFF_TOPIC]
-    random.Random(2026).shuffle(train)
-    # Spread the refusals through the test list so any prefix the studio compares contains some.
-    test = list(test_facts)
-    step = len(test_facts) // TEST_REFUSALS + 1
-    for i, row in enumerate(refusals[:TEST_REFUSALS]):
-        test.insert(i * step + step // 2, row)
+    """Build (train, test): one phrasing of every fact and six off-topic questions are held out (spread through the
+    test rows so any prefix the studio compares holds some); the rest and the training-only phrasings are trained on."""
+    split = json.loads(files(__package__).joinpath(SPLIT_FILE).read_text(encoding="utf-8"))
+    answers = _answers()
+    train, test = ([{"question": q, "answer": answers[q]} for q in split[name]] for name in ("train", "test"))
     return train, test
 
 

@@ -1,0 +1,134 @@
+"""Held-out answer loss: how likely base and tuned find each reference answer, one forward pass per batch each.
+
+Deterministic, offline and meaningful at any answer length (no generation). Each example is tokenised exactly as
+training tokenises it (`formatting.tokenize_dataset`: the template's pieces, BOS once, answer + EOS, truncated to
+the run's `max_length`); the scored tokens are the final answer's trained ones (`lengths.answer_tokens`), each
+predicted from the tokens before it. Batches are right-padded with an attention mask, so padding only ever sits
+after the real tokens and changes nothing they see. The output head runs only at the scored positions, a chunk
+of rows at a time (the head is about half the model's FLOPs with a 262k vocabulary). Both models run under the
+model's fair lock (`sharing.using`), base then tuned for each batch, and `should_stop()` is checked before each
+turn: a stop keeps every example both models scored.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from studio.data.formatting import Features, tokenize_dataset
+from studio.errors import StudioError
+from studio.evaluate.answer_loss_record import AnswerLoss, ExampleLoss, summarise
+from studio.evaluate.generation import GenerationStopped, eval_mode
+from studio.evaluate.lengths import answer_tokens
+from studio.evaluate.sharing import using
+from studio.examples import Example
+from studio.train.trainer import causal_parts
+
+BATCH_SIZE = 8
+# Scored positions per call of the head: 256 rows x 262,144 logits is 268 MB in fp32, so a long batch never holds
+# all its logits at once.
+HEAD_ROWS = 256
+
+
+class NothingScored(GenerationStopped):
+    """The answer loss was stopped before both models had scored any example."""
+
+    def __init__(self, total: int) -> None:
+        StudioError.__init__(self, f"The answer loss was stopped before both models had scored any of the {total} "
+                                   "examples, so there is nothing to show.")
+        self.answers = [None] * total
+
+
+def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices sorted by length and cut into batches, so each batch pads little."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _right_padded(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        ids[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[r, :len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _head(head: torch.nn.Module, hidden: torch.Tensor, cap: float | None, scale: float) -> torch.Tensor:
+    """Logits as the model's own forward makes them: head, scale, then the tanh soft-cap."""
+    logits = head(hidden).float()
+    if scale != 1.0:
+        logits = logits * scale
+    return logits if not cap else torch.tanh(logits / cap) * cap
+
+
+def _positions(features: list[Features]) -> tuple[list[int], list[int]]:
+    """(row, position predicting it) of every scored token; the first token of a sequence is never predicted."""
+    rows, cols = [], []
+    for r, f in enumerate(features):
+        end = len(f.input_ids)
+        for target in range(max(end - answer_tokens(f), 1), end):
+            rows.append(r)
+            cols.append(target - 1)
+    return rows, cols
+
+
+def batch_losses(model: Any, features: list[Features], pad_id: int) -> tuple[list[float], list[int]]:
+    """Summed cross-entropy of each example's answer tokens, and their count, from one forward pass."""
+    decoder, head, cap, scale = causal_parts(model)
+    device = next(model.parameters()).device
+    ids, mask = _right_padded([f.input_ids for f in features], pad_id, device)
+    rows, cols = _positions(features)
+    with torch.inference_mode(), eval_mode(model):
+        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        r, c = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+        scored, targets = hidden[r, c], ids[r, c + 1]
+        losses = torch.cat([F.cross_entropy(_head(head, scored[i:i + HEAD_ROWS], cap, scale),
+                                            targets[i:i + HEAD_ROWS], reduction="none")
+                            for i in range(0, len(rows), HEAD_ROWS)]) if rows else torch.zeros(0)
+        sums = torch.zeros(len(features), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu())
+    counts = [0] * len(features)
+    for row in rows:
+        counts[row] += 1
+    return sums.tolist(), counts
+
+
+def answer_loss(model: Any, tokenizer: Any, template: Any, examples: Sequence[Example], max_length: int,
+                batch_size: int = BATCH_SIZE, progress: Callable[[str, int, int], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> AnswerLoss:
+    """Mean loss and perplexity of each reference answer with the adapter off (base) and on (tuned), and the change.
+
+    `progress(which, done, total)` after each model's batch; `should_stop()` before each model's turn. A stop keeps
+    the examples both scored (`partial`); NothingScored when it came before any.
+    """
+    features = tokenize_dataset(tokenizer, template, examples, max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    scores: dict[str, dict[int, tuple[float, int]]] = {"base": {}, "tuned": {}}
+    seconds = {"base": 0.0, "tuned": 0.0}
+    for batch in _batches([len(f.input_ids) for f in features], batch_size):
+        for who, adapter in (("base", False), ("tuned", True)):
+            if should_stop is not None and should_stop():
+                return _record(scores, seconds, len(examples))
+            start = time.perf_counter()
+            with using(model, adapter=adapter):  # the adapter state is ours alone for the forward pass
+                sums, counts = batch_losses(model, [features[i] for i in batch], pad_id)
+            seconds[who] += time.perf_counter() - start
+            scores[who].update(zip(batch, zip(sums, counts)))
+            if progress is not None:
+                progress(who, len(scores[who]), len(examples))
+    return _record(scores, seconds, len(examples))
+
+
+def _record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, float], planned: int) -> AnswerLoss:
+    done = sorted(set(scores["base"]) & set(scores["tuned"]))
+    if not done:
+        raise NothingScored(planned)
+    examples = []
+    for i in done:
+        (base_sum, n), (tuned_sum, _) = scores["base"][i], scores["tuned"][i]
+        examples.append(ExampleLoss(index=i, tokens=n, base=base_sum / max(n, 1), tuned=tuned_sum / max(n, 1)))
+    return summarise(examples, planned, seconds["base"], seconds["tuned"])

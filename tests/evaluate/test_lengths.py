@@ -1,0 +1,119 @@
+"""Answers sized to the data (studio.evaluate.lengths): the chosen max_new_tokens, its reason, answers cut by it."""
+from __future__ import annotations
+
+import pytest
+
+from studio.data.formatting import Features
+from studio.data.templates import get_template
+from studio.evaluate.lengths import (
+    AnswerLength,
+    answer_tokens,
+    budget_cap,
+    count_cut,
+    cut_label,
+    fit_answer_length,
+    percentile,
+    ran_into_limit,
+    reference_lengths,
+)
+from studio.examples import Example
+from studio.settings import GenerationSettings
+
+FLOOR = GenerationSettings().max_new_tokens
+
+
+def test_the_percentile_is_a_nearest_rank_one():
+    assert percentile([5]) == 5
+    assert percentile(list(range(1, 101))) == 95
+    assert percentile([104] * 46 + [200, 300]) == 104  # the 46th of 48
+    assert percentile([3, 1, 2], 50) == 2
+
+
+def test_short_answers_keep_the_setting():
+    # The built-in word tasks: at most 9 tokens + EOS against the default 12.
+    chosen = fit_answer_length([3, 5, 10, 7], FLOOR)
+    assert chosen.max_new_tokens == FLOOR and chosen.fitted is None and chosen.longer == 0
+    assert chosen.reason == "answers up to 12 tokens: all 4 references fit (the longest is 10 tokens with its " \
+                            "end-of-text token)."
+    none = fit_answer_length([], 36)
+    assert none.max_new_tokens == 36 and "no held-out references" in none.reason
+
+
+def test_long_answers_get_the_percentile_plus_a_margin_rounded_up():
+    lengths = [104] * 46 + [200, 300]
+    chosen = fit_answer_length(lengths, FLOOR)
+    assert chosen.max_new_tokens == 128 and chosen.fitted == 128 and not chosen.capped  # 104 * 1.2 = 124.8 -> 128
+    assert chosen.reason == ("answers up to 128 tokens: the 95th percentile of the 48 references is 104 tokens, "
+                             "plus 20%.")
+    assert chosen.longer == 2 and chosen.references == 48
+    # Never below the setting, even when most answers are shorter.
+    outliers = fit_answer_length([4] * 20 + [200], 64)
+    assert outliers.max_new_tokens == 64 and outliers.longer == 1
+    assert outliers.reason == ("answers up to 64 tokens: the 95th percentile of the 21 references is 4 tokens, "
+                               "plus 20% (8) is within the 64-token setting.")
+    assert fit_answer_length([5000] * 10).max_new_tokens == 4096  # GenerationSettings' own bound
+
+
+def test_the_time_budget_caps_it_but_never_below_the_setting():
+    # 48 prompts in one batch, 2 passes (base + tuned), 300 s at 0.2 steps/s: 30 new tokens per answer at most.
+    assert budget_cap(300, 0.2, passes=2, n_prompts=48, batch_size=48) == 30
+    assert budget_cap(300, 0.2, passes=3, n_prompts=48, batch_size=16) == 6  # 3 batches per pass, 3 passes
+    lengths = [104] * 48
+    roomy = fit_answer_length(lengths, FLOOR, budget_seconds=300, steps_per_second=4.0)
+    assert roomy.max_new_tokens == 128 and roomy.cap == 600 and not roomy.capped
+    capped = fit_answer_length(lengths, FLOOR, budget_seconds=300, steps_per_second=0.2)
+    assert capped.max_new_tokens == 30 and capped.capped and capped.longer == 48
+    assert capped.reason == ("answers up to 30 tokens: the 95th percentile of the 48 references is 104 tokens, "
+                             "plus 20% (128); capped by the 5-minute budget for 2 passes at 0.2 decoding steps/s.")
+    baseline = fit_answer_length(lengths, FLOOR, passes=3, budget_seconds=300, steps_per_second=0.2)
+    assert baseline.max_new_tokens == 20 and "for 3 passes" in baseline.reason
+    tight = fit_answer_length(lengths, FLOOR, budget_seconds=30, steps_per_second=0.2)
+    assert tight.max_new_tokens == FLOOR and tight.cap == 3
+    assert tight.reason.endswith("the 30-second budget for 2 passes at 0.2 decoding steps/s allows only 3, so the "
+                                 "12-token setting stays.")
+
+
+def test_reference_lengths_are_the_trained_answer_tokens(tiny_tokenizer):
+    examples = [Example("Uppercase the word.", "APPLE", "apple"), Example("Say it.", "Paris is the capital. " * 60)]
+    lengths = reference_lengths(tiny_tokenizer, get_template("alpaca"), examples)
+    assert lengths == [len(tiny_tokenizer(e.output, add_special_tokens=False)["input_ids"]) + 1 for e in examples]
+    assert lengths[1] > 256  # untruncated, whatever the training max_length
+
+
+def test_answer_tokens_are_the_final_answer_only():
+    # A chat's earlier assistant turn is trained too, but the masked user turn in between ends the final answer.
+    features = Features(input_ids=list(range(10)), completion_mask=[0, 0, 1, 1, 0, 0, 0, 1, 1, 1], n_prompt=5,
+                        n_completion=5, truncated=False)
+    assert answer_tokens(features) == 3
+
+
+@pytest.mark.parametrize(("n", "ended_by", "cut"), [
+    (12, None, True),  # used every token, nothing ended it
+    (12, "eos", False),  # EOS as the very last token
+    (12, "stop", False),  # a stop string ended it; the batch ran on to the limit for other rows
+    (5, "eos", False),
+    (5, None, False),  # ended early by a user's stop, not by the limit
+])
+def test_an_answer_ran_into_the_limit_only_when_nothing_ended_it(n, ended_by, cut):
+    assert ran_into_limit(n, 12, ended_by) is cut
+
+
+def test_counting_cut_answers():
+    counted = count_cut([(12, None), (12, "stop"), (3, "eos"), (12, None)], 12)
+    assert (counted.cut, counted.total, counted.limit) == (2, 4, 12)
+    assert counted.sentence("tuned") == "2 of 4 tuned answers were cut at 12 tokens."
+    assert count_cut([(128, None)], 128).sentence("base") == "1 of 1 base answers was cut at 128 tokens."
+    assert counted.label == cut_label(12) == "cut at 12 tokens"
+    assert isinstance(fit_answer_length([1]), AnswerLength)
+
+
+@pytest.mark.slow
+def test_the_word_tasks_keep_their_short_answers_with_the_real_tokenizer():
+    from studio.data.samples import word_tasks
+    from studio.model.loading import load_tokenizer
+    from studio.settings import ModelSettings
+
+    _, test = word_tasks.build()
+    examples = [Example(r["instruction"], r["output"], r["input"]) for r in test]
+    lengths = reference_lengths(load_tokenizer(ModelSettings()), get_template("instruction_output"), examples)
+    assert max(lengths) <= FLOOR and fit_answer_length(lengths, FLOOR).max_new_tokens == FLOOR
