@@ -320,7 +320,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
-    from studio.data.loaders import plural
+    from studio.data.words import plural
     from studio.data.templates import choose_template, get_template
 
     loaded = load_source(args.path, column_map=_column_map(args.map) or None, strict=args.strict,

@@ -17,9 +17,10 @@ from typing import Any
 from studio.errors import StudioError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
 from studio.evaluate.generation import GenerationStopped
-from studio.jobs import Progress, StageStopped, TrainingJob
+from studio.jobs import TrainingJob
 from studio.pipeline import compare_run, from_job, stopped_note
 from studio.settings import StudioSettings
+from studio.stages import Progress, StageStopped
 
 log = logging.getLogger("studio.demo")
 # The story in five steps, as the page's step bar names them (the job's `stage`).

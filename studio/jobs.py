@@ -1,53 +1,32 @@
 """Training jobs: one thread per job, and a process-wide queue so only one job trains at a time on 2 cores.
 
-A job may carry after-training stages (the demo's compare + report, `studio.demo`): they run in the job's own thread
-once the adapter is saved and the queue's slot is given back, while the job reads "evaluating"; then it ends
-completed, stopped or failed. run.json keeps training's own outcome (the adapter is saved whatever a stage does).
+A job may carry after-training stages (the demo's compare + report): `studio.stages` runs them in the job's own
+thread once the adapter is saved, while the job reads "evaluating"; then it ends completed, stopped or failed.
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from studio import runs
-from studio.errors import RunError, StudioError, TrainingError
+from studio.errors import RunError
 from studio.jobqueue import JobQueue, default_queue
-from studio.model.resources import blocking_problem, check_resources
 from studio.model.threads import thread_policy, use_threads
 from studio.publish.reproduce import write_repro_bundle
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
+from studio.stages import AfterStage, run_stages, skipped_message
 from studio.train import continuation, steps
 from studio.train.callbacks import MetricsCallback, StopBeforeFirstStep
 from studio.train.config import estimate_total_steps
-from studio.train.early_stopping import EarlyStopping, check_early_stopping
-from studio.train.snapshots import SnapshotCallback
-
-ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
-Progress = Callable[[str, int, int], None]  # (which, done, total), e.g. ("tuned", 3, 16)
-log = logging.getLogger("studio.jobs")
-UNEXPECTED = "Something unexpected went wrong after training; the details are in the server log."
-
-
-class StageStopped(Exception):
-    """An after-training stage ended on a stop; the message says what it kept (added to the job's message)."""
-
-
-class AfterStage(Protocol):
-    """Work a job does after saving its adapter, in its own thread (the demo's compare + report)."""
-
-    name: str  # the job's `stage` while it runs, e.g. "compare"
-    skipped: str  # the sentence added to the job's message when a stop during training means it never ran
-
-    def run(self, job: TrainingJob, progress: Progress, should_stop: Callable[[], bool]) -> str:
-        """Do the work; return a sentence for the job's message; StageStopped on a stop, StudioError on a failure."""
-        ...
+from studio.train.early_stopping import check_early_stopping
+from studio.train.progress import TrainingProgress
+from studio.train.steps import ModelLoader
 
 
 class TrainingJob:
@@ -58,8 +37,8 @@ class TrainingJob:
     that completed run's adapter and optimizer state on its saved splits, with `settings` (see
     `continuation.continue_settings`), and records its parent. The token is used for downloads only, never stored.
     `model_loader(model_settings, token=...) -> LoadedModel` replaces `load_base_model` (tests, UI injection);
-    `queue` replaces the process-wide queue. `after` are stages run once training completed (see the module
-    docstring); `kind` names what the job is for ("train", or "demo" for the one-click before/after).
+    `queue` replaces the process-wide queue. `after` are stages run once training completed (`studio.stages`);
+    `kind` names what the job is for ("train", or "demo" for the one-click before/after).
     """
 
     def __init__(
@@ -71,26 +50,22 @@ class TrainingJob:
         self.after, self.kind = tuple(after), kind
         self.queue = queue or default_queue()
         self._model_loader = model_loader
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._history: list[dict[str, Any]] = []
-        self._logs: list[str] = []
+        self._track = TrainingProgress()  # history, log and progress: what watchers poll
         self._status, self.message, self.error = "queued", "", ""
         self.model = self.tokenizer = self.template = self.splits = None
         self.comparison: Any = None  # the Comparison, once a compare stage has one (partial when stopped)
         self._stage = "data"
-        self._answering = {"which": "", "done": 0, "total": 0}
         self._started: float | None = None
         self._ended: float | None = None
-        self._progress = {"step": 0, "total_steps": 0, "epoch": 0.0, "tokens_per_second": None, "elapsed": 0.0}
         self._resume_from: Path | None = None
         self._parent: tuple[Path, Path] | None = None  # Train more: (parent run folder, its last checkpoint)
         self.stop_reason = ""  # why training ended early (early stopping), one sentence
         self._recorded_threads: int | None = None
         if resume_run:
             info, self.settings, self._resume_from = steps.open_for_resume(self.root, resume_run, owner)
-            self._history = info.folder.read_metrics()
+            self._track = TrainingProgress(info.folder.read_metrics())
             self._recorded_threads = info.threads or None
             self.log(f"Resuming from {self._resume_from.name}, with the run's own settings and data.")
         else:
@@ -147,18 +122,15 @@ class TrainingJob:
 
     def history(self) -> list[dict[str, Any]]:
         """A copy of the metric records so far (one per logged step or evaluation)."""
-        with self._lock:
-            return [dict(r) for r in self._history]
+        return self._track.history()
 
     def logs(self) -> list[str]:
         """Short human-readable log lines so far."""
-        with self._lock:
-            return list(self._logs)
+        return self._track.logs()
 
     def log(self, line: str) -> None:
         """Add a line to the job's log (after-training stages say what they do here)."""
-        with self._lock:
-            self._logs.append(line)
+        self._track.log(line)
 
     def progress(self) -> dict[str, Any]:
         """step, total_steps, epoch, fraction, tokens_per_second, eta_seconds and elapsed (training seconds).
@@ -166,18 +138,10 @@ class TrainingJob:
         A job with after-training stages adds its `stage`, `answering` (which model, done, total: how far a stage
         is) and `demo_seconds` (since start: waiting, training and the stages; final once it has ended).
         """
-        with self._lock:
-            p = dict(self._progress)
-            answering = dict(self._answering)
-        step, total = p["step"], p["total_steps"]
-        first_step, first_elapsed = p.pop("first_step", 0), p.pop("first_elapsed", 0.0)
-        p["fraction"] = min(step / total, 1.0) if total else 0.0
-        # Rate of this session only: a resumed run's earlier steps ran in another process.
-        done, spent = step - first_step, p["elapsed"] - first_elapsed
-        p["eta_seconds"] = round((total - step) * spent / done, 1) if done > 0 and total else None
+        p = self._track.view()
         if self.after:
             seconds = (self._ended or time.monotonic()) - self._started if self._started is not None else 0.0
-            p.update(stage=self._stage, answering=answering, demo_seconds=round(seconds, 1))
+            p.update(stage=self._stage, answering=self._track.answering(), demo_seconds=round(seconds, 1))
         return p
 
     # ---- the pipeline (runs in the thread) ---------------------------------------------------------------------
@@ -197,85 +161,38 @@ class TrainingJob:
 
     def _pipeline(self) -> None:
         self._set_status("preparing")
-        self.splits = self._prepare_data()
+        # Resume and Train more reuse the rows saved at the start (an uploaded file may be gone by now).
+        saved = self._parent[0] if self._parent else self.run_dir if self._resume_from else None
+        self.splits = steps.run_splits(self.settings, self._token, self.run_dir, saved, self.log)
         self._stage = "model"
         if self._stop.is_set():
             return self._finish(0)
-        loaded = self._load_model()
+        loaded = steps.load_model(self.settings, self._token, self._model_loader, self.root, self.log)
         if self._stop.is_set():
             return self._finish(0)
-        train_ds, eval_ds = self._tokenize(loaded.tokenizer)
+        self.template, train_ds, eval_ds = steps.tokenize(loaded.tokenizer, self.splits, self.settings, self.log)
         trainer = self._train(loaded, train_ds, eval_ds)
         self._set_status("saving")
         self.model, self.tokenizer = trainer.model, loaded.tokenizer
         self.model.eval()
         self._finish(trainer.state.global_step, trainer)
 
-    def _prepare_data(self) -> Any:
-        # Resume and Train more reuse the rows saved at the start (an uploaded file may be gone by now).
-        saved = self._parent[0] if self._parent else self.run_dir if self._resume_from else None
-        splits = continuation.saved_splits(saved) if saved else steps.prepare_data(self.settings, self._token)
-        if not self._resume_from:
-            steps.write_splits(self.run_dir, splits)
-        extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
-        self.log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
-        return splits
-
-    def _load_model(self) -> Any:
-        from studio.model.info import model_title
-        from studio.model.loading import load_base_model
-
-        if self._model_loader is not None:
-            loaded = self._model_loader(self.settings.model, token=self._token)
-        else:
-            four_bit = self.settings.train.load_in_4bit
-            loaded = load_base_model(self.settings.model, token=self._token, load_in_4bit=four_bit)
-        cache = " (from the fp32 cache)" if loaded.from_cache else ""
-        self.log(f"Loaded model {model_title(loaded.name)} in {loaded.load_seconds:.1f} s{cache}")
-        self._check_resources(loaded.model)
-        return loaded
-
-    def _check_resources(self, model: Any) -> None:
-        """Refuse a run that cannot fit in memory or on disk; log softer warnings."""
-        from studio.model.info import model_info
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        info = model_info(model)
-        problem = blocking_problem(self.settings, info, device, runs_root=self.root)
-        if problem:
-            raise TrainingError(problem)
-        for warning in check_resources(self.settings, info, device, runs_root=self.root):
-            self.log(warning)
-
-    def _tokenize(self, tokenizer: Any) -> tuple[Any, Any]:
-        from studio.data.templates import template_for
-
-        d = self.settings.data
-        self.template = template_for(d, tokenizer)
-        train_ds, eval_ds = steps.tokenize_splits(tokenizer, self.template, self.splits, self.settings)
-        n_tokens = sum(train_ds["length"])
-        self.log(f"Tokenized {len(train_ds)} training examples ({n_tokens} tokens, max length {d.max_length})")
-        return train_ds, eval_ds
-
     def _train(self, loaded: Any, train_ds: Any, eval_ds: Any) -> Any:
-        last = self._history[-1] if self._history else {}
+        last = (self._track.history() or [{}])[-1]  # a resumed run goes on from its last record
         callback = MetricsCallback(
             self._record, self._stop, skip_until_step=int(last.get("step") or 0),
             elapsed_offset=float(last.get("elapsed") or 0.0), on_begin=self._on_train_begin,
         )
         estimate = estimate_total_steps(len(train_ds), self.settings)
-        self._update_progress(total_steps=estimate, step=callback.skip_until_step, first_step=callback.skip_until_step,
-                              elapsed=callback.elapsed_offset, first_elapsed=callback.elapsed_offset)
-        model = continuation.with_parent_adapter(loaded.model, self._parent[1]) if self._parent else loaded.model
+        self._track.update(total_steps=estimate, step=callback.skip_until_step, first_step=callback.skip_until_step,
+                           elapsed=callback.elapsed_offset, first_elapsed=callback.elapsed_offset)
+        parent_checkpoint = self._parent[1] if self._parent else None
+        model = continuation.with_parent_adapter(loaded.model, parent_checkpoint) if parent_checkpoint else loaded.model
+        more = steps.extra_callbacks(self.settings, self.folder, self._stopped_early, parent_checkpoint)
         trainer = steps.build_trainer(model, loaded.tokenizer, self.settings, self.folder.checkpoints_dir,
-                                      train_ds, eval_ds, [callback, *self._more_callbacks()])
+                                      train_ds, eval_ds, [callback, *more])
         callback.trainer = trainer
-        # One thread count from the first step to the last (a resumed run keeps the one it started with); recorded
-        # before the bundle is written, which copies it.
-        policy = thread_policy(self.settings.train, self._recorded_threads)
-        runs.update_run(self.run_dir, threads=policy.threads, thread_policy=policy.name)
-        # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
-        write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], loaded.tokenizer)
+        policy = self._record_threads_and_bundle(trainer, loaded.tokenizer)
         self._stage = "train"
         self._set_status("training")
         self.log("Training on the GPU" if torch.cuda.is_available() else f"Training on {policy.describe()}")
@@ -291,37 +208,29 @@ class TrainingJob:
                 trainer.evaluate()
         return trainer
 
-    def _more_callbacks(self) -> list[Any]:
-        """Snapshots, early stopping and (Train more) the parent's optimizer state."""
-        t = self.settings.train
-        more: list[Any] = [SnapshotCallback(self.folder, t.snapshots)]
-        if t.early_stopping_patience:
-            more.append(EarlyStopping(t.early_stopping_patience, t.early_stopping_min_delta, self._stopped_early))
-        if self._parent:  # a resumed run loads its own optimizer state from its checkpoint instead
-            more.append(continuation.LoadOptimizerState(self._parent[1]))
-        return more
+    def _record_threads_and_bundle(self, trainer: Any, tokenizer: Any) -> Any:
+        """Fix the run's thread policy in run.json, then write the reproducibility bundle (which copies it)."""
+        # One thread count from the first step to the last (a resumed run keeps the one it started with).
+        policy = thread_policy(self.settings.train, self._recorded_threads)
+        runs.update_run(self.run_dir, threads=policy.threads, thread_policy=policy.name)
+        # The bundle reads its TRL config off the objects this run trains with, so the two cannot drift.
+        write_repro_bundle(self.run_dir, trainer.args, trainer.model.peft_config["default"], tokenizer)
+        return policy
 
     def _stopped_early(self, reason: str) -> None:
         self.stop_reason = reason
         self.log(reason)
 
     def _on_train_begin(self, max_steps: int) -> None:
-        self._update_progress(total_steps=max_steps)
+        self._track.update(total_steps=max_steps)
         self.log(f"Training {max_steps} steps")
 
     def _record(self, record: dict[str, Any]) -> None:
-        """Metrics sink: keep the record, append it to metrics.jsonl and refresh progress and the log."""
-        with self._lock:
-            self._history.append(record)
+        """Metrics sink: keep the record (progress and log follow), append it to metrics.jsonl and run.json's step."""
+        self._track.add(record)
         self.folder.append_metric(record)
         if record.get("loss") is not None:
-            self._update_progress(step=record["step"], epoch=record.get("epoch") or 0.0,
-                                  tokens_per_second=record.get("tokens_per_second"), elapsed=record["elapsed"])
-            total = self._progress["total_steps"]
-            self.log(f"step {record['step']}/{total} loss {record['loss']:.4g}")
-            runs.update_run(self.run_dir, step=record["step"], total_steps=total)
-        if record.get("eval_loss") is not None:
-            self.log(f"step {record['step']} eval loss {record['eval_loss']:.4g}")
+            runs.update_run(self.run_dir, step=record["step"], total_steps=self._track.value("total_steps"))
 
     # ---- endings -----------------------------------------------------------------------------------------------
     def _finish(self, step: int, trainer: Any = None) -> None:
@@ -336,13 +245,14 @@ class TrainingJob:
         self.message = steps.outcome_message(step, total, stopped, adapter)
         if self.stop_reason and not stopped:
             self.message = f"{self.stop_reason} {self.message}"
-        final_loss = next((r["loss"] for r in reversed(self._history) if r.get("loss") is not None), None)
-        self._end("stopped" if stopped else "completed", step=step, total_steps=total, final_loss=final_loss,
-                  train_seconds=self._progress["elapsed"], stop_reason=self.stop_reason)
+        self._end("stopped" if stopped else "completed", step=step, total_steps=total,
+                  final_loss=self._track.last("loss"), train_seconds=self._track.value("elapsed"),
+                  stop_reason=self.stop_reason)
 
     def _fail(self, exc: BaseException) -> None:
         if not self.folder.exists():
-            exc = RunError(f"Run folder {self.run_id} was deleted while the job was running, so nothing more was saved.")
+            exc = RunError(f"Run folder {self.run_id} was deleted while the job was running, "
+                           "so nothing more was saved.")
         self.error = steps.failure_message(exc, self.settings)
         if self._token:  # an exception may quote the request it failed on, token included
             self.error = self.error.replace(self._token, "***")
@@ -352,7 +262,7 @@ class TrainingJob:
     def _end(self, status: str, **fields: Any) -> None:
         """Record how training ended; the job ends here too unless its after-training stages are still to run."""
         if status == "stopped" and self.after:  # they never will: say so in the closing message
-            self.message = " ".join([self.message, *(stage.skipped for stage in self.after)])
+            self.message = skipped_message(self.message, self.after)
         if self.message:
             self.log(self.message)
         self._write_run(status=status, message=self.message, **fields)
@@ -362,30 +272,14 @@ class TrainingJob:
             self._close(status)
 
     def _after_training(self) -> None:
-        """Run the after-training stages in order; the first stop or failure ends the job."""
-        said = [self.message]
-        for stage in self.after:
-            self._stage = stage.name
-            try:
-                said.append(stage.run(self, self._answered, self._stop.is_set))
-            except StageStopped as exc:
-                return self._end_after("stopped", " ".join(filter(None, [*said, str(exc)])))
-            except StudioError as exc:
-                return self._end_after("failed", error=str(exc))
-            except Exception:  # noqa: BLE001 - a failed stage must never take the server down
-                log.exception("The %s stage after training failed", stage.name)
-                return self._end_after("failed", error=UNEXPECTED)
-        self._end_after("completed", " ".join(filter(None, said)))
+        """Run the after-training stages; their end is the job's (run.json keeps training's outcome)."""
+        end = run_stages(self, self.after, self._enter_stage, self._track.answered, self._stop.is_set)
+        self.message, self.error = end.message or self.message, end.error
+        self.log(end.message or f"Failed: {end.error}")
+        self._close(end.status)
 
-    def _answered(self, which: str, done: int, total: int) -> None:
-        with self._lock:
-            self._answering = {"which": which, "done": done, "total": total}
-
-    def _end_after(self, status: str, message: str = "", error: str = "") -> None:
-        """End after the stages (run.json keeps training's outcome: the adapter is saved whatever they did)."""
-        self.message, self.error = message or self.message, error
-        self.log(message or f"Failed: {error}")
-        self._close(status)
+    def _enter_stage(self, name: str) -> None:
+        self._stage = name
 
     def _close(self, status: str) -> None:
         self._ended = time.monotonic()
@@ -404,7 +298,3 @@ class TrainingJob:
             if fields.get("status") not in runs.FINISHED:
                 raise
             # The folder was deleted underneath the job: it still ends (in memory) rather than crash its thread.
-
-    def _update_progress(self, **values: Any) -> None:
-        with self._lock:
-            self._progress.update(values)

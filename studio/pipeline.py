@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from studio import runs
 from studio.errors import RunError
-from studio.evaluate.before_after import compare
+from studio.evaluate.answer_loss import NothingScored, answer_loss
+from studio.evaluate.answer_loss_record import AnswerLoss
+from studio.evaluate.before_after import NothingCompared, compare, fit_length
+from studio.evaluate.lengths import reference_lengths
 from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
 from studio.evaluate.snapshot_scores import score_snapshots
 from studio.evaluate.timeline import CRITERIA, Timeline, TimelinePoint, best_snapshot, load_timeline, save_timeline
@@ -32,6 +35,14 @@ class RunModel:
     test: list[Example]
     settings: StudioSettings
     adapter_step: int | None = None  # the snapshot step when a chosen snapshot is the run's adapter
+    _lengths: list[int] | None = field(default=None, repr=False)  # the held-out references' token lengths, cached
+
+    def reference_lengths(self) -> list[int]:
+        """Token lengths (answer + EOS) of the held-out references Compare uses (the chat sizes its answers by them)."""
+        if self._lengths is None:
+            cap = self.settings.data.max_test_examples
+            self._lengths = reference_lengths(self.tokenizer, self.template, _capped(self.test, cap))
+        return self._lengths
 
     @property
     def base_label(self) -> str:
@@ -82,11 +93,15 @@ def compare_run(
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Comparison:
-    """Answer the held-out prompts with base and tuned weights, score them, save results and the report.
+    """Score the references' answer loss, answer the held-out prompts with base and tuned weights, score the answers,
+    save results and the report.
 
-    When `should_stop()` turns true it ends between batches: the examples both models finished make a `partial`
-    comparison, saved unless the run already has a complete one (which is then kept; `stopped_note` says which).
-    NothingCompared (a GenerationStopped) when no example was finished: nothing is saved.
+    The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`); the
+    answer loss runs first (one forward pass per batch and model, no generation), its progress labelled
+    "base (answer loss)" / "tuned (answer loss)". When `should_stop()` turns true it ends between batches: the
+    examples both models finished make a `partial` comparison, saved unless the run already has a complete one
+    (which is then kept; `stopped_note` says which). NothingCompared (a GenerationStopped) when no example was
+    finished: nothing is saved.
     """
     from studio.publish.report import write_report
 
@@ -94,10 +109,15 @@ def compare_run(
     if not examples:
         raise RunError("This run has no held-out examples to compare on.")
     info = runs.read_run(rm.run_dir.parent, rm.run_id)  # a deleted run fails here, not after minutes of generation
+    gen = gen or rm.settings.generation
     # The run's own thread count (recorded when it trained), so its answers are as reproducible as its weights.
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):
-        result = compare(rm.model, rm.tokenizer, rm.template, examples, gen or rm.settings.generation,
-                         progress=progress, should_stop=should_stop)
+        length = fit_length(rm.model, rm.tokenizer, rm.template, examples, gen)
+        loss = _answer_loss(rm, examples, progress, should_stop)
+        sized = replace(gen, max_new_tokens=length.max_new_tokens)
+        result = compare(rm.model, rm.tokenizer, rm.template, examples, sized, progress=progress,
+                         should_stop=should_stop)
+    result.answer_length_reason, result.answer_loss = length.reason, loss
     result.adapter_step = (info.adapter_choice or {}).get("step")
     if result.partial and _has_complete_comparison(rm.run_dir):
         return result
@@ -107,6 +127,20 @@ def compare_run(
         raise RunError(f"Run folder {rm.run_id} was deleted while it was being compared.") from None
     write_report(rm.run_dir)
     return result
+
+
+def _answer_loss(rm: RunModel, examples: list[Example], progress: Callable[[str, int, int], None] | None,
+                 should_stop: Callable[[], bool] | None) -> AnswerLoss:
+    """The references' loss adapter off and on; a stop before both scored any example compares nothing."""
+    def step(which: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(f"{which} (answer loss)", done, total)
+
+    try:
+        return answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length,
+                           progress=step, should_stop=should_stop)
+    except NothingScored:
+        raise NothingCompared(len(examples)) from None
 
 
 def probe_run(

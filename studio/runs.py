@@ -14,6 +14,7 @@
       timeline.json            every snapshot scored on the held-out (and validation) rows, with its answers
       comparison.json(l)       the before/after summary and its rows
       probe.json               the forgetting probe: base vs tuned accuracy per category, and per item
+      judge.json               an LLM judge's pairwise verdicts (both answer orders, raw replies) and its prompt
       report.html, report.md   the stakeholder report
       reproduce/               the reproducibility bundle (its inner layout is owned by studio.publish.reproduce)
       gguf_check.json          GGUF exports checked against the studio's answers, one entry per quantisation
@@ -188,6 +189,11 @@ class RunFolder:
     def probe_file(self) -> Path:
         """probe.json: the forgetting probe's result (studio.evaluate.probe_record)."""
         return self.path / "probe.json"
+
+    @property
+    def judge_file(self) -> Path:
+        """judge.json: an LLM judge's pairwise verdicts and prompt (studio.evaluate.judge_record)."""
+        return self.path / "judge.json"
 
     @property
     def report_html(self) -> Path:

@@ -170,9 +170,20 @@ class GenerationSettings:
     the weights (the 262,144-row output head included) more than by arithmetic, so a step costs nearly the same at a
     smaller batch and one batch beats several (`python -m bench levers` times smaller batches against the default:
     the README's levers table). Stop lands between batches, so a smaller batch stops sooner.
+
+    Answers sized to the data (`max_new_tokens_auto`): Compare, the Chat and the demo raise the limit to fit the
+    held-out references (`studio.evaluate.lengths.fit_answer_length`), so long free-form answers are not all cut
+    mid-sentence; references that fit max_new_tokens (the word tasks) keep it, so their answers do not change.
     """
 
-    max_new_tokens: int = _f(12, "Most tokens generated per answer.", min=1, max=4096)
+    max_new_tokens: int = _f(12, "Most tokens generated per answer (the least, when fitted to the data).", min=1,
+                             max=4096)
+    max_new_tokens_auto: bool = _f(True, "Fit the answer length to the held-out references (their 95th-percentile "
+                                         "length + 20%, never below max_new_tokens, within the time budget); off: "
+                                         "exactly max_new_tokens.")
+    answer_budget_seconds: float = _f(180.0, "Time budget for Compare's base + tuned answers when the answer length "
+                                             "is fitted (at the decoding speed measured on this machine).", min=1.0,
+                                      max=86400.0)
     num_beams: int = _f(1, "Beam search width (1 is greedy or sampling).", min=1, max=16)
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
     temperature: float = _f(0.7, "Sampling temperature (only when sampling).", min=0.01, max=5.0)

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("studio.train",),
     ("studio.evaluate",),
     ("studio.publish",),
-    ("studio.jobqueue", "studio.jobs", "studio.pipeline", "studio.demo"),
+    ("studio.jobqueue", "studio.jobs", "studio.stages", "studio.pipeline", "studio.demo"),
     ("studio.cli", "studio.cli_runs", "studio.cli_export", "studio.__main__"),
     ("ui",),
     ("app",),

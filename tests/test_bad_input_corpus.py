@@ -68,6 +68,12 @@ class Ctx:
         self.root = tmp_path / "runs"
         self.root.mkdir(exist_ok=True)
 
+    def text_file(self, name: str, text: str) -> str:
+        """A small file in the temp folder; its path."""
+        path = self.tmp / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
     def run(self, status: str = "completed", owner: str = "", adapter: bool = False) -> runs.RunInfo:
         """A run folder with the given status (and fake adapter files when asked)."""
         info = runs.create_run(self.root, StudioSettings(), owner)
@@ -255,6 +261,16 @@ CASES = [
     pytest.param(lambda c: load_source("sample:nothing"), DataError, "Unknown sample 'nothing'",
                  id="unknown-sample"),
     pytest.param(lambda c: load_source("   "), DataError, "No dataset was chosen", id="no-dataset"),
+    # ---- column mappings that name what is not there ----
+    pytest.param(lambda c: load_source(c.text_file("pairs.csv", "text,label\nhi,1\n"),
+                                       column_map={"instruction": "text", "output": "answer"}), ShapeError,
+                 "Column 'answer' (mapped to output) is not in the data, whose columns are 'text' and 'label'",
+                 id="mapping-missing-column"),
+    pytest.param(lambda c: load_source(c.text_file("pairs.csv", "text,label\nhi,1\n"), column_map={"answer": "text"}),
+                 ShapeError, "names the unknown role 'answer'; use instruction, input, output or system",
+                 id="mapping-unknown-role"),
+    pytest.param(lambda c: load_source(c.text_file("questions.jsonl", '{"question": "Why?", "id": 1}\n')), ShapeError,
+                 "none looks like an answer (output, answer, expected_answer, response, ...)", id="no-answer-column"),
     # ---- run folders deleted underneath, run ids that try to leave the runs folder ----
     pytest.param(lambda c: runs.read_run(c.root, c.deleted_run().run_id), RunError, "no longer exists",
                  id="read-deleted-run"),

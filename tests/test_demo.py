@@ -12,10 +12,11 @@ from studio.demo import best_rows, demo_job, example_lines
 from studio.errors import RunError
 from studio.evaluate.comparison import load_comparison
 from studio.jobqueue import JobQueue
-from studio.jobs import StageStopped, TrainingJob
+from studio.jobs import TrainingJob
 from studio.model.loading import LoadedModel
 from studio.runs import ACTIVE, RunFolder, read_run
 from studio.settings import StudioSettings, apply_overrides
+from studio.stages import StageStopped
 from tests.tiny import WORDS, make_tiny_model, make_tiny_tokenizer, tiny_loader
 
 

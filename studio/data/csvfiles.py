@@ -1,9 +1,9 @@
 """Delimited text (CSV, TSV) as rows: the delimiter sniffed, the header found below any notes, ragged rows fitted,
 garbled rows (broken quoting) skipped and counted.
 
-Published files often open with a note ("Warning: please do not ...") or a line of bare commas above the header;
-the header is the first row that the rows below it agree with, and the lines above it are counted, never read as
-data. A row whose quoting is broken (a stray quote in an unquoted cell, a quoted cell that does not close where it
+Published files often open with a note ("Warning: please do not ...", a '#' comment) or a line of bare commas
+above the header; the header is then the first row below of two or more distinct names that are not numbers, and
+the lines above it are counted, never read as data (a first row that can be a header stays the header, as before). A row whose quoting is broken (a stray quote in an unquoted cell, a quoted cell that does not close where it
 should, one that swallows the next records) parses into cells that only look right, so it is skipped as garbled;
 only its first line is lost: the lines a broken quote swallowed are read again as records of their own.
 """
@@ -143,7 +143,8 @@ def fit_record(record: list[str], header: list[str], line: int) -> tuple[dict, t
         return dict(zip(header, record)), ()
     counted = f"(line {line}) has {plural(n, 'value')} but the header has {width} columns"
     if n < width:
-        return dict(zip(header, record + [""] * (width - n))), (("short_row", f"{counted}; the missing cells are empty"),)
+        padded = record + [""] * (width - n)
+        return dict(zip(header, padded)), (("short_row", f"{counted}; the missing cells are empty"),)
     if not any(cell.strip() for cell in record[width:]):
         return dict(zip(header, record)), (("extra_empty_cells", f"{counted}; the extra ones are empty"),)
     return None
@@ -198,14 +199,14 @@ def header_index(records: list[list[str]]) -> int:
     """Which of the first non-blank records is the header: the first, unless it is a note (a lone sentence, a '#'
     comment) and a later one is clearly a header (two or more distinct names, none a number, rows below it)."""
     later = next((i for i in range(1, min(len(records), MAX_ROWS_ABOVE + 1)) if _can_head(records, i, strict=True)), 0)
-    if not later or (_can_head(records, 0) and not _noted(records, later)):
+    if not later or (_can_head(records, 0) and not _comment(records[0])):
         return 0
     return later
 
 
-def _noted(records: list[list[str]], header: int) -> bool:
-    """Whether the first record is a '#' comment although it could head the file (a clear header follows)."""
-    return records[0][0].lstrip().startswith("#")
+def _comment(record: list[str]) -> bool:
+    """A '#' comment line (it could otherwise pass for a header)."""
+    return record[0].lstrip().startswith("#")
 
 
 def _can_head(records: list[list[str]], i: int, strict: bool = False) -> bool:

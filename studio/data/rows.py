@@ -12,7 +12,8 @@ import json
 import math
 import numbers
 
-from studio.data.loaders import plural, quote
+from studio.data.loaders import quote
+from studio.data.words import plural
 from studio.examples import Example
 
 # Chat exports name the speakers in several ways; all map onto system/user/assistant/tool.

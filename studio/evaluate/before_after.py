@@ -1,4 +1,11 @@
-"""Before / after: the same prompts answered with the adapter off (base) and on (tuned), scored against references."""
+"""Before / after: the same prompts answered with the adapter off (base) and on (tuned), scored against references.
+
+Both answer under one length limit (`fit_length`): with `max_new_tokens_auto` the held-out references size it
+(`lengths.fit_answer_length`), capped so base + tuned fit the time budget at the decoding rate measured here and now
+(`decoding_rate`: a short timed generate, only when the references do not fit the setting anyway, so the built-in
+word tasks pay nothing and keep their answers). Machines differ by more than a constant could cover (a laptop, a
+Space, a GPU), so the rate is measured, not assumed; the reason saved with the comparison names it.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -8,15 +15,20 @@ from typing import Any
 
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
+import torch
+
 from studio.evaluate.chat import ask_both
-from studio.evaluate.comparison import Comparison, ComparisonRow
+from studio.evaluate.comparison import Comparison, ComparisonRow, row_cuts
 from studio.evaluate.generation import (
     Answer,
     GenerationStopped,
     end_of_sequence_ids,
+    eval_mode,
     generate_answers,
+    generation_kwargs,
     plan_batches,
 )
+from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths
 from studio.evaluate.scoring import score
 from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
@@ -35,6 +47,48 @@ class NothingCompared(GenerationStopped):
 
 class _Stop(Exception):
     """Internal: the stop flag was seen between two batches."""
+
+
+# Decoding steps timed for the rate: enough to average a step's jitter, a second or two on a CPU.
+RATE_STEPS = 8
+
+
+def decoding_rate(model: Any, tokenizer: Any, batch_size: int, steps: int = RATE_STEPS) -> float:
+    """Greedy decoding steps per second of a full batch on this machine (adapter on, under the model's lock).
+
+    A batch of one short prompt, timed at 1 and at 1 + `steps` new tokens, so the prompt's prefill cancels out; an
+    untimed first call warms the kernels up. A step on a CPU costs about the same whatever the context's length
+    (reading the weights and the output head dominates), so the short prompt stands for the real ones.
+    """
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    ids = torch.tensor([prompt_ids(tokenizer, "Hello")] * max(batch_size, 1), dtype=torch.long, device=model.device)
+    kwargs = generation_kwargs(GenerationSettings(), pad)
+
+    def timed(n: int) -> float:
+        start = time.perf_counter()
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **{**kwargs, "max_new_tokens": n},
+                       min_new_tokens=n)  # no early EOS: every step is timed
+        return time.perf_counter() - start
+
+    with using(model, adapter=True), torch.inference_mode(), eval_mode(model):
+        timed(1)
+        one, more = timed(1), timed(1 + steps)
+    return steps / max(more - one, 1e-6)
+
+
+def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,
+               passes: int = 2) -> AnswerLength:
+    """Compare's answer length for these examples and why: `gen.max_new_tokens` as set, or fitted to the data."""
+    floor = gen.max_new_tokens
+    if not gen.max_new_tokens_auto:
+        return AnswerLength(floor, f"answers up to {floor} tokens: set by hand (fitting to the data is off).", floor)
+    lengths = reference_lengths(tokenizer, template, examples)
+    fit = fit_answer_length(lengths, floor, passes=passes, batch_size=gen.batch_size)
+    if fit.max_new_tokens == floor:  # the setting covers the references: no budget to check, no rate to measure
+        return fit
+    rate = decoding_rate(model, tokenizer, min(gen.batch_size, len(examples)))
+    return fit_answer_length(lengths, floor, passes=passes, batch_size=gen.batch_size,
+                             budget_seconds=gen.answer_budget_seconds, steps_per_second=rate)
 
 
 def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
@@ -94,7 +148,7 @@ def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], ge
             instruction=ex.instruction, input=ex.input, reference=ex.output, base=b.text, tuned=t.text,
             base_bleu=bs.bleu, tuned_bleu=ts.bleu, base_chrf=bs.chrf, tuned_chrf=ts.chrf,
             base_exact=bs.exact, tuned_exact=ts.exact, base_raw=b.raw, tuned_raw=t.raw,
-            base_rouge_l=bs.rouge_l, tuned_rouge_l=ts.rouge_l,
+            base_rouge_l=bs.rouge_l, tuned_rouge_l=ts.rouge_l, **row_cuts(b, t, gen.max_new_tokens),
         )
         for ex, b, t, bs, ts in zip(examples, base, tuned, base_each, tuned_each)
     ]
@@ -104,7 +158,7 @@ def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], ge
         stop_strings=list(stops), eos_tokens=eos_tokens,
         changes=paired_bootstrap(references, base_text, tuned_text, base_each, tuned_each),
         tally=win_tie_loss([s.bleu for s in base_each], [s.bleu for s in tuned_each]), bootstrap=bootstrap_record(),
-        partial=len(examples) < planned, planned=planned,
+        partial=len(examples) < planned, planned=planned, answer_length=gen.max_new_tokens,
     )
 
 

@@ -43,7 +43,7 @@ class Change:
 
     @property
     def verdict(self) -> str:
-        """'gain' / 'loss' (interval excludes 0 and |delta| >= minimum), 'negligible', 'not significant', 'no interval'."""
+        """'gain'/'loss' (interval excludes 0, |delta| >= minimum), 'negligible', 'not significant', 'no interval'."""
         if self.low is None or self.high is None:
             return "no interval"
         up, down = self.low > 0, self.high < 0

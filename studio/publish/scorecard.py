@@ -6,9 +6,9 @@ read sensibly.
 
 The headline's rules:
 - Its metric fits the data, chosen from the references before looking at any result: short, closed answers (the
-  references' median is at most `LONG_ANSWER_WORDS` words) are headlined by corpus BLEU; long, free-form ones by
-  the held-out answer loss (the references' perplexity, adapter off vs on), since BLEU on a long, open answer
-  mostly measures wording. A long-answer comparison without an answer loss keeps BLEU and says it says little.
+  references' median is at most `LONG_ANSWER_WORDS` words) are headlined by corpus BLEU (exact match, all or
+  nothing per answer, stays beside it in the cards); long, free-form ones by the held-out answer loss (the
+  references' perplexity, adapter off vs on), since BLEU on a long, open answer mostly measures wording. A long-answer comparison without an answer loss keeps BLEU and says it says little.
   A judge's result, when one is given, follows as its own sentence.
 - A change is called a gain or a loss only when its 95% interval excludes 0 AND it is at least the metric's minimum
   effect (`studio.evaluate.change.MINIMUM_EFFECT`: 2 points of BLEU / chrF / ROUGE-L, 5 percentage points of exact
@@ -216,7 +216,7 @@ def judge_sentence(judge: dict[str, Any] | None) -> str:
 
 
 def cut_sentence(comparison: Comparison) -> str:
-    """'45 of 48 tuned answers were cut at 12 tokens.' for each model with cut answers ('' when none or not recorded)."""
+    """'45 of 48 tuned answers were cut at 12 tokens.' per model with cut answers ('' when none or not recorded)."""
     counts = [(who, c) for who in ("base", "tuned") if (c := comparison.cut_count(who)) is not None and c.cut]
     if len(counts) == 1:
         return counts[0][1].sentence(counts[0][0])

@@ -1,10 +1,12 @@
-"""The named steps of a training run: prepare data -> tokenize -> build the trainer -> train -> save the adapter.
+"""The named steps of a training run: prepare data -> load the model -> tokenize -> build the trainer -> train -> save
+the adapter.
 
 `TrainingJob` (studio.jobs) runs them in a thread; each step is a plain function here. Settings become
 `LoraConfig`/`SFTConfig` in `studio.train.config`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +16,11 @@ from studio import runs
 from studio.errors import RunError, StudioError, TrainingError
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
+from studio.train import continuation
 from studio.train.callbacks import BalanceThreads
 from studio.train.config import build_lora_config, build_sft_config
+from studio.train.early_stopping import EarlyStopping
+from studio.train.snapshots import SnapshotCallback
 from studio.train.trainer import IGNORE_INDEX, FastSFTTrainer
 
 if TYPE_CHECKING:
@@ -24,6 +29,10 @@ if TYPE_CHECKING:
     from studio.data.dataset import Splits
     from studio.data.formatting import Features
     from studio.data.templates import PromptTemplate
+    from studio.model.loading import LoadedModel
+
+ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
+Log = Callable[[str], None]  # where a step says what it did (the job's log)
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 OOM_PHRASES = ("out of memory", "can't allocate memory")  # CUDA's and the CPU allocator's wording
@@ -40,6 +49,47 @@ def write_splits(run_dir: Path, splits: Splits) -> None:
     """Save the splits in the run folder (Compare, reports and the bundle read them back)."""
     RunFolder(run_dir).write_splits({"train": splits.train, "test": splits.test,
                                      "validation": list(getattr(splits, "validation", None) or [])})
+
+
+def run_splits(settings: StudioSettings, token: str | None, run_dir: Path, saved: Path | None, log: Log) -> Splits:
+    """The run's splits: those saved in the `saved` run folder when given, else freshly prepared; kept in `run_dir`."""
+    splits = continuation.saved_splits(saved) if saved else prepare_data(settings, token)
+    if saved != run_dir:  # a resumed run reads its own folder's splits: they are there already
+        write_splits(run_dir, splits)
+    extra = f" / {len(splits.validation)} validation" if getattr(splits, "validation", None) else ""
+    log(f"Loaded {len(splits.train)} train / {len(splits.test)} test{extra} rows")
+    return splits
+
+
+def load_model(
+    settings: StudioSettings, token: str | None, model_loader: ModelLoader | None, runs_root: Path, log: Log,
+) -> LoadedModel:
+    """Load the base model (through `model_loader` when given), then refuse a run that cannot fit (TrainingError)."""
+    from studio.model.info import model_title
+    from studio.model.loading import load_base_model
+
+    if model_loader is not None:
+        loaded = model_loader(settings.model, token=token)
+    else:
+        loaded = load_base_model(settings.model, token=token, load_in_4bit=settings.train.load_in_4bit)
+    cache = " (from the fp32 cache)" if loaded.from_cache else ""
+    log(f"Loaded model {model_title(loaded.name)} in {loaded.load_seconds:.1f} s{cache}")
+    check_resources(settings, loaded.model, runs_root, log)
+    return loaded
+
+
+def check_resources(settings: StudioSettings, model: Any, runs_root: Path, log: Log) -> None:
+    """Refuse a run that cannot fit in memory or on disk (TrainingError); log softer warnings."""
+    from studio.model import resources
+    from studio.model.info import model_info
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    info = model_info(model)
+    problem = resources.blocking_problem(settings, info, device, runs_root=runs_root)
+    if problem:
+        raise TrainingError(problem)
+    for warning in resources.check_resources(settings, info, device, runs_root=runs_root):
+        log(warning)
 
 
 def features_to_dataset(features: list[Features], completion_only_loss: bool = True) -> Dataset:
@@ -76,6 +126,19 @@ def tokenize_splits(
     return train, (evaluation if len(evaluation) else None)
 
 
+def tokenize(
+    tokenizer: Any, splits: Splits, settings: StudioSettings, log: Log,
+) -> tuple[PromptTemplate, Dataset, Dataset | None]:
+    """(the settings' template, train dataset, validation dataset or None), as `tokenize_splits` makes them."""
+    from studio.data.templates import template_for
+
+    template = template_for(settings.data, tokenizer)
+    train, evaluation = tokenize_splits(tokenizer, template, splits, settings)
+    max_length = settings.data.max_length
+    log(f"Tokenized {len(train)} training examples ({sum(train['length'])} tokens, max length {max_length})")
+    return template, train, evaluation
+
+
 def build_trainer(
     model: Any, tokenizer: Any, settings: StudioSettings, output_dir: Path,
     train_dataset: Dataset, eval_dataset: Dataset | None = None, callbacks: list | None = None,
@@ -106,6 +169,19 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # our callback reports; the printer would spam stdout
     return trainer
+
+
+def extra_callbacks(
+    settings: StudioSettings, folder: RunFolder, on_early_stop: Callable[[str], None], parent_checkpoint: Path | None,
+) -> list[Any]:
+    """Snapshots, early stopping and (Train more) the parent checkpoint's optimizer state."""
+    t = settings.train
+    more: list[Any] = [SnapshotCallback(folder, t.snapshots)]
+    if t.early_stopping_patience:
+        more.append(EarlyStopping(t.early_stopping_patience, t.early_stopping_min_delta, on_early_stop))
+    if parent_checkpoint is not None:  # a resumed run loads its own optimizer state from its checkpoint instead
+        more.append(continuation.LoadOptimizerState(parent_checkpoint))
+    return more
 
 
 def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> Path:

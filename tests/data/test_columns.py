@@ -60,8 +60,9 @@ def test_the_cli_fix_names_the_real_columns():
         "say which column is which, e.g. --map instruction=question --map output=answer_0 (roles: instruction, "
         "input, output, system; the file's columns: id, question, answer_0, answer_1).")
     assert "--map 'output=Best Answer'" in fix_for_cli(["Question", "Best Answer", "Correct Answers"])
-    assert fix_for_cli(["query", "memories"]) == ("if one of the columns does hold the answers, name it: "
-                                                  "--map instruction=query --map output=COLUMN (COLUMN one of memories).")
+    assert fix_for_cli(["query", "memories"]) == (
+        "if one of the columns does hold the answers, name it: --map instruction=query --map output=COLUMN (COLUMN "
+        "one of memories).")
     assert fix_for_cli(["messages"]) == "" and fix_for_cli([]) == ""
 
 

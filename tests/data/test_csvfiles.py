@@ -34,7 +34,8 @@ def test_notes_above_the_header_are_skipped_and_counted(tmp_path, above, lines):
 
 def test_a_header_on_line_one_stays_the_header(tmp_path):
     # A first row of names with a blank one, and one whose rows are mostly longer: both stay the header, as before.
-    assert read_rows(write(tmp_path, "a.csv", "instruction,\nSay hi,Hi\n")) == [{"instruction": "Say hi", "column_2": "Hi"}]
+    rows = read_rows(write(tmp_path, "a.csv", "instruction,\nSay hi,Hi\n"))
+    assert rows == [{"instruction": "Say hi", "column_2": "Hi"}]
     log = RowLog()
     rows = list(iter_file_rows(write(tmp_path, "b.csv", "a,b\n1,2\n3,4,5\n6\n7,8,,\n"), log))
     assert len(rows) == 3 and not log.file_notes

@@ -165,7 +165,8 @@ def test_capitalised_query_and_sql_columns_are_found_by_their_common_names():
     loaded = load("booksql_sample.csv")
     assert loaded.shape.mapping == {"instruction": "Query", "output": "SQL"}
     assert loaded.shape.reason == "Columns taken by their common names: 'Query' as instruction, 'SQL' as output."
-    assert loaded.examples[0].output.startswith("select sum(open_balance)") and not loaded.examples[0].output.endswith(" ")
+    first = loaded.examples[0].output
+    assert first.startswith("select sum(open_balance)") and not first.endswith(" ")
 
 
 def test_gzipped_json_lines_load_and_code_keeps_its_indentation():

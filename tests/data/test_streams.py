@@ -32,7 +32,8 @@ def encoded(fmt: str) -> bytes:
         pq.write_table(pa.Table.from_pylist(ROWS), sink)
         return sink.getvalue()
     sep = "\t" if fmt == ".tsv" else ","
-    return ("instruction" + sep + "output\n" + "".join(f"{r['instruction']}{sep}{r['output']}\n" for r in ROWS)).encode()
+    lines = [f"instruction{sep}output"] + [f"{r['instruction']}{sep}{r['output']}" for r in ROWS]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def packed(data: bytes, compression: str, member: str) -> bytes:

@@ -8,6 +8,7 @@ from gradio_client.exceptions import AppError
 
 import app
 from tests.browser_utils import launch_studio
+from ui.compat import gradio_queue
 from ui.theme import header_html
 
 
@@ -35,9 +36,9 @@ def test_space_note_only_on_a_space(monkeypatch):
 
 def test_the_queue_looks_for_work_every_20_ms_not_every_millisecond(tmp_path):
     # Gradio's 1 ms default wakes the server a thousand times a second, taking the GIL from the training thread
-    demo = app.build_app(runs_root=tmp_path)
-    assert demo._queue.sleep_when_free == app.QUEUE_IDLE_SLEEP_S == 0.02
-    assert demo._queue.progress_update_sleep_when_free == app.QUEUE_PROGRESS_SLEEP_S
+    queue = gradio_queue(app.build_app(runs_root=tmp_path))
+    assert queue.sleep_when_free == app.QUEUE_IDLE_SLEEP_S == 0.02
+    assert queue.progress_update_sleep_when_free == app.QUEUE_PROGRESS_SLEEP_S
 
 
 def test_every_setting_has_a_widget_in_the_app(tmp_path):

@@ -32,7 +32,8 @@ SAMPLES: dict[str, Sample] = {
             "Short instructions (uppercase, sort, reverse, count, first/last word, hyphens) with answers computed "
             "from the input words; the base model rambles, a minute of tuning makes it answer. "
             "320 train / 48 test rows (Alpaca shape).",
-            # The short ### Instruction / ### Output layout: a third of Alpaca's tokens, so the demo trains 2-3x faster.
+            # The short ### Instruction / ### Output layout leaves out Alpaca's preamble, so each example has far
+            # fewer tokens and the demo trains faster (its time: `python -m bench demo`, README's bench:demo block).
             "instruction_output", word_tasks.build, word_tasks.build_validation,
         ),
         Sample(
