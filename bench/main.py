@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_worker"]:
         print(RESULT + json.dumps(worker(json.loads(argv[1]))), flush=True)
         return 0
-    own = {"data": "bench.data", "probe": "bench.probe", "coldstart": "bench.coldstart"}
+    own = {"data": "bench.data", "probe": "bench.probe", "coldstart": "bench.coldstart", "launch": "bench.launch",
+           "gpu": "bench.gpu"}
     if argv[:1] and argv[0] in own:  # sub-commands with their own options
         import importlib
 

@@ -34,6 +34,7 @@ EPILOG = """examples:
   python -m studio export 20261121-101500-a1b2c3 --gguf --quant q8_0 --verify   # llama.cpp / Ollama, checked
   python -m studio verify 20261121-101500-a1b2c3 --quant f16
   python -m studio probe 20261121-101500-a1b2c3             # did tuning break anything? (needs lm-eval)
+  python -m studio judge 20261121-101500-a1b2c3 --endpoint http://127.0.0.1:8080   # an LLM judge, both orders
   HF_TOKEN=hf_... python -m studio push 20261121-101500-a1b2c3 --repo me/my-adapter
 """
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_id", help="a run id from `runs`")
     compare.add_argument("--set", action="append", default=[], metavar="generation.KEY=VALUE", help="override generation settings")
     compare.add_argument("--limit", type=int, default=0, help="compare on the first N test rows only (0 = all)")
+    _add_no_baseline(compare)
     _add_runs_dir(compare)
 
     probe = sub.add_parser("probe", help="did tuning break anything? base vs tuned on multiple-choice tasks (lm-eval)")
@@ -70,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
                             "arc_easy or hellaswag need the Hugging Face Hub)")
     probe.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default 16)")
     _add_runs_dir(probe)
+
+    judge = sub.add_parser("judge", help="an LLM judge picks the better answer, base vs tuned, in both orders: the "
+                                         "tuned model's win rate with its interval and the judge's self-agreement")
+    judge.add_argument("run_id", help="a compared run's id from `runs`")
+    judge.add_argument("--endpoint", metavar="URL", help="an OpenAI-compatible server (llama-server, Ollama, vLLM, a "
+                       "hosted API), e.g. http://127.0.0.1:8080")
+    judge.add_argument("--judge-model", metavar="NAME", help="with --endpoint: the model name the server expects; "
+                       "alone: a chat model's Hub id or local folder, run here through transformers")
+    judge.add_argument("--api-key-env", metavar="VAR", help="the environment variable holding the endpoint's API key "
+                       "(the key is sent as a Bearer header, never written)")
+    judge.add_argument("--providers", action="store_true", help="run --judge-model on Hugging Face Inference "
+                       "Providers with $HF_TOKEN (needs the network)")
+    _add_runs_dir(judge)
 
     inspect = sub.add_parser("inspect", help="show a dataset's shape, what loading repaired or skipped, and one rendered example")
     inspect.add_argument("path", help="a file (JSON/JSONL/CSV/TSV/Parquet, also .gz/.bz2/.xz/.zst or a one-file .zip), "
@@ -99,7 +114,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="override any setting, e.g. train.learning_rate=1e-4 (repeatable; sections: data, model, lora, train, generation)")
     p.add_argument("--map", action="append", default=[], metavar="ROLE=COLUMN", help=MAP_HELP)
     p.add_argument("--token", help="Hugging Face token for gated models/datasets (never written to disk)")
+    _add_no_baseline(p)
     _add_runs_dir(p)
+
+
+def _add_no_baseline(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-baseline", action="store_true", help="skip the prompt-only baseline (the base model with a "
+                                                              "few training examples before each prompt)")
 
 
 def _add_runs_dir(p: argparse.ArgumentParser) -> None:
@@ -128,6 +149,8 @@ def settings_from_args(args: argparse.Namespace) -> StudioSettings:
         direct.setdefault("data", {})["column_map"] = _column_map(args.map)
     if args.model:
         direct.setdefault("model", {})["model"] = args.model
+    if getattr(args, "no_baseline", False):
+        direct.setdefault("generation", {})["baseline_shots"] = 0
     settings = apply_overrides(settings, direct)
     return apply_overrides(settings, parse_assignments(args.set))
 
@@ -249,7 +272,9 @@ def _compare_stoppable(rm: Any, gen: Any, limit: int) -> Comparison:
 
     with cli_runs.ctrl_c_stops("the comparison") as stop:
         result = compare_run(rm, gen, limit=limit, should_stop=stop.is_set,
-                             progress=lambda which, done, total: print(f"  {which}: {done}/{total}", flush=True))
+                             progress=lambda which, done, total: print(f"  {which}: {done}/{total}", flush=True),
+                             loss_progress=lambda which, done, total: print(
+                                 f"  answer loss, {which}: {done}/{total}", flush=True))
     if result.partial:
         print(stopped_note(result, rm.run_dir), flush=True)
     return result
@@ -258,13 +283,25 @@ def _compare_stoppable(rm: Any, gen: Any, limit: int) -> Comparison:
 def summary_lines(result: Comparison) -> list[str]:
     """The before/after as terminal lines: the verdict, each metric with its interval, per-example tally, the cut."""
     lines = ["Before / after instruction tuning", f"  {scorecard.headline(result)}"]
-    b, t = result.base, result.tuned
-    for m in scorecard.metric_lines(result):
+    scored = scorecard.headline_comparison(result)  # without held-out rows that repeat a training prompt
+    b, t = scored.base, scored.tuned
+    metrics = scorecard.metric_lines(result)
+    width = max(len(m.label) for m in metrics) + 2  # "Answer perplexity" is longer than the score metrics
+    for m in metrics:
         exact = f"{round(b.exact_match * b.n)}/{b.n} -> {round(t.exact_match * t.n)}/{t.n}"
         counts = f"  ({exact} answers)" if m.key == "exact_match" else ""
-        lines.append(f"  {m.label:12s}{m.before:>6} -> {m.after:>6}   {scorecard.change_text(m.change)}{counts}")
+        lines.append(f"  {m.label:{width}s}{m.before:>6} -> {m.after:>6}   {scorecard.change_text(m.change)}{counts}")
     if result.tally is not None:
         lines.append(f"  Per example: {scorecard.tally_text(result)}")
+    if (loss := scored.answer_loss) is not None:
+        lines.append(f"  Per example: {loss.better} better, {loss.same} the same, {loss.worse} worse by answer loss")
+    cuts = [f"{c.cut}/{c.total} {who}" for who in ("base", "tuned") if (c := result.cut_count(who)) is not None]
+    if cuts:
+        lines.append(f"  Cut at the length limit ({result.limit} tokens): {', '.join(cuts)} answers")
+    if result.answer_length_reason:
+        lines.append(f"  Answer length: {result.answer_length_reason}")
+    if baseline := scorecard.baseline_sentence(result):
+        lines.append(f"  {baseline}")
     return lines + [f"  {scorecard.cut_note(result)}"]
 
 
@@ -282,7 +319,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     root = args.runs_dir or runs.runs_dir()
     rm = open_run(root, args.run_id, model_loader=args.model_loader)
-    gen = apply_overrides(rm.settings, parse_assignments(args.set)).generation
+    overrides = parse_assignments(args.set)
+    if args.no_baseline:
+        overrides.setdefault("generation", {})["baseline_shots"] = 0
+    gen = apply_overrides(rm.settings, overrides).generation
     started = time.perf_counter()
     result = _compare_stoppable(rm, gen, args.limit)
     _print_summary(result, 0.0, time.perf_counter() - started, rm.run_dir)
@@ -317,6 +357,43 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    """Judge a compared run pairwise; the last line is the tuned model's win rate, or says the judge is too weak."""
+    import os
+
+    from studio.evaluate.judge import judge_run, stopped_note
+    from studio.evaluate.judge_backends import JudgeSpec, make_judge
+
+    if not (args.endpoint or args.judge_model):
+        raise StudioError("Name a judge: --endpoint URL (an OpenAI-compatible server) or --judge-model "
+                          "HUB_ID_OR_FOLDER.")
+    if args.api_key_env and not os.environ.get(args.api_key_env):
+        raise StudioError(f"The environment variable {args.api_key_env} holds no API key; set it or leave "
+                          "--api-key-env out.")
+    info = runs.read_run(args.runs_dir or runs.runs_dir(), args.run_id)
+    backend = "endpoint" if args.endpoint else "providers" if args.providers else "transformers"
+    key_var = args.api_key_env or ("" if backend == "endpoint" else "HF_TOKEN")  # a Hub or provider judge: the token
+    key = os.environ.get(key_var) or None if key_var else None
+    spec = JudgeSpec(backend=backend, model=args.judge_model or "", endpoint=args.endpoint or "")
+    judge = make_judge(spec, key, model_loader=args.model_loader)
+    print(f"Judging run {info.run_id} with {judge.name}: every pair in both orders (Ctrl-C stops after the pair) ...",
+          flush=True)
+    with cli_runs.ctrl_c_stops("the judge") as stop:
+        result = judge_run(info.path, judge, scorecard.JUDGE_MIN_AGREEMENT, should_stop=stop.is_set,
+                           progress=_print_pairs)
+    s = result.summary()
+    lines = [stopped_note(result)] if result.partial else []
+    lines.append(f"  {s['pairs']} pairs scored of {s['judged']} judged: tuned won {s['wins']}, "
+                 f"{s['ties']} ties, {s['losses']} lost; {s['unreadable']} unreadable replies")
+    print(*lines, f"saved to {RunFolder(info.path).judge_file}", scorecard.judge_sentence(s), sep="\n")
+    return 0
+
+
+def _print_pairs(done: int, total: int) -> None:
+    if done == total or done % max(1, total // 8) == 0:  # about eight lines, not one per pair
+        print(f"  {done}/{total} pairs", flush=True)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the detected shape, the load summary with example rows per reason, and one rendered example."""
     from studio.data.dataset import load_source
@@ -335,6 +412,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"columns: {', '.join(loaded.columns)}")
     fixed = f" (+{len(loaded.fixed_test)} fixed test rows)" if loaded.fixed_test else ""
     print(f"rows:    {loaded.summary.line()}{fixed}")
+    _print_split(loaded)
     if loaded.n_multi_turn:
         trains = ("trains every assistant turn" if template.multi_turn
                   else "is single-turn: earlier turns are flattened into the prompt and only the last answer is trained")
@@ -344,6 +422,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     index = next((i for i, e in enumerate(loaded.examples) if e.history), 0)
     _print_rendered(template, loaded.examples[index], index + 1)
     return 0
+
+
+def _print_split(loaded: Any) -> None:
+    """The default split's sizes and how many held-out prompts look like training prompts (`data.overlap`)."""
+    from studio.data.dataset import prepare_splits
+    from studio.data.overlap import overlap_line
+
+    try:
+        splits = prepare_splits(loaded, StudioSettings().data)
+    except StudioError as exc:
+        print(f"split:   {exc}")
+        return
+    c, repeats = splits.counts, overlap_line(len(splits.near_duplicates))
+    print(f"split:   {c['train']:,} train, {c['test']:,} held out (default settings); "
+          f"{repeats or 'no held-out prompt looks like a training prompt.'}")
 
 
 def _print_reasons(summary: Any, per_reason: int) -> None:
@@ -382,7 +475,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "demo": cmd_demo, "warmup": cmd_warmup, "compare": cmd_compare, "probe": cmd_probe,
-            "inspect": cmd_inspect, "presets": cmd_presets, "runs": cmd_runs, **cli_export.COMMANDS, **cli_runs.COMMANDS}
+            "judge": cmd_judge, "inspect": cmd_inspect, "presets": cmd_presets, "runs": cmd_runs,
+            **cli_export.COMMANDS, **cli_runs.COMMANDS}
 # Library warnings that say nothing a studio user can act on (each matched by its own text, never all warnings).
 QUIET_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # transformers 5, read by peft/TRL every run

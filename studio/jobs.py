@@ -22,6 +22,7 @@ from studio.runs import RunFolder
 from studio.settings import StudioSettings
 from studio.stages import AfterStage, run_stages, skipped_message
 from studio.train import continuation, steps
+from studio.train import launch as launched
 from studio.train.callbacks import MetricsCallback, StopBeforeFirstStep
 from studio.train.config import estimate_total_steps
 from studio.train.early_stopping import check_early_stopping
@@ -167,6 +168,8 @@ class TrainingJob:
         self._stage = "model"
         if self._stop.is_set():
             return self._finish(0)
+        if self.settings.train.num_processes > 1:
+            return self._launched()
         loaded = steps.load_model(self.settings, self._token, self._model_loader, self.root, self.log)
         if self._stop.is_set():
             return self._finish(0)
@@ -208,6 +211,39 @@ class TrainingJob:
                 trainer.evaluate()
         return trainer
 
+    def _launched(self) -> None:
+        """Train in a child process group (`studio.train.launch`), then hold the adapter in memory as a run trained
+        here would (Compare, the demo's stages and the command line use `job.model`)."""
+        run = launched.LaunchedTraining(self.folder, *self._launch_plan())
+        self._stage = "train"
+        self._set_status("training")
+        self.log(f"Training on {self.settings.train.num_processes} processes ({launched.backend()})")
+        run.start()
+        try:
+            outcome = run.outcome(run.follow(self._stop, self._record_launched, self._on_train_begin))
+        finally:
+            run.terminate()  # a failure in this thread must not leave the processes training
+        if outcome.step == 0:
+            return self._finish(0)
+        self.stop_reason = outcome.stop_reason
+        self._set_status("saving")
+        loaded = steps.load_model(self.settings, self._token, self._model_loader, self.root, self.log)
+        self.template, self.model, self.tokenizer = launched.adapter_model(loaded, self.settings, self.folder)
+        self._close_training(outcome.step, outcome.total_steps, self.folder.adapter_dir)
+
+    def _launch_plan(self) -> tuple[list[str], dict[str, str]]:
+        """The processes' command line and environment; records how they are launched in run.json first."""
+        t = self.settings.train
+        threads = launched.threads_per_process(self.settings, self._recorded_threads)
+        loader = launched.loader_reference(self._model_loader)
+        runs.update_run(self.run_dir, threads=threads, thread_policy="pinned", num_processes=t.num_processes,
+                        backend=launched.backend(), accelerate_config=t.accelerate_config.strip())
+        # The bundle from the run's settings (its configs per process: launch.sh with as many processes repeats it).
+        write_repro_bundle(self.run_dir)
+        parent = self._parent[1] if self._parent else None
+        command = launched.launch_command(self.run_dir, self.settings, threads, self._resume_from, parent, loader)
+        return command, launched.child_environment(self._token)
+
     def _record_threads_and_bundle(self, trainer: Any, tokenizer: Any) -> Any:
         """Fix the run's thread policy in run.json, then write the reproducibility bundle (which copies it)."""
         # One thread count from the first step to the last (a resumed run keeps the one it started with).
@@ -225,6 +261,12 @@ class TrainingJob:
         self._track.update(total_steps=max_steps)
         self.log(f"Training {max_steps} steps")
 
+    def _record_launched(self, record: dict[str, Any]) -> None:
+        """A record rank 0 appended to metrics.jsonl: kept in the history, its step in run.json."""
+        self._track.add(record)
+        if record.get("loss") is not None:
+            runs.update_run(self.run_dir, step=record["step"], total_steps=self._track.value("total_steps"))
+
     def _record(self, record: dict[str, Any]) -> None:
         """Metrics sink: keep the record (progress and log follow), append it to metrics.jsonl and run.json's step."""
         self._track.add(record)
@@ -238,10 +280,13 @@ class TrainingJob:
         if step == 0 or trainer is None:
             self.message = steps.outcome_message(0, 0, stopped=True, adapter=None)
             return self._end("stopped", step=0)
-        total = trainer.state.max_steps
-        stopped = self._stop.is_set() and step < total
         runs.read_run(self.root, self.run_id)  # RunError if the folder was deleted: do not write into its place
         adapter = steps.save_adapter(trainer.model, self.tokenizer, self.run_dir)
+        self._close_training(step, trainer.state.max_steps, adapter)
+
+    def _close_training(self, step: int, total: int, adapter: Path) -> None:
+        """End training completed, or stopped when a stop came before the last step, saying where the adapter is."""
+        stopped = self._stop.is_set() and step < total
         self.message = steps.outcome_message(step, total, stopped, adapter)
         if self.stop_reason and not stopped:
             self.message = f"{self.stop_reason} {self.message}"

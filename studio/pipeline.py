@@ -10,9 +10,13 @@ from studio import runs
 from studio.errors import RunError
 from studio.evaluate.answer_loss import NothingScored, answer_loss
 from studio.evaluate.answer_loss_record import AnswerLoss
+from studio.evaluate.baseline import base_decoding_rate, run_baseline
+from studio.evaluate.baseline_record import BaselineRecord, score_baseline, skipped
 from studio.evaluate.before_after import NothingCompared, compare, fit_length
+from studio.evaluate.generation import GenerationStopped
 from studio.evaluate.lengths import reference_lengths
 from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
+from studio.evaluate.contamination import mark_overlap
 from studio.evaluate.snapshot_scores import score_snapshots
 from studio.evaluate.timeline import CRITERIA, Timeline, TimelinePoint, best_snapshot, load_timeline, save_timeline
 from studio.examples import Example
@@ -36,6 +40,7 @@ class RunModel:
     settings: StudioSettings
     adapter_step: int | None = None  # the snapshot step when a chosen snapshot is the run's adapter
     _lengths: list[int] | None = field(default=None, repr=False)  # the held-out references' token lengths, cached
+    train: list[Example] = field(default_factory=list)  # the training split: the prompt-only baseline's shots
 
     def reference_lengths(self) -> list[int]:
         """Token lengths (answer + EOS) of the held-out references Compare uses (the chat sizes its answers by them)."""
@@ -63,7 +68,7 @@ def from_job(job: Any) -> RunModel:
     if job.model is None or not RunFolder(job.run_dir).has_adapter():
         raise RunError("This run has no trained adapter to compare yet.")
     return RunModel(job.run_id, job.run_dir, job.model, job.tokenizer, job.template,
-                    list(job.splits.test), job.settings)
+                    list(job.splits.test), job.settings, train=list(job.splits.train))
 
 
 def open_run(root: Path, run_id: str, token: str | None = None, model_loader: Callable[..., Any] | None = None) -> RunModel:
@@ -83,7 +88,8 @@ def open_run(root: Path, run_id: str, token: str | None = None, model_loader: Ca
     model.eval()
     template = template_for(settings.data, loaded.tokenizer)
     return RunModel(run_id, info.path, model, loaded.tokenizer, template, folder.read_split("test"), settings,
-                    (info.adapter_choice or {}).get("step"))
+                    (info.adapter_choice or {}).get("step"),
+                    train=folder.read_split("train", required=False))
 
 
 def compare_run(
@@ -92,13 +98,14 @@ def compare_run(
     limit: int = 0,
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    loss_progress: Callable[[str, int, int], None] | None = None,
 ) -> Comparison:
     """Score the references' answer loss, answer the held-out prompts with base and tuned weights, score the answers,
     save results and the report.
 
     The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`); the
-    answer loss runs first (one forward pass per batch and model, no generation), its progress labelled
-    "base (answer loss)" / "tuned (answer loss)". When `should_stop()` turns true it ends between batches: the
+    answer loss runs first (one forward pass per batch and model, no generation) and reports to `loss_progress`
+    (which, done, total), the answers to `progress`. When `should_stop()` turns true it ends between batches: the
     examples both models finished make a `partial` comparison, saved unless the run already has a complete one
     (which is then kept; `stopped_note` says which). NothingCompared (a GenerationStopped) when no example was
     finished: nothing is saved.
@@ -113,12 +120,14 @@ def compare_run(
     # The run's own thread count (recorded when it trained), so its answers are as reproducible as its weights.
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):
         length = fit_length(rm.model, rm.tokenizer, rm.template, examples, gen)
-        loss = _answer_loss(rm, examples, progress, should_stop)
+        loss = _answer_loss(rm, examples, loss_progress, should_stop)
         sized = replace(gen, max_new_tokens=length.max_new_tokens)
         result = compare(rm.model, rm.tokenizer, rm.template, examples, sized, progress=progress,
                          should_stop=should_stop)
+        result.baseline = _baseline(rm, examples, sized, result, progress, should_stop)
     result.answer_length_reason, result.answer_loss = length.reason, loss
     result.adapter_step = (info.adapter_choice or {}).get("step")
+    mark_overlap(result, examples, RunFolder(rm.run_dir).read_split("train", required=False))
     if result.partial and _has_complete_comparison(rm.run_dir):
         return result
     try:
@@ -132,15 +141,29 @@ def compare_run(
 def _answer_loss(rm: RunModel, examples: list[Example], progress: Callable[[str, int, int], None] | None,
                  should_stop: Callable[[], bool] | None) -> AnswerLoss:
     """The references' loss adapter off and on; a stop before both scored any example compares nothing."""
-    def step(which: str, done: int, total: int) -> None:
-        if progress is not None:
-            progress(f"{which} (answer loss)", done, total)
-
     try:
         return answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length,
-                           progress=step, should_stop=should_stop)
+                           progress=progress, should_stop=should_stop)
     except NothingScored:
         raise NothingCompared(len(examples)) from None
+
+
+def _baseline(rm: RunModel, examples: list[Example], gen: GenerationSettings, result: Comparison,
+              progress: Callable[[str, int, int], None] | None, should_stop: Callable[[], bool] | None
+              ) -> BaselineRecord:
+    """The base model answering with k training examples before each prompt, scored against the tuned model."""
+    if result.partial:
+        return skipped("Prompting alone was not measured: Compare was stopped before it.")
+    try:
+        got = run_baseline(rm.model, rm.tokenizer, rm.template, rm.train, examples, gen, rm.settings.data.max_length,
+                           progress, should_stop, steps_per_second=base_decoding_rate(result, gen))
+    except GenerationStopped:
+        return skipped("Prompting alone was not measured: it was stopped before it finished.")
+    if not got.choice.k:
+        return skipped(got.choice.reason)
+    choice = got.choice
+    return score_baseline(result.rows, got.answers, choice.k, choice.reason, choice.shots, gen.max_new_tokens,
+                          got.seconds, choice.estimated_seconds)
 
 
 def probe_run(

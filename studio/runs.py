@@ -19,6 +19,8 @@
       reproduce/               the reproducibility bundle (its inner layout is owned by studio.publish.reproduce)
       gguf_check.json          GGUF exports checked against the studio's answers, one entry per quantisation
       checkpoints/runs/        TensorBoard event files when train.report_to is tensorboard (the Trainer's default)
+      launch.json, launch.log  a several-process run's launch (command, outcome) and its processes' output
+      stop                     a Stop asked of a several-process run, seen by every rank after its step
       exports/                 zips, merged model, and other exports (inner layout owned by studio.publish.export)
       exports/gguf-<quant>/    <run-id>-<quant>.gguf + Modelfile + model card, for llama.cpp and Ollama
 
@@ -233,6 +235,21 @@ class RunFolder:
         return self.path / "gguf_check.json"
 
     @property
+    def launch_file(self) -> Path:
+        """launch.json: how a several-process run was launched, and what its rank 0 reports (steps, outcome)."""
+        return self.path / "launch.json"
+
+    @property
+    def launch_log(self) -> Path:
+        """launch.log: what the processes of a several-process run printed (the last lines explain a crash)."""
+        return self.path / "launch.log"
+
+    @property
+    def stop_file(self) -> Path:
+        """stop: present while a Stop is asked of a several-process run (every rank checks it after each step)."""
+        return self.path / "stop"
+
+    @property
     def tensorboard_dir(self) -> Path:
         """checkpoints/runs/: where the Trainer writes TensorBoard event files (train.report_to tensorboard)."""
         return self.checkpoints_dir / "runs"
@@ -390,6 +407,9 @@ class RunInfo:
     adapter_choice: dict | None = None  # the snapshot chosen as the run's adapter: step, criterion, score
     threads: int = 0  # CPU threads the run trained on (0: not recorded yet)
     thread_policy: str = ""  # "pinned" or "balanced"
+    num_processes: int = 1  # training processes (train.num_processes; above 1: under accelerate launch)
+    backend: str = ""  # their torch.distributed backend (gloo on CPUs, nccl on GPUs), or the config's launcher
+    accelerate_config: str = ""  # the accelerate config file they were launched with, if any
 
     @property
     def folder(self) -> RunFolder:

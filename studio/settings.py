@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,9 +157,32 @@ class TrainSettings:
                                       "(needs a validation split and eval_steps > 0); 0: never stop early.", min=0, max=1000)
     early_stopping_min_delta: float = _f(0.0, "How much lower the eval loss must get to count as an improvement.",
                                          min=0.0, max=10.0)
+    num_processes: int = _f(1, "Training processes under accelerate launch (data parallel: each takes batch_size "
+                            "examples a step, so the batch per optimiser step is batch_size x processes); 1 trains "
+                            "inside the app. On a CPU each process gets its share of the cores, on GPUs one GPU each.",
+                            min=1)
+    accelerate_config: str = _f("", "An accelerate config file (from `accelerate config`) for FSDP, DeepSpeed ZeRO or "
+                                "several machines; empty: DDP on this machine.")
 
     def __post_init__(self) -> None:
         _check_bounds(self)
+        _check_launch(self)
+
+
+def _check_launch(train: TrainSettings) -> None:
+    """Refuse a process count this machine cannot run, or an accelerate config file that is not there."""
+    config = train.accelerate_config.strip()
+    if config and not os.path.isfile(os.path.expanduser(config)):
+        raise SettingsError(f"train.accelerate_config {config} is not a file; write one with `accelerate config` "
+                            "or leave it empty.")
+    if train.num_processes > 1 and not config:  # a config file may spread the processes over several machines
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        have, what = (gpus, "GPUs") if gpus else (os.cpu_count() or 1, "CPU cores")
+        if train.num_processes > have:
+            raise SettingsError(f"train.num_processes is {train.num_processes}, but this machine has {have} {what}; "
+                                f"use at most {have}.")
 
 
 @dataclass
@@ -184,6 +208,12 @@ class GenerationSettings:
     answer_budget_seconds: float = _f(180.0, "Time budget for Compare's base + tuned answers when the answer length "
                                              "is fitted (at the decoding speed measured on this machine).", min=1.0,
                                       max=86400.0)
+    baseline_shots: int = _f(3, "Prompt-only baseline: the base model answers with this many training examples "
+                                "before each prompt (fewer when the context or the time budget is short); 0: off.",
+                             min=0, max=32)
+    baseline_budget_seconds: float = _f(90.0, "Time budget for the prompt-only baseline's answers (at the speed "
+                                              "measured on this machine); it is skipped, with why, when even one "
+                                              "example does not fit.", min=1.0, max=86400.0)
     num_beams: int = _f(1, "Beam search width (1 is greedy or sampling).", min=1, max=16)
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
     temperature: float = _f(0.7, "Sampling temperature (only when sampling).", min=0.01, max=5.0)
@@ -191,6 +221,9 @@ class GenerationSettings:
     repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats.", min=0.5, max=3.0)
     batch_size: int = _f(48, "Prompts generated together (Stop lands between batches).", min=1, max=256)
     seed: int = _f(0, "Seed for sampling.", min=0)
+    include_overlap: bool = _f(False, "Count held-out prompts that repeat or nearly repeat a training prompt (the "
+                                      "same words, or word 3-gram Jaccard similarity 0.8 or more) in the headline; "
+                                      "off: the headline scores only the other rows and says how many it left out.")
 
     def __post_init__(self) -> None:
         _check_bounds(self)

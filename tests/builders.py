@@ -185,3 +185,15 @@ def sample_timeline(validation: bool = True) -> Timeline:
         points=[TimelinePoint(step, _scores(test), [f"a{step}", f"b{step}"], _scores(val) if validation else None,
                               loss if validation else None) for step, test, val, loss in rows],
         generation={"max_new_tokens": 4}, n_validation=3 if validation else 0, final_step=80)
+
+
+def scored_comparison(examples: list[Example], base: list[str], tuned: list[str], **fields) -> Comparison:
+    """A Comparison of given answers, scored as Compare scores one (corpus scores, intervals, tally; no model)."""
+    refs = [e.output for e in examples]
+    (bs, be), (ts, te) = score(refs, base), score(refs, tuned)
+    rows = [ComparisonRow(e.instruction, e.input, e.output, b, t, x.bleu, y.bleu, x.chrf, y.chrf, x.exact, y.exact,
+                          base_rouge_l=x.rouge_l, tuned_rouge_l=y.rouge_l)
+            for e, b, t, x, y in zip(examples, base, tuned, be, te)]
+    return Comparison(rows, bs, ts, fields.pop("generation", {"max_new_tokens": 8}), 1.0, 1.0, "alpaca",
+                      ["\n### "], ["<eos>"], paired_bootstrap(refs, base, tuned, be, te),
+                      win_tie_loss([s.bleu for s in be], [s.bleu for s in te]), bootstrap_record(), **fields)

@@ -55,17 +55,28 @@ def runs_dir(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def embedded_base():
+    """The real embedded model loaded once for inference (a LoadedModel), shared by the slow tests that only read it:
+    never wrap it in an adapter or train it (a test that does loads its own)."""
+    from studio.model.loading import load_base_model
+    from studio.settings import EMBEDDED_MODEL, ModelSettings
+
+    return load_base_model(ModelSettings(model=EMBEDDED_MODEL), for_training=False)
+
+
+@pytest.fixture(scope="session")
 def first_real_run(tmp_path_factory):
-    """One short run of the real embedded model (12 steps, snapshots every 4, 4 held-out prompts), shared by the slow
-    tests that need a trained adapter (tests/model/test_real_model.py, tests/test_after_first_run.py): one run instead
-    of one per module keeps CI short."""
+    """One short run of the real embedded model, shared by the slow tests that need a trained adapter
+    (tests/model/test_real_model.py, tests/test_after_first_run.py): one run instead of one per module keeps CI short.
+    8 steps with a snapshot every 4 (a timeline of base, middle and end), 8 validation rows for its eval loss
+    every 4 steps (the timeline answers 4 of them) and 4 held-out prompts: the least that shows it learning."""
     from studio.jobqueue import JobQueue
     from studio.jobs import TrainingJob
     from studio.settings import StudioSettings, apply_overrides
 
     settings = apply_overrides(StudioSettings(), {
-        "data": {"validation_fraction": 0.1, "max_test_examples": 4},
-        "train": {"max_steps": 12, "snapshots": 3, "eval_steps": 4},
+        "data": {"validation_fraction": 0.025, "max_test_examples": 4},
+        "train": {"max_steps": 8, "snapshots": 2, "eval_steps": 4},
         "generation": {"max_new_tokens": 12},
     })
     job = TrainingJob(settings, tmp_path_factory.mktemp("runs"), queue=JobQueue())

@@ -87,18 +87,30 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
     assert re.search(r"\n  Exact match .*\(\d/4 -> \d/4 answers\)", out) and "\n  ROUGE-L " in out
     assert re.search(r"\n  Per example: \d better, \d the same, \d worse by sentence BLEU", out)
     assert '\n  Answers cut at the first "\\n### " or at <eos>, the same rule for base and tuned' in out
+    # The answer loss beside the scores (its label padded like the others), the cut count and the answer length.
+    assert re.search(r"\n  Answer perplexity +[\d.]+ -> +[\d.]+ +[+-][\d.]+ " + interval.replace(
+        "(not )?significant", "(not significant|significant|negligible)"), out)
+    assert re.search(r"\n  BLEU {15}", out)
+    assert re.search(r"\n  Per example: \d better, \d the same, \d worse by answer loss", out)
+    assert re.search(r"\n  Cut at the length limit \((\d+) tokens\): \d/4 base, \d/4 tuned answers", out)
+    assert re.search(r"\n  Answer length: answers up to \d+ tokens: ", out)
+    # The prompt-only baseline, scored against the tuned model with its interval.
+    assert re.search(r"\n  prompting alone \(\d-shot\): BLEU [\d.]+; tuned [\d.]+, [+-][\d.]+ " + interval.replace(
+        "(not )?significant", "(not significant|significant|negligible)"), out)
     run_dir = next(root.iterdir())
     assert json.loads((run_dir / "run.json").read_text())["threads"] == 1
     assert (run_dir / "report.html").is_file() and (run_dir / "comparison.jsonl").is_file()
     summary = json.loads((run_dir / "comparison.json").read_text())
-    assert summary["base"]["n"] == 4
+    assert summary["base"]["n"] == 4 and summary["answer_loss"]["planned"] == 4 and summary["answer_length"] >= 4
 
     assert cli.main(["runs", "--runs-dir", str(root)]) == 0
     assert run_dir.name in capsys.readouterr().out
-    assert cli.main(["compare", run_dir.name, "--runs-dir", str(root), "--limit", "2",
+    assert cli.main(["compare", run_dir.name, "--runs-dir", str(root), "--limit", "2", "--no-baseline",
                      "--set", "generation.max_new_tokens=3"], model_loader=tiny_loader) == 0
     out = capsys.readouterr().out
+    assert "\n  Prompting alone was not measured: it is turned off" in out
     assert "on 2 held-out examples" in out and "95% CI" in out and "Answers cut at" in out
+    assert "\n  Answer perplexity " in out and "Cut at the length limit (" in out
     assert json.loads((run_dir / "comparison.json").read_text())["base"]["n"] == 2
     assert cli.main(["export", run_dir.name, "--runs-dir", str(root)]) == 0
     assert list((run_dir / "exports").glob("*.zip"))
@@ -256,3 +268,28 @@ def test_warmup_prepares_the_embedded_cache_once_printing_its_phases(tmp_path, m
     assert "reading the 262,144-token vocabulary" in out and "The embedded model is ready" in out
     assert cli.main(["warmup"]) == 0 and len(built) == 1
     assert "already prepared" in capsys.readouterr().out
+
+
+def test_inspect_counts_held_out_prompts_that_look_like_training_prompts(tmp_path, capsys):
+    assert cli.main(["inspect", "sample:word_tasks"]) == 0
+    assert "split:   320 train, 48 held out (default settings); no held-out prompt looks like a training prompt." \
+        in capsys.readouterr().out
+    # Every question twice, the copy differing only in case and punctuation: held-out copies are repeats.
+    questions = [f"How do I reset the password of account number {i} when the recovery email bounces?"
+                 for i in range(20)]
+    rows = [{"instruction": q, "output": f"Answer {i}."} for i, q in enumerate(questions)]
+    rows += [{"instruction": q.upper().rstrip("?") + "!", "output": f"Same answer {i}."} for i, q in enumerate(questions)]
+    data = tmp_path / "twice.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli.main(["inspect", str(data)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("split:"))
+    assert re.fullmatch(r"split:   36 train, 4 held out \(default settings\); [1-4] held-out prompts? looks? like "
+                        r"(a )?training prompts? \(left out of the headline\)\.", line), line
+
+
+def test_the_summary_scores_what_the_headline_scores_and_says_what_it_left_out():
+    from tests.publish.test_scorecard import overlapping_comparison
+
+    lines = cli.summary_lines(overlapping_comparison())
+    assert "left out of the headline" in lines[1] and "on 4 held-out examples" in lines[1]
+    assert any("(0/4 -> 2/4 answers)" in line for line in lines)

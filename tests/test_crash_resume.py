@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,8 +79,22 @@ def kill_worker_mid_run(tmp_path: Path) -> tuple[Path, Path, Path]:
     return root, run_dir, data_file
 
 
-def test_sigkill_mid_run_then_resume(tmp_path):
-    root, run_dir, data_file = kill_worker_mid_run(tmp_path)
+@pytest.fixture(scope="module")
+def killed_once(tmp_path_factory) -> Path:
+    """One worker killed mid-run for the module (starting a worker costs a Python start and a torch import)."""
+    return kill_worker_mid_run(tmp_path_factory.mktemp("killed"))[0].parent
+
+
+@pytest.fixture()
+def killed(killed_once, tmp_path) -> tuple[Path, Path, Path]:
+    """A copy of the killed worker's folder for one test (which resumes it): (runs root, run folder, data file)."""
+    shutil.copytree(killed_once, tmp_path, dirs_exist_ok=True)
+    [run_dir] = [p for p in (tmp_path / "runs").iterdir() if runs.RUN_ID.match(p.name)]
+    return tmp_path / "runs", run_dir, tmp_path / "words.jsonl"
+
+
+def test_sigkill_mid_run_then_resume(killed):
+    root, run_dir, data_file = killed
 
     # The run is found interrupted, with every step up to the last logged one.
     [info] = runs.list_runs(root)
@@ -114,14 +129,14 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     torch.testing.assert_close(tuned(input_ids=ids).logits, resumed.model(input_ids=ids).logits)
 
 
-def test_after_a_kill_the_app_lists_the_run_interrupted_and_resume_completes_it(tmp_path):
+def test_after_a_kill_the_app_lists_the_run_interrupted_and_resume_completes_it(killed):
     """The issue's scenario end to end: a training process SIGKILLed mid-run, the studio started again on the same
     runs folder lists the run as interrupted, and its Resume endpoint brings it to completed with the same steps."""
     from gradio_client import Client
 
     from tests.browser_utils import launch_studio
 
-    root, run_dir, data_file = kill_worker_mid_run(tmp_path)
+    root, run_dir, data_file = killed
     killed_at = logged_steps(run_dir)[-1]
     assert 3 <= killed_at < TOTAL_STEPS
 

@@ -149,6 +149,22 @@ def test_out_of_memory_becomes_advice(data_file, runs_dir, monkeypatch):
     assert job.error.startswith("Training ran out of memory; lower train.batch_size from")
 
 
+def test_a_run_that_cannot_fit_is_refused_after_loading_and_warnings_are_logged(data_file, runs_dir, monkeypatch):
+    from studio.model import resources
+
+    monkeypatch.setattr(resources, "check_resources", lambda *a, **k: ["Disk space is getting low."])
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
+    job.start()
+    assert job.join(timeout=60) and job.status == "completed"
+    assert "Disk space is getting low." in job.logs()
+
+    monkeypatch.setattr(resources, "blocking_problem", lambda *a, **k: "This run needs more memory than is free.")
+    job = TrainingJob(_settings(data_file), runs_dir, queue=JobQueue(), model_loader=tiny_loader)
+    job.start()
+    assert job.join(timeout=60) and job.status == "failed" and job.stage == "model"
+    assert job.error == "This run needs more memory than is free." and not job.history()
+
+
 def test_second_job_waits_in_the_queue_and_can_leave_it(data_file, runs_dir):
     queue = JobQueue()
     blocker = type("Blocker", (), {"run_id": "x"})()
@@ -181,7 +197,8 @@ def test_only_the_owner_may_stop_a_job(data_file, runs_dir):
 
 
 def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
-    first = TrainingJob(_settings(data_file, max_steps=4), runs_dir, owner="me", queue=JobQueue(), model_loader=tiny_loader)
+    first = TrainingJob(_settings(data_file, max_steps=4), runs_dir, owner="me", queue=JobQueue(),
+                        model_loader=tiny_loader)
     _stop_at(first, 2)
     first.start()
     first.join(timeout=60)
@@ -192,7 +209,8 @@ def test_resume_continues_from_the_last_checkpoint(data_file, runs_dir):
     with pytest.raises(RunError, match="another session"):
         TrainingJob(StudioSettings(), runs_dir, owner="someone-else", resume_run=first.run_id)
 
-    resumed = TrainingJob(StudioSettings(), runs_dir, owner="me", resume_run=first.run_id, queue=JobQueue(), model_loader=tiny_loader)
+    resumed = TrainingJob(StudioSettings(), runs_dir, owner="me", resume_run=first.run_id, queue=JobQueue(),
+                          model_loader=tiny_loader)
     assert resumed.run_dir == first.run_dir and resumed.settings.train.max_steps == 4
     resumed.start()
     resumed.join(timeout=60)

@@ -9,6 +9,7 @@ from studio import pipeline
 from studio.errors import RunError
 from studio.evaluate.comparison import load_comparison
 from studio.runs import RunFolder, create_run, read_run
+from studio.examples import Example
 from studio.settings import GenerationSettings, StudioSettings
 from tests.builders import TEST, make_finished_run
 
@@ -125,3 +126,110 @@ def runs_update(run_dir, **values):
     from studio.runs import update_run
 
     update_run(run_dir, **values)
+
+
+LONG = [Example(instruction=f"Describe {w}.", output=" ".join([w, "is", "a", "word", "that", "people", "use"] * 3))
+        for w in ("apple", "river", "stone", "tiger")]
+
+
+def test_compare_run_scores_the_answer_loss_and_flags_answers_cut_by_the_limit(finished, runs_dir, tiny_loader):
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    seen, scored = [], []
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=12, baseline_shots=0),
+                                  progress=lambda which, done, total: seen.append(which),
+                                  loss_progress=lambda which, done, total: scored.append((which, done, total)))
+    loss = result.answer_loss
+    assert loss is not None and loss.n == len(TEST) and not loss.partial
+    assert loss.better + loss.same + loss.worse == len(TEST) and loss.perplexity.base > 0
+    assert scored == [("base", 2, 2), ("tuned", 2, 2)] and seen == ["base", "tuned"]
+    assert all(r.base_cut is not None and r.tuned_cut is not None for r in result.rows)
+    assert result.cut_count("base").total == len(TEST) and result.limit == result.answer_length
+    # The short answers fit the setting: it is kept, and the saved file says why.
+    assert result.answer_length == 12 and "all 2 references fit" in result.answer_length_reason
+    saved = load_comparison(finished)
+    assert saved.answer_loss == loss and saved.answer_length_reason == result.answer_length_reason
+    assert json.loads(RunFolder(finished).comparison_file.read_text())["answer_loss"]["perplexity"]["base"] > 0
+
+
+def test_long_references_raise_the_answer_length_and_say_why(finished, runs_dir, tiny_loader, monkeypatch):
+    from studio.evaluate import before_after
+
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    rm.test = LONG
+    measured = []
+    monkeypatch.setattr(before_after, "decoding_rate", lambda *a, **k: measured.append(a[2]) or 1000.0)
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=2))
+    assert measured == [2]  # measured once, at Compare's batch size
+    assert result.answer_length > 4 and result.generation["max_new_tokens"] == result.answer_length
+    assert result.answer_length_reason.startswith(f"answers up to {result.answer_length} tokens: the 95th percentile")
+    # Hand-set: exactly the setting, and no rate to measure.
+    by_hand = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, max_new_tokens_auto=False))
+    assert by_hand.answer_length == 4 and "set by hand" in by_hand.answer_length_reason and measured == [2]
+    assert by_hand.cut_count("tuned").limit == 4
+
+
+def test_the_time_budget_caps_the_fitted_length(finished, runs_dir, tiny_loader, monkeypatch):
+    from studio.evaluate import before_after
+
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    rm.test = LONG
+    monkeypatch.setattr(before_after, "decoding_rate", lambda *a, **k: 2.0)
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=4, answer_budget_seconds=10))
+    # 10 s at 2 steps/s for 2 passes of one batch: 10 new tokens.
+    assert result.answer_length == 10 and "capped by the 10-second budget for 2 passes" in result.answer_length_reason
+
+
+def test_a_stop_during_the_answer_loss_compares_nothing(finished, runs_dir, tiny_loader):
+    from studio.evaluate.before_after import NothingCompared
+
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    with pytest.raises(NothingCompared):
+        pipeline.compare_run(rm, GenerationSettings(max_new_tokens=3), should_stop=lambda: True)
+    assert load_comparison(finished) is None
+
+
+def test_the_measured_decoding_rate_is_positive(finished, runs_dir, tiny_loader):
+    from studio.evaluate.before_after import decoding_rate
+
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    assert decoding_rate(rm.model, rm.tokenizer, batch_size=3, steps=2) > 0
+
+
+def test_reference_lengths_are_cached_on_the_run_model(finished, runs_dir, tiny_loader):
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    lengths = rm.reference_lengths()
+    assert len(lengths) == len(TEST) and all(n >= 2 for n in lengths) and rm.reference_lengths() is lengths
+
+
+def test_compare_run_adds_the_prompt_only_baseline_unless_it_is_off(finished, runs_dir, tiny_loader):
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    assert rm.train and len(rm.train) == len(RunFolder(finished).read_split("train"))
+    seen = []
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=6, baseline_shots=2),
+                                  progress=lambda which, done, total: seen.append(which))
+    baseline = result.baseline
+    assert baseline.ran and baseline.shots == 2 and len(baseline.rows) == len(result.rows)
+    assert baseline.reason.startswith("2-shot: 2 training examples before each prompt")
+    assert seen[-1] == "baseline (2-shot)" and set(baseline.changes) == set(result.changes)
+    assert baseline.changes["bleu"].tuned == pytest.approx(result.tuned.bleu)
+    assert load_comparison(finished).baseline == baseline
+    off = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=6, baseline_shots=0))
+    assert not off.baseline.ran and "turned off" in off.baseline.reason
+    assert [r.base for r in off.rows] == [r.base for r in result.rows]  # base and tuned are the same either way
+    assert [r.tuned for r in off.rows] == [r.tuned for r in result.rows]
+
+
+def test_compare_run_flags_held_out_prompts_that_repeat_a_training_prompt(runs_dir, tiny_loader, tiny_tokenizer):
+    from studio.publish import scorecard
+    from tests.builders import TRAIN
+
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, compare=False)
+    repeat = Example(instruction="UPPERCASE the word!", input=" Apple", output="APPLE")  # TRAIN[0], retyped
+    RunFolder(run_dir).write_splits({"train": TRAIN, "test": [*TEST, repeat], "validation": []})
+    rm = pipeline.open_run(runs_dir, run_dir.name, model_loader=tiny_loader)
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=3, baseline_shots=0))
+    saved = load_comparison(run_dir)
+    assert [r.overlap for r in saved.rows] == ["", "", "exact"] and saved.overlap["flags"] == ["", "", "exact"]
+    assert saved == result and scorecard.headline_comparison(saved).tuned.n == 2
+    sentence = ("1 held-out prompt that repeats or nearly repeats a training prompt is left out of the headline")
+    assert sentence in scorecard.headline(saved) and sentence in RunFolder(run_dir).report_md.read_text()

@@ -22,9 +22,15 @@ REPO = Path(__file__).resolve().parent.parent
 WORKER = REPO / "tests" / "repro_worker.py"
 
 
-@pytest.fixture()
-def data_file(tmp_path) -> Path:
-    return write_uppercase_rows(tmp_path / "words.jsonl", WORDS)
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    return write_uppercase_rows(tmp_path_factory.mktemp("data") / "words.jsonl", WORDS)
+
+
+@pytest.fixture(scope="module")
+def default_result(tmp_path_factory, data_file) -> dict:
+    """train_and_compare with the default repro settings, once for the module: each check below runs its other half."""
+    return train_and_compare(tmp_path_factory.mktemp("runs"), repro_settings(data_file))
 
 
 def in_subprocess(root: Path, *args: str, timeout: float = 300) -> dict:
@@ -38,22 +44,22 @@ def in_subprocess(root: Path, *args: str, timeout: float = 300) -> dict:
     return json.loads(lines[-1][len(RESULT):])
 
 
-def test_same_settings_give_the_same_adapter_and_answers_in_one_process(tmp_path, data_file):
-    first = train_and_compare(tmp_path / "a", repro_settings(data_file))
+def test_same_settings_give_the_same_adapter_and_answers_in_one_process(tmp_path, data_file, default_result):
+    first = default_result
     second = train_and_compare(tmp_path / "b", repro_settings(data_file))
     assert first == second
     assert first["policy"] == "pinned" and first["threads"] >= 1
 
 
-def test_another_seed_gives_another_adapter(tmp_path, data_file):
+def test_another_seed_gives_another_adapter(tmp_path, data_file, default_result):
     # The check above can fail: a different train.seed changes the LoRA initialisation and the batch order.
-    first = train_and_compare(tmp_path / "a", repro_settings(data_file))
+    first = default_result
     other = train_and_compare(tmp_path / "b", repro_settings(data_file, seed=7))
     assert first["adapter"] != other["adapter"]
 
 
-def test_same_settings_give_the_same_adapter_in_another_process(tmp_path, data_file):
-    here = train_and_compare(tmp_path / "a", repro_settings(data_file))
+def test_same_settings_give_the_same_adapter_in_another_process(tmp_path, data_file, default_result):
+    here = default_result
     there = in_subprocess(tmp_path / "b", str(data_file))
     assert here == there
 

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import RunError
-from studio.evaluate.chat import CHAT_GENERATION, Turns, converse
+from studio.evaluate.chat import CHAT_GENERATION, Turns, converse, fit_chat_length
 from studio.settings import GenerationSettings, StudioSettings
 from ui.compare_tab import run_dropdown
 from ui.context import Context
@@ -23,7 +23,7 @@ from ui.state import SessionState, owner_of
 from ui.stops import wire_stop
 from ui.widgets import make_widget, settings_from_values
 
-CHAT_FIELDS = ("do_sample", "temperature", "top_p", "max_new_tokens", "repetition_penalty")
+CHAT_FIELDS = ("do_sample", "temperature", "top_p", "max_new_tokens", "max_new_tokens_auto", "repetition_penalty")
 STOPPED = " [stopped]"  # shown after an answer the visitor stopped (never fed back to the model)
 NOTHING = "(nothing)"  # shown for an empty answer (fed back as the empty answer it was)
 EXPLAIN = ("Talk to both models at once: the **base** model (the adapter disabled: the true base weights) on the left, "
@@ -109,10 +109,11 @@ def _state_of(who: str, endings: dict[str, str]) -> str:
     return "answering…" if who == "base" or "base" in endings else "waiting for the base answer…"
 
 
-def _status(rm: Any, endings: dict[str, str], dropped: int, gen: GenerationSettings) -> str:
-    """Which weights answered and how each answer ended, with how the answers were generated."""
+def _status(rm: Any, endings: dict[str, str], dropped: int, gen: GenerationSettings, length: str = "") -> str:
+    """Which weights answered and how each answer ended, with how the answers were generated and how long."""
     how = (f"sampled at temperature {gen.temperature:g}, top-p {gen.top_p:g}, seed {gen.seed}" if gen.do_sample
            else "greedy")
+    how += f"; {length.rstrip('.')}" if length else ""
     parts = [f"**{label}**: {_state_of(who, endings)}"
              for who, label in (("base", rm.base_label), ("tuned", rm.tuned_label))]
     note = f" The oldest {dropped} exchange(s) were left out of the prompt to keep it short." if dropped else ""
@@ -141,7 +142,7 @@ class ChatHandlers:
         if not run_id:
             raise RunError("Choose a run with a trained adapter first (train one on the Train tab).")
         rm = self.services.run_model(run_id, self.services.jobs.get(owner_of(state, request)), token or None)
-        gen = chat_settings(values)
+        gen, length = fit_chat_length(chat_settings(values), rm.reference_lengths())
         stop = self.services.stops.start(owner_of(state, request), "chat")
         turns = {"base": turns_of(base_chat), "tuned": turns_of(tuned_chat)}
         sides = {"base": list(base_chat or []), "tuned": list(tuned_chat or [])}
@@ -157,7 +158,7 @@ class ChatHandlers:
                 endings[who] = reply.ending
             yield {tab.message: "", tab.base: gr.update(value=sides["base"], label=rm.base_label),
                    tab.tuned: gr.update(value=sides["tuned"], label=rm.tuned_label),
-                   tab.status: _status(rm, endings, dropped, gen)}
+                   tab.status: _status(rm, endings, dropped, gen, length)}
 
     @guarded
     def clear(self, state: SessionState, request: gr.Request) -> dict:

@@ -22,14 +22,17 @@ from ui.compare_view import COLUMNS, adapter_note_html, comparison_frame, raw_an
 from ui.context import Context
 from ui.errors import guarded
 from ui.notices import NO_RUN_TO_COMPARE, NOT_COMPARED, empty_html
+from ui.judge_panel import create_judge_panel, wire_judge_panel
 from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
 from ui.stops import wire_stop
 from ui.timeline_panel import create_timeline_panel, wire_timeline_panel
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
-GEN_FIELDS = ("max_new_tokens", "num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty",
-              "seed")
+GEN_FIELDS = ("max_new_tokens", "max_new_tokens_auto", "answer_budget_seconds", "num_beams", "batch_size", "do_sample",
+              "temperature", "top_p", "repetition_penalty", "seed", "include_overlap")
+LENGTH_NOTE = ("With *fit to the data* on, Compare sizes the answers to the run's held-out references and says why "
+               "under the scores; the built-in word tasks keep their short answers.")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class CompareTab:
     tuned: Any
     probe: Any = None
     timeline: Any = None
+    judge: Any = None
 
 
 def create_compare_tab(ctx: Context) -> CompareTab:
@@ -62,10 +66,11 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         run = gr.Dropdown([], label="Run (with a trained adapter)", scale=5, allow_custom_value=True)
         refresh = gr.Button("↻ Refresh runs", size="sm", scale=1)
     with gr.Accordion("Generation settings", open=False, elem_classes="studio-settings"):
-        for names in (GEN_FIELDS[:4], GEN_FIELDS[4:]):
+        for names in (GEN_FIELDS[:5], GEN_FIELDS[5:]):
             with gr.Row():
                 for name in names:
                     ctx.form.add("generation", name)
+        gr.Markdown(LENGTH_NOTE)
     with gr.Row():
         compare = gr.Button("Compare on the test split", variant="primary", scale=4)
         stop = gr.Button("Stop (keeps the examples answered)", variant="stop", scale=1)
@@ -80,6 +85,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         raw = gr.HTML()
     report = gr.File(label="Stakeholder report (HTML and Markdown)", file_count="multiple", interactive=False)
     probe = create_probe_panel(ctx)
+    judge = create_judge_panel(ctx)
     gr.Markdown("### Ask both models")
     with gr.Row():
         instruction = gr.Textbox("", label="Instruction", lines=2, scale=3)
@@ -92,7 +98,7 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         tuned = gr.Textbox(label="Tuned", lines=5, interactive=False, elem_classes="answer-box")
     timeline = create_timeline_panel(ctx)
     return CompareTab(run, refresh, compare, stop, scores, scores_plot, delta_plot, table, raw, report, instruction,
-                      input_box, ask, stop_ask, base, tuned, probe, timeline)
+                      input_box, ask, stop_ask, base, tuned, probe, timeline, judge)
 
 
 def run_choices(root: Path) -> list[tuple[str, str]]:
@@ -167,10 +173,13 @@ class CompareHandlers:
         def step(which: str, done: int, total: int) -> None:
             progress((done, total), desc=f"{which.capitalize()} model answering", unit="examples")
 
+        def scoring(which: str, done: int, total: int) -> None:
+            progress((done, total), desc=f"Answer loss: the {which} model reading the references", unit="examples")
+
         stop = self.services.stops.start(owner_of(state, request), "compare")
         try:
             cmp = compare_run(rm, settings.generation, limit=rm.settings.data.max_test_examples, progress=step,
-                              should_stop=stop.is_set)
+                              should_stop=stop.is_set, loss_progress=scoring)
         except NothingCompared as exc:
             gr.Info(str(exc))
             return gr.skip()  # the page keeps what it showed
@@ -210,5 +219,6 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
     tab.ask.click(on.ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
     wire_probe_panel(ctx, tab, tab.probe)
+    wire_judge_panel(ctx, tab.judge, tab.run)
     wire_stop(ctx, tab.stop_ask, "ask", "the answer", "stop_ask")
     wire_timeline_panel(ctx, tab.timeline, tab.run)

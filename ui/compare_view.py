@@ -24,17 +24,38 @@ def _metric_card(line: scorecard.MetricLine, big: bool = False) -> str:
 
 
 def score_cards_html(cmp: Comparison) -> str:
-    """The verdict sentence, a card per metric (BLEU big, with its interval), win/tie/loss, how answers were cut."""
-    lines = scorecard.metric_lines(cmp)
-    items = [_metric_card(line, big=line.key == "bleu") for line in lines]
+    """The verdict sentence, a card per metric (the headline metric big, with its interval), per-example counts,
+    how answers were cut and the answer length with its reason."""
+    lines = scorecard.metric_lines(cmp)  # the headline metric first
+    items = [_metric_card(line, big=i == 0) for i, line in enumerate(lines)]
     if cmp.tally is not None:
         t = cmp.tally
         items.append(card("Per example", f"{t.wins} · {t.ties} · {t.losses}",
                           "better · same · worse, by sentence BLEU"))
+    if cmp.answer_loss is not None:
+        a = cmp.answer_loss
+        items.append(card("Per example (answer loss)", f"{a.better} · {a.same} · {a.worse}",
+                          "better · same · worse, by the reference answers' loss"))
+    if (base := cmp.baseline) is not None and base.ran:  # could prompting alone do it?
+        items.append(card(f"Prompting alone ({base.shots}-shot)", f"BLEU {base.scores.bleu:.1f}",
+                          "the base model with training examples in front of each prompt"))
     verdict = _kind(lines[0].change.verdict)
+    notes = [scorecard.cut_note(cmp), scorecard.method_note(cmp), scorecard.baseline_sentence(cmp)]
+    notes[-1] = notes[-1][:1].upper() + notes[-1][1:]
     return (f'<p class="compare-headline {verdict}">{html.escape(scorecard.headline(cmp))}</p>'
             f"{cards(*items, min_px=170)}"
-            f'<p class="cut-note">{html.escape(scorecard.cut_note(cmp))} {html.escape(scorecard.method_note(cmp))}</p>')
+            f'<p class="cut-note">{html.escape(" ".join(filter(None, notes)))}</p>{answer_length_html(cmp)}')
+
+
+def answer_length_html(cmp: Comparison) -> str:
+    """The answer length both models answered under and why ('' for comparisons that did not record it)."""
+    if cmp.answer_length_reason:
+        text = cmp.answer_length_reason[0].upper() + cmp.answer_length_reason[1:]
+    elif cmp.limit:
+        text = f"Answers up to {cmp.limit} tokens (the reason was not recorded for this comparison)."
+    else:
+        return ""
+    return f'<p class="cut-note answer-length">Answer length: {html.escape(text)}</p>'
 
 
 def _task(row: ComparisonRow) -> str:
@@ -46,10 +67,19 @@ def ranked_rows(cmp: Comparison) -> list[ComparisonRow]:
     return sorted(cmp.rows, key=lambda r: r.delta_bleu, reverse=True)
 
 
+def _marked(cmp: Comparison, row: ComparisonRow, who: str) -> str:
+    """The answer as scored, with '[cut at N tokens]' after it when it ran into the length limit."""
+    mark = scorecard.cut_mark(cmp, row, who)
+    text = getattr(row, who)
+    return f"{text} [{mark}]" if mark else text
+
+
 def comparison_frame(cmp: Comparison) -> pd.DataFrame:
-    """The side-by-side table of cut answers with sentence BLEU before, after and the change."""
-    return pd.DataFrame([[_task(r), r.reference, r.base, r.tuned, round(r.base_bleu, 1), round(r.tuned_bleu, 1),
-                          round(r.delta_bleu, 1)] for r in ranked_rows(cmp)], columns=COLUMNS)
+    """The side-by-side table of cut answers (marked where the length limit cut them) with sentence BLEU before,
+    after and the change."""
+    return pd.DataFrame([[_task(r), r.reference, _marked(cmp, r, "base"), _marked(cmp, r, "tuned"),
+                          round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)]
+                         for r in ranked_rows(cmp)], columns=COLUMNS)
 
 
 def _raw_block(title: str, raw: str, ended: str) -> str:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from studio.data.dataset import SAMPLE_PREFIX, example_table, load_source, prepare_splits
 from studio.data.loaders import check_file
+from studio.data.overlap import overlap_line
 from studio.data.templates import choose_template, template_for
 from studio.errors import DataError
 from studio.settings import StudioSettings
@@ -78,7 +79,8 @@ def split(state: SessionState, settings: StudioSettings) -> None:
 
 
 def counts(state: SessionState) -> str:
-    """The rows that survived the filters and how they were split, as markdown."""
+    """The rows that survived the filters and how they were split, as markdown; then how many held-out prompts look
+    like training prompts, when any do."""
     if state.loaded is None or state.splits is None:
         return "Load a dataset to see its row counts."
     c = state.splits.counts
@@ -87,8 +89,9 @@ def counts(state: SessionState) -> str:
     note = f" (dropped {', '.join(dropped)})" if dropped else ""
     summary = state.loaded.summary  # rows skipped while loading are in its line, not in these counts
     usable = c["rows"] - (summary.n_skipped if summary is not None else 0)
+    repeats = overlap_line(len(state.splits.near_duplicates))
     return (f"**{usable:,} usable rows** → **{c['train']:,} train** · **{c['test']:,} test** · "
-            f"**{c['validation']:,} validation**{note}")
+            f"**{c['validation']:,} validation**{note}" + (f"  \n{repeats}" if repeats else ""))
 
 
 def table(state: SessionState) -> pd.DataFrame:

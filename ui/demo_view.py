@@ -62,6 +62,8 @@ def status_html(demo: Any, queue_position: int = 0) -> str:
         half = 0.5 if a.get("which") == "tuned" else 0.0
         fraction = half + 0.5 * done / total if total else 0.0
         who = "tuned model (adapter on)" if a.get("which") == "tuned" else "base model (adapter off)"
+        if str(a.get("which") or "").startswith("baseline"):
+            who = "base model with training examples in front (prompting alone)"
         return progress_bar(fraction, f"The {who} answers the held-out prompts: {done} / {total}", "Comparing")
     return progress_html(status, p)
 
@@ -79,15 +81,21 @@ def _answer(kind: str, title: str, text: str, good: bool = False) -> str:
 
 def examples_html(comparison: Comparison, k: int = 3) -> str:
     """The k examples tuning helped most, side by side: the task, the answer before and after, the reference."""
-    cards = []
+    cards, baseline = [], comparison.baseline if comparison.baseline and comparison.baseline.ran else None
+    index = {id(row): i for i, row in enumerate(comparison.rows)}
     for row in best_rows(comparison, k):
+        # The third card: the base model with a few training examples in front (could prompting alone do it?).
+        shots = "" if baseline is None else _answer(
+            "baseline", f"Prompting alone ({baseline.shots}-shot)", baseline.rows[index[id(row)]].answer)
         cards.append(
             f'<div class="demo-example"><div class="demo-task">{html.escape(_clip(task_text(row)))}</div>'
-            f"{_answer('before', 'Before tuning', row.base)}"
+            f"{_answer('before', 'Before tuning', row.base)}{shots}"
             f"{_answer('after', 'After tuning', row.tuned, good=row.tuned_exact)}"
             f'<div class="demo-expected">Expected: {html.escape(_clip(row.reference))}</div></div>')
+    note = scorecard.baseline_sentence(comparison)
     return (f'<h3 class="demo-heading">{html.escape(examples_heading(comparison))}</h3>'
-            f'<div class="demo-examples">{"".join(cards)}</div>')
+            f'<div class="demo-examples">{"".join(cards)}</div>'
+            + (f'<p class="demo-baseline">{html.escape(note[:1].upper() + note[1:])}</p>' if note else ""))
 
 
 def details(demo: Any) -> dict:

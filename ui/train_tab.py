@@ -19,7 +19,7 @@ import gradio as gr
 
 from studio.errors import DataError, RunError
 from studio.publish import export
-from studio.publish.plots import loss_figure
+from studio.publish.plots import SMOOTHING, loss_figure
 from studio.runs import RunFolder
 from ui.context import Context
 from ui.errors import guarded
@@ -61,8 +61,11 @@ def create_train_tab(ctx: Context) -> TrainTab:
         with gr.Column(scale=3):
             plot = gr.Plot(label="Training loss", elem_id="loss-plot")
         with gr.Column(scale=2):  # the view settings hide in presentation mode; the log stays
-            smoothing = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="Smoothing",
-                                  info="Exponential moving average of the loss curve.", elem_classes="studio-settings")
+            # Smoothed over faint raw points by default, as TensorBoard and W&B draw it: a small batch's raw loss
+            # jumps from step to step, and the trend is what an audience should read.
+            smoothing = gr.Slider(0.0, 0.95, value=SMOOTHING, step=0.05, label="Smoothing",
+                                  info="Exponential moving average of the loss curve, drawn over the faint raw "
+                                       "points (0: the raw line alone).", elem_classes="studio-settings")
             log_scale = gr.Checkbox(False, label="Log scale", info="Show the loss on a logarithmic axis.",
                                     elem_classes="studio-settings")
             log = gr.Textbox(label="Log", lines=12, max_lines=12, autoscroll=True, interactive=False)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
 from studio.data.convert import DETECT_ROWS, Converted, convert_records, records_of, to_examples
 from studio.data.hub import load_hub_rows
 from studio.data.loaders import check_file, has_data_suffix, iter_file_rows, local_path, quote
+from studio.data.overlap import Overlap, find_overlaps
 from studio.data.words import path_label
 from studio.data.shapes import CHAT_SHAPES, Shape, column_names, detect_shape
 from studio.data.summary import LoadSummary, RowLog
@@ -55,6 +57,12 @@ class Splits:
     test: list[Example]
     validation: list[Example]
     counts: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def near_duplicates(self) -> list[Overlap]:
+        """Held-out rows whose prompt repeats or nearly repeats a training prompt (`data.overlap`; found once, on
+        first use, and never moved: the splits stay as they are and the headline leaves these rows out)."""
+        return find_overlaps(self.train, self.test)
 
 
 def load_source(

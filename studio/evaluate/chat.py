@@ -32,6 +32,7 @@ from studio.evaluate.generation import (
     stop_context,
     stop_rule,
 )
+from studio.evaluate.lengths import fit_answer_length
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -39,8 +40,21 @@ from studio.settings import GenerationSettings
 Turns = list[tuple[str, str]]  # earlier (user message, this model's answer) pairs, oldest first
 MAX_PROMPT_TOKENS = 1024  # older exchanges are left out beyond this: a CPU answers long prompts slowly
 # The chat's starting settings: sampled (a conversation is no benchmark) from the same seed for both models, and
-# long enough for a sentence or two; Compare keeps the run's own generation settings.
+# at least long enough for a sentence or two, more when the run's references are longer (`fit_chat_length`);
+# Compare keeps the run's own generation settings.
 CHAT_GENERATION = GenerationSettings(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9)
+
+
+def fit_chat_length(gen: GenerationSettings, lengths: list[int]) -> tuple[GenerationSettings, str]:
+    """The chat's settings with the answer length sized by Compare's rule from the references' token lengths, and why.
+
+    No time budget: the chat writes one answer at a time, streamed and stoppable. With `max_new_tokens_auto` off the
+    settings stay as they are.
+    """
+    if not gen.max_new_tokens_auto:
+        return gen, f"answers up to {gen.max_new_tokens} tokens: set by hand (fitting to the data is off)."
+    fit = fit_answer_length(lengths, gen.max_new_tokens)
+    return replace(gen, max_new_tokens=fit.max_new_tokens), fit.reason
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from studio.errors import RunError
 from studio.evaluate.answer_loss_record import AnswerLoss
+from studio.evaluate.baseline_record import BaselineRecord
 from studio.evaluate.change import Change, Tally, judged
 from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit
 from studio.evaluate.scoring import Scores
@@ -43,6 +44,8 @@ class ComparisonRow:
     # Whether each answer ran into the token limit instead of stopping; None where not recorded (older files).
     base_cut: bool | None = None
     tuned_cut: bool | None = None
+    # "exact" / "near" when the prompt repeats a training prompt (`studio.data.overlap`), "" when not; None: not checked.
+    overlap: str | None = None
 
     @property
     def delta_bleu(self) -> float:
@@ -75,6 +78,9 @@ class Comparison:
     answer_length: int | None = None  # the answer-length limit (max_new_tokens) both models answered under
     answer_length_reason: str = ""  # why that limit, one sentence (`lengths.AnswerLength.reason`)
     answer_loss: AnswerLoss | None = None  # the references' loss and perplexity, adapter off and on
+    # Which compared examples repeat a training prompt: {"flags": one "exact"/"near"/"" per planned example, "rule"}.
+    overlap: dict = field(default_factory=dict)
+    baseline: BaselineRecord | None = None  # the base model prompted with k training examples (or why not)
 
     @property
     def n_planned(self) -> int:
@@ -115,11 +121,13 @@ def save_comparison(run_dir: Path, comparison: Comparison) -> None:
         record = dataclasses.asdict(row)
         record["base_response"], record["tuned_response"] = record.pop("base"), record.pop("tuned")
         lines.append(json.dumps(record, ensure_ascii=False))
-    summary = {k: v for k, v in dataclasses.asdict(comparison).items() if k not in ("rows", "answer_loss")}
+    summary = {k: v for k, v in dataclasses.asdict(comparison).items() if k not in ("rows", "answer_loss", "baseline")}
     # Readers of the JSON get each verdict spelled out, by the minimum-effect rule the scorecard words.
     summary["changes"] = {name: judged(name, change).record() for name, change in comparison.changes.items()}
     if comparison.answer_loss is not None:
         summary["answer_loss"] = _answer_loss_record(comparison.answer_loss)
+    if comparison.baseline is not None:
+        summary["baseline"] = comparison.baseline.to_dict()
     folder = RunFolder(run_dir)
     atomic_write(folder.comparison_rows_file, "".join(line + "\n" for line in lines))
     atomic_write(folder.comparison_file, json.dumps(summary, indent=2, ensure_ascii=False))
@@ -157,7 +165,9 @@ def _comparison_from(summary: dict[str, Any], rows: list[ComparisonRow]) -> Comp
         partial=bool(summary.get("partial", False)), planned=int(summary.get("planned") or 0),
         adapter_step=summary.get("adapter_step"), answer_length=summary.get("answer_length"),
         answer_length_reason=summary.get("answer_length_reason", ""),
+        overlap=summary.get("overlap") or {},
         answer_loss=AnswerLoss.from_dict(summary["answer_loss"]) if summary.get("answer_loss") else None,
+        baseline=BaselineRecord.from_dict(summary["baseline"]) if summary.get("baseline") else None,
     )
 
 

@@ -86,7 +86,7 @@ class JudgeResult:
 
     def summary(self) -> dict[str, Any]:
         """What the scorecard's `judge_sentence` reads: win_rate, low, high, pairs, ties, agreement, opponent,
-        trusted; plus losses, judged pairs and unreadable replies."""
+        trusted; plus wins, losses, judged pairs and unreadable replies."""
         pairs, scores = self.pair_winners(), np.array(self.pair_scores())
         agreement = sum(a is not None and a == b for a, b in pairs.values()) / len(pairs) if pairs else None
         wins, ties = int((scores > 0.5).sum()), int((scores == 0.5).sum())
@@ -96,7 +96,7 @@ class JudgeResult:
             tail = 100 * (1 - CONFIDENCE) / 2
             low, high = (float(x) for x in np.percentile(rates, [tail, 100 - tail]))
         return {"win_rate": wins / scores.size if scores.size else None, "low": low, "high": high,
-                "pairs": int(scores.size), "ties": ties, "losses": int(scores.size) - wins - ties,
+                "pairs": int(scores.size), "wins": wins, "ties": ties, "losses": int(scores.size) - wins - ties,
                 "agreement": agreement, "opponent": self.opponent,
                 "trusted": bool(scores.size) and agreement is not None and agreement >= self.min_agreement,
                 "judged": len(pairs), "unreadable": sum(v.choice is None for v in self.verdicts)}

@@ -142,14 +142,21 @@ def _template_section(settings: StudioSettings) -> list[str]:
     return [*lines, *fenced(prompt.rstrip("\n")), ""]
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _results_section(comparison: Comparison | None) -> list[str]:
     if comparison is None:
         return []
     cards = [line.cells() for line in scorecard.metric_lines(comparison)]
+    loss = (" and the held-out answer loss (how likely each model finds the reference answers: their perplexity, "
+            "adapter off and on)") if comparison.answer_loss is not None else ""
     intro = (f"Answers of the base and the tuned model to {comparison.tuned.n} held-out examples (generation "
              "settings below), scored against the reference answers (BLEU and chrF by SacreBLEU, ROUGE-L, exact "
-             f"match). {scorecard.headline(comparison)}")
+             f"match){loss}. {scorecard.headline(comparison)}")
     notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), scorecard.cut_note(comparison),
+                                            _sentence(comparison.answer_length_reason),
                                             scorecard.method_note(comparison)) if text]
     lines = ["## Before and after tuning", "", intro, "", *md_table(scorecard.CELLS_HEADER, cards), "", *notes]
     gains, _ = gains_and_losses(comparison, SHOWN_EXAMPLES)

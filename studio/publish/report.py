@@ -92,6 +92,18 @@ def _subline(comparison: Comparison) -> str:
             f"template {comparison.template}")
 
 
+def _answer_notes(comparison: Comparison) -> list[str]:
+    """Per-example answer loss and the answer length's reason, where recorded."""
+    notes = []
+    if (loss := comparison.answer_loss) is not None:
+        notes.append(f"By answer loss: {loss.better} better, {loss.same} the same, {loss.worse} worse.")
+    if reason := comparison.answer_length_reason:
+        notes.append(reason[:1].upper() + reason[1:])
+    if baseline := sc.baseline_sentence(comparison):  # could prompting alone do it?
+        notes.append(baseline[:1].upper() + baseline[1:] + ("" if baseline.endswith(".") else "."))
+    return notes
+
+
 def _training_caption(run: dict, history: list[dict]) -> str:
     parts = []
     if run.get("final_loss") is not None:
@@ -137,8 +149,8 @@ def _html_card(line: sc.MetricLine) -> str:
 def _html_scores(run: dict, comparison: Comparison) -> str:
     lines = sc.metric_lines(comparison)
     first, tally = lines[0], sc.tally_text(comparison)  # the headline metric first
-    subs = [sc.headline(comparison), f"Per example: {tally}." if tally else "", _subline(comparison),
-            sc.cut_note(comparison)]
+    subs = [sc.headline(comparison), f"Per example: {tally}." if tally else "", *_answer_notes(comparison),
+            _subline(comparison), sc.cut_note(comparison)]
     return (f'<section class="headline"><p class="big"><span class="before">{_e(first.label)} {_e(first.before)}'
             f'</span> → {_e(first.after)}</p><p class="verdict">{_e(sc.change_text(first.change))}</p>'
             + "".join(f'<p class="sub">{_e(sub)}</p>' for sub in subs if sub)
@@ -259,7 +271,8 @@ def _md_summary(run: dict, history: list[dict], comparison: Comparison) -> list[
              _date(run.get("created", "")), f"status {run.get('status', '')}"]
     cards = [m.cells() for m in sc.metric_lines(comparison)]
     loss = _loss_table(history)
-    extra = [line for line in (sc.tally_text(comparison), sc.cut_note(comparison), sc.method_note(comparison)) if line]
+    extra = [line for line in (sc.tally_text(comparison), *_answer_notes(comparison), sc.cut_note(comparison),
+                               sc.method_note(comparison)) if line]
     return ([f"# {cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
              f"**{sc.headline(comparison)}**", "", _subline(comparison), ""]
             + md_table(sc.CELLS_HEADER, cards)

@@ -200,25 +200,40 @@ def sft_config_yaml(settings: StudioSettings, run_id: str, sft: Any, lora: Any, 
 
 LAUNCH_SH = """#!/usr/bin/env bash
 # Re-run this training with TRL's own SFT script. Install the versions in requirements.txt first.
-# NUM_PROCESSES defaults to every visible GPU; each process takes a batch of per_device_train_batch_size, so the
-# effective batch grows with it: NUM_PROCESSES=1 reproduces the run's batch exactly.
+# NUM_PROCESSES defaults to %s; each process takes a batch of per_device_train_batch_size, so the
+# batch per optimiser step is that times NUM_PROCESSES (the run trained on %d process(es)).
+#   N GPUs on this machine:  NUM_PROCESSES=4 bash launch.sh
+#   A Slurm cluster (this folder on shared storage; one task per node, each node's GPUs):
+#     srun --nodes=2 --ntasks-per-node=1 bash launch.sh
+#   which runs, on every node: accelerate launch --num_machines $SLURM_NNODES --machine_rank $SLURM_NODEID
+#     --main_process_ip <first node> --main_process_port 29500 --num_processes <GPUs on all nodes> ...
 set -euo pipefail
 cd "$(dirname "$0")"
-NUM_PROCESSES="${NUM_PROCESSES:-$(python -c 'import torch; print(max(torch.cuda.device_count(), 1))')}"
+NUM_PROCESSES="${NUM_PROCESSES:-%s}"
 PRECISION="$(python -c '%s')"
+if [ -n "${SLURM_NNODES:-}" ] && [ "$SLURM_NNODES" -gt 1 ]; then
+  MAIN_IP="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+  exec accelerate launch --num_processes "$((NUM_PROCESSES * SLURM_NNODES))" --num_machines "$SLURM_NNODES" \\
+    --machine_rank "$SLURM_NODEID" --main_process_ip "$MAIN_IP" --main_process_port 29500 \\
+    -m trl.scripts.sft --config %s $PRECISION "$@"
+fi
 accelerate launch --num_processes "$NUM_PROCESSES" -m trl.scripts.sft --config %s $PRECISION "$@"
 # The same through TRL's command line, which calls accelerate launch itself:
 #   trl sft --config %s --num_processes "$NUM_PROCESSES" $PRECISION
 """
+GPU_COUNT = "$(python -c 'import torch; print(max(torch.cuda.device_count(), 1))')"
 # Only for precision "auto": TRL defaults to bf16, which a CPU or a pre-Ampere GPU rejects.
 AUTO_PRECISION = ('import torch; print("" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else '
                   '"--bf16 false --fp16 true" if torch.cuda.is_available() else "--bf16 false --use_cpu true")')
 
 
 def launch_script(settings: StudioSettings) -> str:
-    """launch.sh: `accelerate launch ... -m trl.scripts.sft --config sft_config.yaml` and the `trl sft` form."""
+    """launch.sh: `accelerate launch ... -m trl.scripts.sft --config sft_config.yaml` (on N GPUs, or on every node
+    of a Slurm job) and the `trl sft` form."""
     precision = AUTO_PRECISION if settings.train.precision == "auto" else "print()"
-    return LAUNCH_SH % (precision, CONFIG_FILE, CONFIG_FILE)
+    processes = settings.train.num_processes
+    default, said = (str(processes), "the run's process count") if processes > 1 else (GPU_COUNT, "every visible GPU")
+    return LAUNCH_SH % (said, processes, default, precision, CONFIG_FILE, CONFIG_FILE, CONFIG_FILE)
 
 
 def requirements_text() -> str:

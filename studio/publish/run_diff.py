@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from studio.evaluate.change import judged
 from studio.evaluate.comparison import Comparison
 from studio.evaluate.run_pair import RunPair
 from studio.publish import scorecard
@@ -56,6 +57,7 @@ def score_rows(pair: RunPair) -> list[list[str]]:
         change = pair.changes.get(key)
         if change is None:
             continue
+        change = judged(key, change)  # a difference counts only when large enough to matter, as in Compare
         interval = (f"{change.low:+.1f} to {change.high:+.1f}" if change.low is not None and change.high is not None
                     else "-")
         verdict = scorecard.verdict_text(change) if interval != "-" else "-"
@@ -65,10 +67,11 @@ def score_rows(pair: RunPair) -> list[list[str]]:
 
 
 def headline(pair: RunPair, a_id: str, b_id: str) -> str:
-    """The difference in BLEU between the two tuned models, in one sentence."""
+    """The difference in BLEU between the two tuned models, in one sentence (judged by the minimum-effect rule)."""
     bleu = pair.changes.get("bleu")
     if bleu is None:
         return "The two runs have no BLEU to compare."
+    bleu = judged("bleu", bleu)
     how = f", {scorecard.verdict_text(bleu)}" if bleu.verdict != "no interval" else ""
     return (f"Run B ({b_id}) tuned BLEU {bleu.tuned:.1f} vs run A ({a_id}) {bleu.base:.1f}: "
             f"{bleu.delta:+.1f} {scorecard.interval_text(bleu)}{how}.").replace("  ", " ").replace(" :", ":")

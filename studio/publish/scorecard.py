@@ -15,6 +15,9 @@ The headline's rules:
   match, 5% of the references' perplexity); a sure but smaller change is "negligible", an unsure one no clear change.
 - How many answers of each model ran into the length limit, when any did ("45 of 48 tuned answers were cut at 12
   tokens."): scores of cut answers say little about what the model would have written.
+- Held-out prompts that repeat or nearly repeat a training prompt (`studio.data.overlap`, flagged when compared)
+  measure memory, not what tuning taught: the headline and the metric lines score the other rows, and one sentence
+  says how many were left out, unless the comparison ran with `generation.include_overlap` (then it says they count).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from typing import Any
 
 from studio.evaluate.change import PERPLEXITY_SHARE, Change, judged, perplexity_judged
 from studio.evaluate.comparison import Comparison, ComparisonRow
+from studio.evaluate.contamination import clean_comparison, overlapping
 from studio.evaluate.lengths import cut_label
 
 METRICS = (("bleu", "BLEU"), ("chrf", "chrF"), ("rouge_l", "ROUGE-L"), ("exact_match", "Exact match"))
@@ -109,8 +113,9 @@ def answer_loss_line(comparison: Comparison) -> MetricLine | None:
 
 
 def metric_lines(comparison: Comparison) -> list[MetricLine]:
-    """The headline metric first, then BLEU, chrF, ROUGE-L, exact match and answer perplexity (when measured)."""
-    out = []
+    """The headline metric first, then BLEU, chrF, ROUGE-L, exact match and answer perplexity (when measured), over
+    the rows the headline scores (`headline_comparison`)."""
+    comparison, out = headline_comparison(comparison), []
     for key, label in METRICS:
         change = comparison.changes.get(key) or _fallback_change(comparison, key)
         if change is not None:
@@ -242,18 +247,41 @@ def _verdict(comparison: Comparison) -> str:
     return sentence
 
 
+def headline_comparison(comparison: Comparison) -> Comparison:
+    """The rows the headline scores: without those that repeat a training prompt, unless the run included them."""
+    return comparison if comparison.generation.get("include_overlap") else clean_comparison(comparison)
+
+
+def overlap_sentence(comparison: Comparison) -> str:
+    """'3 held-out prompts that repeat or nearly repeat a training prompt are left out of the headline (...).'"""
+    n, total = overlapping(comparison), len(comparison.rows)
+    if not n:
+        return ""
+    s, verb, be = ("", "repeats", "is") if n == 1 else ("s", "repeat", "are")
+    prompts = f"{n} held-out prompt{s} that {verb} or nearly {verb} a training prompt"
+    if comparison.generation.get("include_overlap"):
+        return f"{prompts} {be} counted in the headline (generation.include_overlap is on)."
+    if n == total:
+        return "Every held-out prompt repeats or nearly repeats a training prompt, so the headline counts them all."
+    return (f"{prompts} {be} left out of the headline (include them with Include overlap in Compare's generation "
+            "settings, generation.include_overlap=true).")
+
+
 def headline(comparison: Comparison, judge: dict[str, Any] | None = None) -> str:
-    """The verdict: the headline metric's change, a judge's win rate (when given), how many answers were cut.
+    """The verdict: the headline metric's change, a judge's win rate (when given), how many answers were cut, how
+    many held-out prompts that repeat a training prompt were left out.
 
     A stopped comparison says so first.
     """
-    parts = [partial_note(comparison), _verdict(comparison), judge_sentence(judge), cut_sentence(comparison)]
+    scored = headline_comparison(comparison)
+    parts = [partial_note(comparison), _verdict(scored), judge_sentence(judge), cut_sentence(comparison),
+             overlap_sentence(comparison)]
     return " ".join(part for part in parts if part)
 
 
 def tally_text(comparison: Comparison) -> str:
-    """'18 better, 4 the same, 2 worse by sentence BLEU', or '' for comparisons without a tally."""
-    t = comparison.tally
+    """'18 better, 4 the same, 2 worse by sentence BLEU' over the rows the headline scores ('' without a tally)."""
+    t = headline_comparison(comparison).tally
     if t is None:
         return ""
     return f"{t.wins} better, {t.ties} the same, {t.losses} worse by sentence BLEU"
@@ -292,3 +320,16 @@ def ending(text: str, raw: str, comparison: Comparison) -> str:
     # The first stop in the raw text; one that began in the prompt's last characters shows without its start.
     found = [(raw.find(s.lstrip()), s) for s in comparison.stop_strings or [] if s.lstrip() and s.lstrip() in raw]
     return f"cut at {_quoted(min(found)[1])}" if found else "cut"
+
+
+def baseline_sentence(comparison: Comparison) -> str:
+    """'prompting alone (3-shot): BLEU 1.9; tuned 48.4, +46.5 [95% CI ...], significant', why it did not run, or ''."""
+    baseline = comparison.baseline
+    if baseline is None:
+        return ""
+    if not baseline.ran:
+        return baseline.reason
+    key = "bleu" if headline_metric(comparison) == "bleu" else "rouge_l"  # BLEU says little on long answers
+    change, label = judged(key, baseline.changes[key]), dict(METRICS)[key]
+    return (f"{baseline.label}: {label} {_shown(key, change.base)}; tuned {_shown(key, change.tuned)}, "
+            f"{change_text(change)}")

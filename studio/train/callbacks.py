@@ -40,9 +40,11 @@ class MetricsCallback(TrainerCallback):
         skip_until_step: int = 0,
         elapsed_offset: float = 0.0,
         on_begin: Callable[[int], None] | None = None,
+        count_tokens: Callable[[int], int] | None = None,
     ) -> None:
         self.sink, self.stop_event, self.save_at_end = sink, stop_event, save_at_end
         self.skip_until_step, self.elapsed_offset, self.on_begin = skip_until_step, elapsed_offset, on_begin
+        self.count_tokens = count_tokens  # this process's count -> every process's (a launched run sums them)
         self.trainer: Any = None  # the FastSFTTrainer,  # set after the trainer exists, for the token count
         self._start = time.perf_counter()
         self._last_time, self._last_tokens, self._begin_step = self._start, 0, 0
@@ -90,7 +92,8 @@ class MetricsCallback(TrainerCallback):
         self._check_stop(control)
 
     def _tokens(self) -> int:
-        return self.trainer.real_tokens if self.trainer is not None else 0
+        tokens = self.trainer.real_tokens if self.trainer is not None else 0
+        return self.count_tokens(tokens) if self.count_tokens is not None else tokens
 
 
 class BalanceThreads(TrainerCallback):

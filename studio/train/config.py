@@ -70,19 +70,28 @@ def build_lora_config(lora: LoraSettings, model: Any = None) -> LoraConfig:
     )
 
 
-def build_sft_config(settings: StudioSettings, output_dir: Path, n_train: int, has_eval: bool) -> SFTConfig:
-    """The TRL SFTConfig for these settings (checkpoints go to output_dir)."""
+def build_sft_config(
+    settings: StudioSettings, output_dir: Path, n_train: int, has_eval: bool, num_processes: int = 1,
+) -> SFTConfig:
+    """The TRL SFTConfig for these settings (checkpoints go to output_dir).
+
+    `num_processes` > 1 (each process of a launched run builds it): every process draws the same batches of
+    batch_size x processes rows from one sampler and takes its slice (accelerate's split_batches), so the order of
+    the rows, the steps per epoch and the length grouping are those of one process with that batch, by construction.
+    """
     if n_train < 1:
         raise TrainingError("There are no training examples left to train on.")
     t = settings.train
     bf16, fp16 = resolve_precision(t.precision)
     eval_by_steps = has_eval and t.eval_steps > 0
+    split = {"accelerator_config": {"split_batches": True}} if num_processes > 1 else {}
     return SFTConfig(
+        **split,
         output_dir=str(output_dir),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps if t.max_steps > 0 else -1,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
+        per_device_train_batch_size=t.batch_size * num_processes,
+        per_device_eval_batch_size=t.batch_size * num_processes,
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate,
         lr_scheduler_type=t.lr_scheduler,
@@ -127,9 +136,10 @@ def build_sft_config(settings: StudioSettings, output_dir: Path, n_train: int, h
 
 
 def estimate_total_steps(n_train: int, settings: StudioSettings) -> int:
-    """Optimiser steps the Trainer will take: max_steps, else ceil(epochs * ceil(batches per epoch / accumulation))."""
+    """Optimiser steps the Trainer will take: max_steps, else ceil(epochs * ceil(batches per epoch / accumulation)),
+    a batch being batch_size x num_processes rows."""
     t = settings.train
     if t.max_steps > 0:
         return t.max_steps
-    batches = math.ceil(n_train / t.batch_size)
+    batches = math.ceil(n_train / (t.batch_size * t.num_processes))
     return max(1, math.ceil(t.epochs * math.ceil(batches / t.grad_accum)))

@@ -142,8 +142,10 @@ def tokenize(
 def build_trainer(
     model: Any, tokenizer: Any, settings: StudioSettings, output_dir: Path,
     train_dataset: Dataset, eval_dataset: Dataset | None = None, callbacks: list | None = None,
+    num_processes: int = 1,
 ) -> FastSFTTrainer:
-    """Wrap the base model with LoRA and build the fast SFT trainer around it.
+    """Wrap the base model with LoRA and build the fast SFT trainer around it (`num_processes` > 1: in each process
+    of a launched run, `studio.train.worker`).
 
     TRL's collator pads on the right by itself, so the (shared) tokenizer's padding side is left alone.
     """
@@ -158,9 +160,10 @@ def build_trainer(
         # order and dropout with the same seed.
         set_seed(settings.train.seed)
         model = get_peft_model(model, build_lora_config(settings.lora, model))
-    args = build_sft_config(settings, output_dir, len(train_dataset), eval_dataset is not None)
+    args = build_sft_config(settings, output_dir, len(train_dataset), eval_dataset is not None, num_processes)
     callbacks = list(callbacks or [])
-    if settings.train.balance_threads and not torch.cuda.is_available():
+    # Launched processes keep their share of the cores: one adapting its count would take another's.
+    if settings.train.balance_threads and not torch.cuda.is_available() and num_processes == 1:
         callbacks.append(BalanceThreads(limit=settings.train.threads or None))  # never above a count asked for
     trainer = FastSFTTrainer(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,

@@ -93,6 +93,22 @@ def reference_completion_loss(
     return loss_sum / _normaliser((labels != IGNORE_INDEX).sum(), num_items_in_batch)
 
 
+def average_gradients(model: nn.Module, processes: int) -> None:
+    """Average the trainable parameters' gradients over every process, in one all-reduce of one flat buffer."""
+    import torch.distributed as dist
+
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= processes
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
 
@@ -101,6 +117,23 @@ class FastSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.fast_loss, self.fused_head = fast_loss, fused_head
         self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
+
+    @property
+    def syncs_by_hand(self) -> bool:
+        """True under DDP: the fast loss calls the decoder past DDP's forward, so DDP's own gradient reduction never
+        arms, and `training_step` averages the gradients instead (FSDP and DeepSpeed keep their own path)."""
+        from accelerate.utils import DistributedType
+
+        return self.accelerator.distributed_type in (DistributedType.MULTI_CPU, DistributedType.MULTI_GPU) \
+            and self.fast_loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step; under DDP with the fast loss, the gradients are then averaged over the processes at
+        the micro-step that ends an optimiser step (before clipping, as DDP would)."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.num_processes > 1 and self.syncs_by_hand and self.accelerator.sync_gradients:
+            average_gradients(self.model, self.accelerator.num_processes)
+        return loss
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         """Trainer._save minus the tokenizer: checkpoints are for resume and Train more, which take the tokenizer
@@ -117,10 +150,20 @@ class FastSFTTrainer(SFTTrainer):
         if return_outputs:  # only prediction with logits needs them; keep TRL's behaviour there
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if model.training else "eval"
-        if self.fast_loss:
+        processes = self.accelerator.num_processes
+        if processes > 1 and not self.syncs_by_hand:  # FSDP / DeepSpeed: only their own forward gathers the weights
+            loss = reference_completion_loss(model, inputs, num_items_in_batch)
+        elif self.fast_loss:
+            if processes > 1:  # DDP: the loss reads the decoder and head directly (gradients averaged by hand)
+                model = self.accelerator.unwrap_model(model)
             loss = fast_completion_loss(model, inputs, num_items_in_batch, fused_head=self.fused_head)
         else:
             loss = reference_completion_loss(model, inputs, num_items_in_batch)
+        if processes > 1 and num_items_in_batch is not None and self.args.average_tokens_across_devices:
+            # num_items_in_batch counts the answer tokens of every process, and DDP averages the gradients over the
+            # processes: scaled by their number, the gradient is that of one process with the whole batch (as
+            # transformers' own compute_loss does).
+            loss = loss * processes
         if mode == "train":
             mask = inputs.get("attention_mask")
             self.real_tokens += int(mask.sum()) if mask is not None else inputs["input_ids"].numel()

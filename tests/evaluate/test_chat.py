@@ -3,6 +3,7 @@ cut exactly as Compare cuts them, stop mid-stream, base first then tuned, each a
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -141,3 +142,14 @@ def test_two_streams_on_one_model_at_once_give_the_answers_each_gives_alone(mode
         thread.join(timeout=60)
     assert results == alone
     assert len(set(alone.values())) > 1  # base and tuned really differ, so a mix-up would show
+
+
+def test_the_chat_sizes_its_answers_by_compares_rule_without_a_time_budget():
+    from studio.evaluate.chat import CHAT_GENERATION, fit_chat_length
+
+    short, why = fit_chat_length(CHAT_GENERATION, [3, 5, 10])
+    assert short.max_new_tokens == 64 and "all 3 references fit" in why
+    long, why = fit_chat_length(CHAT_GENERATION, [100] * 20)
+    assert long.max_new_tokens == 120 and "95th percentile" in why and long.do_sample
+    by_hand, why = fit_chat_length(replace(CHAT_GENERATION, max_new_tokens_auto=False), [100] * 20)
+    assert by_hand.max_new_tokens == 64 and "set by hand" in why

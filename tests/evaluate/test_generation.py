@@ -157,11 +157,8 @@ def test_progress_after_each_batch_and_stop_between_batches(tiny_model, tiny_tok
 
 
 @pytest.mark.slow
-def test_batched_greedy_equals_one_at_a_time_on_the_real_model():
-    from studio.model.loading import load_base_model
-    from studio.settings import ModelSettings
-
-    loaded = load_base_model(ModelSettings(), for_training=False)
+def test_batched_greedy_equals_one_at_a_time_on_the_real_model(embedded_base):
+    loaded = embedded_base  # tests/conftest.py: the real model, loaded once for the tests that only read it
     template = get_template("alpaca")
     examples = [Example("Uppercase the word.", "", "river"), Example("Reverse the letters.", "", "lemon"),
                 Example("Sort the words alphabetically.", "", "pear apple fig kiwi"),

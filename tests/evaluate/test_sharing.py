@@ -34,7 +34,8 @@ def test_the_lock_serves_waiters_in_arrival_order():
     lock, order, inside, most_inside = FairLock(), [], [0], [0]
     lock.acquire()
 
-    def wait(i: int) -> None:
+    def wait(i: int, arriving: threading.Event) -> None:
+        arriving.set()
         with lock:
             inside[0] += 1
             most_inside[0] = max(most_inside[0], inside[0])
@@ -44,8 +45,10 @@ def test_the_lock_serves_waiters_in_arrival_order():
 
     threads = []
     for i in range(5):
-        threads.append(start(lambda i=i: wait(i)))
-        time.sleep(0.2)  # let each one queue before the next arrives
+        arriving = threading.Event()
+        threads.append(start(lambda i=i, arriving=arriving: wait(i, arriving)))
+        assert arriving.wait(WAIT_S)
+        time.sleep(0.1)  # from arriving to waiting in line is a few instructions: let each queue before the next
     assert order == []  # nobody gets in while the first holder has it
     lock.release()
     join_all(threads)

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from studio import runs
-from studio.model import embedded, loading
+from studio.model import embedded
 from studio.model import info as model_info_mod
-from studio.settings import EMBEDDED_MODEL, ModelSettings
 from studio.train.steps import features_to_dataset
 from studio.train.trainer import fast_completion_loss
 
@@ -34,8 +33,8 @@ def warm_cache():
     return time.perf_counter() - started
 
 
-def test_embedded_model_loads_from_the_fp32_cache(warm_cache):
-    loaded = loading.load_base_model(ModelSettings(model=EMBEDDED_MODEL), for_training=False)
+def test_embedded_model_loads_from_the_fp32_cache(warm_cache, embedded_base):
+    loaded = embedded_base  # tests/conftest.py: loaded once for the tests that only read the base model
     print(f"\ncache build/check {warm_cache:.1f} s, warm load {loaded.load_seconds:.1f} s")
     assert loaded.source == "embedded" and loaded.from_cache
     assert loaded.load_seconds < 20  # ~4 s on an idle 2-core machine; generous for a busy CI box
@@ -69,10 +68,10 @@ def _loss_on(model, tokenizer, template, examples) -> float:
         return fast_completion_loss(model, {"input_ids": ids, "attention_mask": mask, "labels": labels}).item()
 
 
-def test_a_short_lora_run_learns_and_leaves_the_base_model_exact(warm_cache, first_real_run):
-    job = first_real_run  # tests/conftest.py: the default settings for 12 steps
+def test_a_short_lora_run_learns_and_leaves_the_base_model_exact(warm_cache, first_real_run, embedded_base):
+    job = first_real_run  # tests/conftest.py: the default settings, cut short
     losses = [r["loss"] for r in job.history() if r.get("loss") is not None]
-    assert len(losses) == 12 and min(losses[-3:]) < max(losses[:3])
+    assert len(losses) == job.settings.train.max_steps and min(losses[-3:]) < max(losses[:3])
     assert runs.read_run(job.root, job.run_id).has_adapter
 
     model, tok = job.model, job.tokenizer
@@ -86,5 +85,6 @@ def test_a_short_lora_run_learns_and_leaves_the_base_model_exact(warm_cache, fir
         behind_adapter = [_greedy(model, tok, p) for p in PROMPTS]
     assert tuned_loss < base_loss
 
-    fresh = loading.load_base_model(ModelSettings(model=EMBEDDED_MODEL), for_training=False)
+    fresh = embedded_base  # loaded apart from the run's model and never wrapped in an adapter
+    assert fresh.model is not model.get_base_model()
     assert behind_adapter == [_greedy(fresh.model, fresh.tokenizer, p) for p in PROMPTS]

@@ -115,3 +115,15 @@ def test_cards_need_a_run(runs_dir, tmp_path):
         modelcard.model_card(run_dir)
     with pytest.raises(ValueError):
         modelcard.model_card(run_dir, kind="onnx")
+
+
+def test_the_results_name_the_answer_loss_and_the_answer_length(runs_dir, tiny_tokenizer, tiny_loader):
+    from studio import pipeline
+    from studio.settings import GenerationSettings
+
+    run_dir = make_finished_run(runs_dir, tiny_tokenizer, compare=False)[0]
+    rm = pipeline.open_run(runs_dir, run_dir.name, model_loader=tiny_loader)
+    pipeline.compare_run(rm, GenerationSettings(max_new_tokens=12))
+    _, body = _split(modelcard.model_card(run_dir))
+    assert "exact match) and the held-out answer loss (how likely each model finds the reference answers" in body
+    assert "| Answer perplexity |" in body and "- Answers up to 12 tokens: all 2 references fit" in body

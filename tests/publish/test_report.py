@@ -117,3 +117,35 @@ def test_write_report_from_a_run_folder(runs_dir):
     html = html_path.read_text(encoding="utf-8")
     assert run.run_id in html and "71.4" in html and "final train loss 0.410" in html
     assert "| BLEU | 2.1 | 71.4 | +69.3 |" in md_path.read_text(encoding="utf-8")
+
+
+def test_report_shows_the_answer_loss_the_answer_length_and_the_cut_count():
+    from studio.evaluate.answer_loss_record import ExampleLoss, summarise
+
+    comparison = sample_comparison()
+    comparison.answer_loss = summarise([ExampleLoss(0, 5, 2.0, 1.0), ExampleLoss(1, 7, 2.5, 1.2)])
+    comparison.answer_length, comparison.answer_length_reason = 8, "answers up to 8 tokens: all 2 references fit."
+    comparison.rows[0].base_cut, comparison.rows[0].tuned_cut = True, False
+    comparison.rows[1].base_cut, comparison.rows[1].tuned_cut = True, True
+    html = render_html(RUN, StudioSettings().to_dict(), HISTORY, comparison)
+    assert ">Answer perplexity<" in html and "By answer loss: 2 better, 0 the same, 0 worse." in html
+    assert "Answers up to 8 tokens: all 2 references fit." in html
+    assert "2 of 2 base and 1 of 2 tuned answers were cut at 8 tokens." in html
+    md = render_markdown(RUN, StudioSettings().to_dict(), HISTORY, comparison)
+    assert "| Answer perplexity | 9.9 | 3.1 | -6.8 |" in md and "- By answer loss: 2 better" in md
+
+
+def test_report_shows_the_prompt_only_baseline_or_why_it_did_not_run():
+    from studio.evaluate.baseline_record import score_baseline, skipped
+    from studio.evaluate.generation import Answer
+
+    comparison = sample_comparison()
+    answers = [Answer("dog", "dog", 1, "eos"), Answer("go", "go", 1, "eos")]
+    comparison.baseline = score_baseline(comparison.rows, answers, 3, "3-shot: why", [0, 1, 2], limit=8)
+    html = render_html(RUN, StudioSettings().to_dict(), HISTORY, comparison)
+    md = render_markdown(RUN, StudioSettings().to_dict(), HISTORY, comparison)
+    pattern = r"Prompting alone \(3-shot\): BLEU [\d.]+; tuned [\d.]+, [+-][\d.]+"
+    assert re.search(pattern, html) and re.search(r"- " + pattern, md)
+    comparison.baseline = skipped("Prompting alone was not measured: it is turned off.")
+    assert "Prompting alone was not measured: it is turned off" in render_html(RUN, StudioSettings().to_dict(),
+                                                                               HISTORY, comparison)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from studio.evaluate.run_pair import pair_runs
+from studio.evaluate.run_pair import RunPair, pair_runs
 from studio.publish.run_diff import flat_settings, headline, partial_notes, score_rows, settings_diff
 from studio.settings import StudioSettings
 from tests.builders import sample_comparison
@@ -32,3 +32,12 @@ def test_score_rows_put_both_runs_side_by_side_with_the_difference():
     assert partial_notes(a, b) == []
     b.partial, b.planned = True, 5
     assert partial_notes(a, b) == ["Run B: Stopped after 2 of 5 examples; scores cover those 2."]
+
+
+def test_a_small_sure_difference_is_negligible_not_significant():
+    from studio.evaluate.change import Change
+
+    a, b = sample_comparison(), sample_comparison()
+    pair = RunPair(a, b, {"bleu": Change(40.0, 40.5, 0.5, 0.1, 0.9)}, shared=2, same_rows=True)
+    assert score_rows(pair)[0][-1] == "negligible"
+    assert headline(pair, "a", "b").endswith("negligible.")

@@ -136,3 +136,48 @@ def test_cut_answers_per_model_in_the_headline_and_the_table_mark():
     assert scorecard.cut_mark(cmp, cmp.rows[0], "tuned") == "cut at 128 tokens"
     assert scorecard.cut_mark(cmp, cmp.rows[1], "tuned") == ""
     assert scorecard.cut_sentence(sample_comparison()) == ""  # not recorded: nothing claimed
+
+
+def overlapping_comparison(include: bool = False):
+    """Six rows, two of whose prompts repeat a training prompt (and are answered perfectly: remembered)."""
+    from studio.evaluate.contamination import mark_overlap
+    from studio.examples import Example
+    from tests.builders import scored_comparison
+
+    copied = "Explain in two sentences why the nightly backup job failed on the storage server last Friday night"
+    held_out = [Example(f"Spell the word number {i} backwards please", f"drow{i}") for i in range(4)]
+    held_out += [Example(copied, "The disk was full."), Example(copied + " again", "It ran out of space.")]
+    cmp = scored_comparison(held_out, ["no"] * 6, ["drow0", "drow1", "x", "y", "The disk was full.",
+                                                   "It ran out of space."],
+                            generation={"max_new_tokens": 8, "include_overlap": include})
+    return mark_overlap(cmp, held_out, [Example(copied, "Backups.")])
+
+
+def test_held_out_prompts_that_repeat_training_prompts_are_left_out_of_the_headline():
+    cmp = overlapping_comparison()
+    assert [r.overlap for r in cmp.rows] == ["", "", "", "", "exact", "near"]
+    text = scorecard.headline(cmp)
+    assert "on 4 held-out examples" in text and text.endswith(
+        "2 held-out prompts that repeat or nearly repeat a training prompt are left out of the headline (include "
+        "them with Include overlap in Compare's generation settings, generation.include_overlap=true).")
+    lines = {m.key: m for m in scorecard.metric_lines(cmp)}
+    assert lines["exact_match"].after == "50%" and scorecard.tally_text(cmp).startswith("2 better, 2 the same")
+    assert cmp.tuned.exact_match == 4 / 6  # the record itself keeps every row
+
+
+def test_the_setting_counts_them_and_says_so():
+    cmp = overlapping_comparison(include=True)
+    text = scorecard.headline(cmp)
+    assert "on 6 held-out examples" in text and text.endswith(
+        "2 held-out prompts that repeat or nearly repeat a training prompt are counted in the headline "
+        "(generation.include_overlap is on).")
+    assert {m.key: m for m in scorecard.metric_lines(cmp)}["exact_match"].after == "67%"
+
+
+def test_one_repeat_reads_in_the_singular_and_a_clean_comparison_says_nothing():
+    cmp = overlapping_comparison()
+    cmp.rows[5].overlap = ""
+    assert scorecard.overlap_sentence(cmp).startswith("1 held-out prompt that repeats or nearly repeats a training "
+                                                      "prompt is left out")
+    assert scorecard.overlap_sentence(sample_comparison()) == "" and "prompt" not in scorecard.headline(
+        sample_comparison())

@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from studio.evaluate.comparison import load_comparison
 from studio.presets import PRESET_DIR, read_preset
 from studio.runs import RunFolder, create_run, update_run
 from studio.settings import StudioSettings
@@ -97,6 +98,14 @@ def test_load_preview_train_compare(studio):
     assert "Answers cut at the first &quot;\\n### &quot; or at &lt;eos&gt;, the same rule for base and tuned" in scores
     assert raw.count("<details>") == 4 and "Base <span>" in raw and "Tuned <span>" in raw
     assert len(table["data"]) == 4 and table["headers"][-1] == "Change"
+    # The headline metric's card is the big one; the answer loss has its own card and per-example counts; the
+    # answer length says why; every answer that ran into the limit is marked in the table, as saved.
+    assert scores.count('class="card big') == 1 and ">Answer perplexity<" in scores
+    assert ">Per example (answer loss)<" in scores and "Answer length: Answers up to " in scores
+    saved = load_comparison(studio[2] / details["run_id"])
+    mark = f" [cut at {saved.limit} tokens]"
+    flagged = sorted((row.base_cut, row.tuned_cut) for row in saved.rows)
+    assert sorted((row[2].endswith(mark), row[3].endswith(mark)) for row in table["data"]) == flagged
     assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
     base, tuned = c.predict(instruction="Sort the words.", input="pear apple", **QUICK_GEN, api_name="/ask")
     assert base["label"] == "Base: Gemma 3 270M (adapter disabled)" and isinstance(base["value"], str)

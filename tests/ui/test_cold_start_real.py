@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def adopt(built: Path, cache: Path) -> None:
     """Move a finished cache build to `cache` unless something is there already (another build won the race)."""
-    if cache.exists() or not (built / "config.json").is_file():
+    if cache.exists() or not all((built / name).is_file() for name in ("config.json", "tokenizer.json")):
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
     staged = cache.parent / f".{cache.name}-adopted-{os.getpid()}"

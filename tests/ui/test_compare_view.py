@@ -42,3 +42,49 @@ def test_a_note_when_the_saved_comparison_is_of_another_adapter():
     assert adapter_note_html(None, None) == "" and adapter_note_html(40, 40) == ""
     assert "is of the run's final adapter; the run now uses its step-40 snapshot" in adapter_note_html(None, 40)
     assert "is of the run's step-40 snapshot; the run now uses its final adapter" in adapter_note_html(40, None)
+
+
+def _with_answer_loss(cmp, long: bool = False):
+    from studio.evaluate.answer_loss_record import ExampleLoss, summarise
+
+    cmp.answer_loss = summarise([ExampleLoss(0, 5, 2.0, 1.0), ExampleLoss(1, 7, 2.5, 1.2)])
+    cmp.answer_length, cmp.answer_length_reason = 8, "answers up to 8 tokens: all 2 references fit."
+    cmp.rows[0].base_cut, cmp.rows[0].tuned_cut = True, False
+    cmp.rows[1].base_cut, cmp.rows[1].tuned_cut = False, False
+    if long:
+        for row in cmp.rows:
+            row.reference = " ".join(["word"] * 40)
+    return cmp
+
+
+def test_the_big_card_is_the_headline_metric_and_cut_answers_are_marked():
+    short = _with_answer_loss(sample_comparison())
+    html = score_cards_html(short)
+    assert html.count('class="card big') == 1 and '<div class="card big wide good"><div class="label">BLEU<' in html
+    assert ">Answer perplexity<" in html and ">Per example (answer loss)<" in html and ">2 · 0 · 0<" in html
+    assert "1 of 2 base answers was cut at 8 tokens." in html
+    assert '<p class="cut-note answer-length">Answer length: Answers up to 8 tokens: all 2 references fit.</p>' in html
+    frame = comparison_frame(short)
+    row = frame[frame["Instruction"] == "Uppercase <b> Input: dog"].iloc[0]
+    assert row["Base answer"] == "dog dog [cut at 8 tokens]" and row["Tuned answer"] == "DOG"
+    long = score_cards_html(_with_answer_loss(sample_comparison(), long=True))
+    assert '<div class="card big wide good"><div class="label">Answer perplexity<' in long
+    assert long.index(">Answer perplexity<") < long.index(">BLEU<")
+
+
+def test_an_old_comparison_has_no_marks_and_no_answer_length(runs_dir):
+    run_dir = create_run(runs_dir, StudioSettings()).path
+    write_old_comparison(run_dir)
+    old = load_comparison(run_dir)
+    assert "cut at" not in " ".join(comparison_frame(old)["Base answer"]) and "answer-length" in score_cards_html(old)
+
+
+def test_the_scores_show_the_prompt_only_baseline_beside_base_and_tuned():
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.generation import Answer
+
+    cmp = sample_comparison()
+    cmp.baseline = score_baseline(cmp.rows, [Answer("dog", "", 1, "eos"), Answer("go", "", 1, "eos")], 2, "r")
+    html = score_cards_html(cmp)
+    assert "Prompting alone (2-shot)" in html and f"BLEU {cmp.baseline.scores.bleu:.1f}" in html
+    assert "Prompting alone (2-shot): BLEU " in html and "; tuned " in html

@@ -67,3 +67,19 @@ def test_an_upload_is_size_checked_and_copied_into_the_sessions_folder(tmp_path)
     with pytest.raises(DataError):
         steps.source_spec(state, steps.SOURCES[1], "", str(data), None, max_bytes=3)
     assert steps.source_spec(state, steps.SOURCES[2], "", None, " org/name ", 1) == "org/name"
+
+
+def test_the_row_counts_say_how_many_held_out_prompts_look_like_training_prompts(services, tmp_path):
+    import json
+
+    state, settings = SessionState(), StudioSettings()
+    steps.load_into_state(services, state, settings, steps.sample_spec("word_tasks"))
+    assert "look like" not in steps.counts(state)  # the demo's held-out rows are all new prompts
+    question = "Which plan includes priority support and how do I upgrade to it from the free plan in the app?"
+    rows = [{"instruction": f"Question {i}: {question}", "output": "Team."} for i in range(10)]
+    rows += [{"instruction": f"question {i} {question.lower()}", "output": "The Team plan."} for i in range(10)]
+    data = tmp_path / "twice.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = StudioSettings.from_dict({"data": {"test_fraction": 0.5, "shuffle": False}})
+    steps.load_into_state(services, state, settings, str(data))
+    assert steps.counts(state).endswith("\n10 held-out prompts look like training prompts (left out of the headline).")

@@ -48,3 +48,19 @@ def test_three_examples_in_large_type_best_first_escaped_and_clipped():
     assert clipped.strip()[:CLIP - 1] + "…" in html and "Expected: god" in html
     no_gain = replace(cmp, rows=[replace(r, tuned_bleu=r.base_bleu) for r in cmp.rows])
     assert "tuning did not raise any example" in examples_html(no_gain)
+
+
+def test_a_third_card_shows_what_prompting_alone_answered():
+    from studio.evaluate.baseline_record import score_baseline, skipped
+    from studio.evaluate.generation import Answer
+
+    cmp = sample_comparison()
+    cmp.baseline = score_baseline(cmp.rows, [Answer("dog <i>", "", 2, "eos"), Answer("og", "", 1, "eos")], 3, "r")
+    html = examples_html(cmp)
+    assert html.count('class="demo-answer baseline"') == 2
+    assert '<span class="tag">Prompting alone (3-shot)</span><p>dog &lt;i&gt;</p>' in html
+    assert html.index("Before tuning") < html.index("Prompting alone (3-shot)") < html.index("After tuning")
+    assert '<p class="demo-baseline">Prompting alone (3-shot): BLEU ' in html
+    cmp.baseline = skipped("Prompting alone was not measured: not even one training example fits.")
+    html = examples_html(cmp)
+    assert "demo-answer baseline" not in html and "Prompting alone was not measured: not even one" in html

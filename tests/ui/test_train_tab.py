@@ -59,3 +59,12 @@ def test_the_end_is_sent_once_and_the_full_view_always():
     assert job_view(job, 0.0, False, shown)[:7] == (SKIP,) * 7
     full = job_view(job, 0.0, False)
     assert SKIP not in full[:7] and full[1] is not None  # /progress and a page load send everything
+
+
+def test_the_chart_is_smoothed_by_default_as_tensorboard_draws_it():
+    from studio.publish.plots import SMOOTHING
+    from ui import train_tab
+
+    with gr.Blocks():
+        tab = train_tab.create_train_tab(None)
+    assert tab.smoothing.value == SMOOTHING > 0
