@@ -1,10 +1,12 @@
-"""`python -m bench launch`: what running the studio's training on several processes costs on this machine.
+"""`python -m bench launch` (and the `launch` part of `python -m bench`): what training on several processes costs.
 
 Two contenders on the default run (the embedded model, the default settings) with the same batch per optimiser
-step and the same rows: one process on every core (in the app's thread, batch_size x 2) against two processes
-of one thread each (`train.num_processes=2`, batch_size each). Targets: the two processes reach at least 0.85 of
-the one process's tokens/s (the launcher must cost little), and the first loss point shows within 15 s of Train
-being pressed (warm cache: the fp32 model is built once before timing).
+step and the same rows: one process of two threads (in the app's thread, batch_size x 2) against two processes of
+one thread each (`train.num_processes=2`, batch_size each). Both run once per round, the order reversed every other
+round, and the ratio is taken inside a round (bench/rounds.py says why). Targets, on the medians over the rounds
+(`bench.summary.TARGETS`): the two processes reach at least 0.85 of the one process's tokens/s (the launcher must
+cost little), and the first loss point with two processes shows within 15 s of Train being pressed (warm cache: the
+fp32 model is built once before timing).
 """
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-TARGET_RATIO = 0.85
-TARGET_FIRST_LOSS_SECONDS = 15.0
+from bench.rounds import DEFAULT_ROUNDS, format_spread, ratios, round_order, spread
+from bench.summary import TARGETS, launch_verdicts
+
+CONTENDERS = ("one_process_two_threads", "two_processes_one_thread")
+LABELS = {"one_process_two_threads": "1 process x 2 threads", "two_processes_one_thread": "2 processes x 1 thread"}
+TimedRun = Callable[[dict[str, dict[str, Any]], Path], dict[str, Any]]
 
 
 def timed_run(overrides: dict[str, dict[str, Any]], root: Path) -> dict[str, Any]:
@@ -40,45 +47,83 @@ def timed_run(overrides: dict[str, dict[str, Any]], root: Path) -> dict[str, Any
             "final_loss": losses[-1]["loss"] if losses else None, "wall_seconds": round(time.monotonic() - pressed, 1)}
 
 
-def launch_bench(steps: int, batch: int) -> dict[str, Any]:
-    """Both contenders, then the verdicts."""
+def contender_overrides(name: str, steps: int, batch: int) -> dict[str, dict[str, Any]]:
+    """The settings overrides of one contender: the same rows per optimiser step for both."""
+    common = {"max_steps": steps, "snapshots": 0, "save_steps": 0}
+    if name == "one_process_two_threads":
+        return {"train": {**common, "batch_size": batch * 2, "threads": 2}}
+    return {"train": {**common, "batch_size": batch, "threads": 1, "num_processes": 2}}
+
+
+def launch_rounds(steps: int, batch: int, rounds: int, say: Callable[[str], None] = print,
+                  run: TimedRun = timed_run) -> dict[str, Any]:
+    """Both contenders once per round for `rounds` rounds (the order reversed every other round): the raw runs."""
     from studio.model.embedded import embedded_cache_ready, ensure_embedded_cache
 
-    if not embedded_cache_ready():
+    if run is timed_run and not embedded_cache_ready():
         ensure_embedded_cache()  # warm cache: not part of either timing
-    common = {"max_steps": steps, "snapshots": 0, "save_steps": 0}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory() as tmp:
-        one = timed_run({"train": {**common, "batch_size": batch * 2, "threads": 2}}, Path(tmp))
-        two = timed_run({"train": {**common, "batch_size": batch, "threads": 1, "num_processes": 2}}, Path(tmp))
-    ratio = round(two["tokens_per_second"] / one["tokens_per_second"], 3) \
-        if one["tokens_per_second"] and two["tokens_per_second"] else None
-    return {"steps": steps, "batch_per_step": batch * 2, "one_process_two_threads": one,
-            "two_processes_one_thread": two, "ratio": ratio,
-            "verdicts": {"ratio": ratio is not None and ratio >= TARGET_RATIO,
-                         "first_loss": 0 < two["first_loss_seconds"] <= TARGET_FIRST_LOSS_SECONDS}}
+        for round_ in range(rounds):
+            for name in round_order(CONTENDERS, round_):
+                result = run(contender_overrides(name, steps, batch), Path(tmp))
+                runs[name].append(result)
+                say(f"  round {round_ + 1} {LABELS[name]:22s} {result['tokens_per_second']} tokens/s, first loss "
+                    f"{result['first_loss_seconds']} s, {result['status']}")
+    return {"steps": steps, "batch_per_step": batch * 2, "runs": runs}
 
 
-def table(figures: dict[str, Any]) -> str:
-    """The bench's lines, as printed."""
-    one, two = figures["one_process_two_threads"], figures["two_processes_one_thread"]
-    return "\n".join([
-        f"{figures['steps']} steps of {figures['batch_per_step']} rows, the embedded model",
-        f"  1 process x 2 threads : {one['tokens_per_second']} tokens/s, first loss {one['first_loss_seconds']} s, "
-        f"final loss {one['final_loss']:.4f}, {one['wall_seconds']} s",
-        f"  2 processes x 1 thread: {two['tokens_per_second']} tokens/s, first loss {two['first_loss_seconds']} s, "
-        f"final loss {two['final_loss']:.4f}, {two['wall_seconds']} s",
-        f"  ratio {figures['ratio']} (target >= {TARGET_RATIO}); first loss with 2 processes "
-        f"{two['first_loss_seconds']} s (target <= {TARGET_FIRST_LOSS_SECONDS:.0f} s)",
-    ])
+def summarise_launch(raw: dict[str, Any]) -> dict[str, Any]:
+    """Medians over the rounds, the per-round ratio of the two processes to the one, and both verdicts (pure)."""
+    one, two = (raw["runs"][name] for name in CONTENDERS)
+    completed = all(r["status"] == "completed" and r["tokens_per_second"] for r in one + two)
+    out: dict[str, Any] = {"steps": raw["steps"], "batch_per_step": raw["batch_per_step"], "rounds": len(one),
+                           "completed": completed, "errors": [r["error"] for r in one + two if r.get("error")]}
+    for name, runs in zip(CONTENDERS, (one, two)):
+        out[name] = {key: statistics.median(r[key] for r in runs if r[key] is not None)
+                     if any(r[key] is not None for r in runs) else None
+                     for key in ("tokens_per_second", "first_loss_seconds", "final_loss", "wall_seconds")}
+    if completed:
+        out["ratio_range"] = spread(ratios([r["tokens_per_second"] for r in two],
+                                           [r["tokens_per_second"] for r in one]))
+        out["ratio"] = out["ratio_range"]["median"]
+        out["first_loss_range"] = spread(r["first_loss_seconds"] for r in two)
+        out["first_loss_seconds"] = out["first_loss_range"]["median"]
+    return out
+
+
+def launch_table(figures: dict[str, Any]) -> list[str]:
+    """The launcher's lines, as `python -m bench` and `python -m bench launch` print them."""
+    lines = [f"Launcher ({figures['steps']} steps of {figures['batch_per_step']} rows on the embedded model, the "
+             f"median of {figures['rounds']} round(s))"]
+    for name in CONTENDERS:
+        c = figures[name]
+        loss = f"{c['final_loss']:.4f}" if c["final_loss"] is not None else "-"
+        lines.append(f"  {LABELS[name]:22s} {c['tokens_per_second']} tokens/s, first loss point "
+                     f"{c['first_loss_seconds']} s after Train, final loss {loss}, {c['wall_seconds']} s in all")
+    if not figures["completed"]:
+        return lines + [f"  a run did not complete: {'; '.join(figures['errors']) or 'no tokens/s recorded'}"]
+    return lines + [
+        f"  2 processes / 1 process, round by round: {format_spread(figures['ratio_range'])}  target >= "
+        f"{TARGETS['two_processes_vs_one']:.2f}x",
+        f"  first loss point with 2 processes: {format_spread(figures['first_loss_range'], '{:.1f} s')}  target <= "
+        f"{TARGETS['first_loss_two_processes_s']:g} s",
+    ]
 
 
 def main(argv: list[str]) -> int:
-    """Run the launch bench and print its lines and a JSON line; 0 when both targets are met."""
+    """Run the launch bench alone and print its lines, its verdicts and a JSON line; 0 when both targets are met."""
     parser = argparse.ArgumentParser(prog="python -m bench launch", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8, help="optimiser steps per contender (default 8)")
+    parser.add_argument("--steps", type=int, default=6, help="optimiser steps per contender (default 6)")
     parser.add_argument("--batch", type=int, default=4, help="rows per process and step (default 4, the default run)")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help=f"interleaved rounds of both contenders (default {DEFAULT_ROUNDS})")
     args = parser.parse_args(argv)
-    figures = launch_bench(args.steps, args.batch)
-    print(table(figures), flush=True)
+    figures = summarise_launch(launch_rounds(args.steps, args.batch, args.rounds,
+                                             say=lambda line: print(line, flush=True)))
+    figures["verdicts"] = launch_verdicts(figures)
+    print("\n".join(launch_table(figures)), flush=True)
+    for name, ok in figures["verdicts"].items():
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     print(json.dumps(figures))
     return 0 if all(figures["verdicts"].values()) else 1

@@ -1,11 +1,12 @@
 """`python -m bench`: the studio's speed and memory against the tutorial-style pipelines, on this machine.
 
 Usage
-    python -m bench                  # train + eval + latency + app, 5 interleaved rounds: the longest bench here
+    python -m bench                  # train + eval + latency + app + launch, 5 interleaved rounds: the longest here
     python -m bench --quick          # fewer steps/prompts, one round, no cold load, no app run: a smoke run
     python -m bench --rounds 3       # fewer rounds (the spread over 3 says less about the host than over 5)
     python -m bench --steps 8 --examples 64 --prompts 24 --rounds 7 --skip-cold
-    python -m bench --only train     # or eval, latency, app (comma-separated)
+    python -m bench --only train     # or eval, latency, app, launch (comma-separated)
+    python -m bench launch --steps 6 # only the launcher: 2 processes x 1 thread vs 1 x 2 (bench/launch.py)
     python -m bench --threads 1      # pin every contender to 1 torch thread (default: every available core)
     python -m bench --write-readme   # ... and rewrite the README's performance table from this run
     python -m bench demo             # the demo: default settings, train + compare (bench/demo.py)
@@ -13,6 +14,7 @@ Usage
     python -m bench levers           # switch each speed lever off in turn (bench/levers.py)
     python -m bench data             # big files: load seconds and peak RSS against the targets (bench/data.py)
     python -m bench probe            # the forgetting probe's cost and base accuracy (bench/probe.py, own options)
+    python -m bench owndata          # your own long-answer file, every default: train + Compare (bench/owndata.py)
     python -m bench coldstart        # `python app.py` on an empty STUDIO_HOME to the first loss point (bench/coldstart.py)
     python -m bench app              # only the app-vs-command-line training time (bench/app.py)
     python -m bench sweep --preset cpu-demo "train.epochs=1.5" "train.learning_rate=7e-4,train.epochs=1.5"
@@ -35,7 +37,8 @@ FLOPs per second (formula in bench/flops.py) over the fp32 torch.matmul rate at 
 the start of every round: each round's MFU is against its own round's ceiling. Latency covers model load, Train ->
 first loss point and one question in the prompt box idle vs while training (bench/latency.py); app runs the
 default run inside `python app.py` with a client polling like the Train tab, against the command line
-(bench/app.py). Every figure is printed next to the 1-minute load average; the last line is one JSON object with all
+(bench/app.py); launch trains the default run on two processes of one thread against one process of two threads,
+round by round, and times Train -> first loss point with two processes (bench/launch.py). Every figure is printed next to the 1-minute load average; the last line is one JSON object with all
 of them, the ratios and each target's PASS/FAIL.
 """
 from __future__ import annotations
@@ -107,6 +110,7 @@ def run_bench(args: argparse.Namespace, say=print) -> dict[str, Any]:
     """The whole bench; returns every figure (the JSON line)."""
     from bench.app import app_command
     from bench.latency import bench_latency
+    from bench.launch import launch_rounds, summarise_launch
     from studio.model.embedded import embedded_cache_ready, ensure_embedded_cache
 
     if not embedded_cache_ready():
@@ -132,6 +136,9 @@ def run_bench(args: argparse.Namespace, say=print) -> dict[str, Any]:
     if "app" in parts:
         say(f"App vs command line: the default run, {args.repeats} round(s) each")
         figures["app"] = app_command(args.repeats, app_overrides(args), run_worker, say)
+    if "launch" in parts:
+        say(f"Launcher: the default run on 2 processes x 1 thread vs 1 process x 2 threads, {args.repeats} round(s)")
+        figures["launch"] = summarise_launch(launch_rounds(args.steps, 4, args.repeats, say))
     figures["load_end"] = load1()
     figures["verdicts"] = verdicts(figures)
     return figures
@@ -155,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads pinned for every contender (default 0: every core this process may use)")
-    parser.add_argument("--only", default="train,eval,latency,app", help="parts to run: train,eval,latency,app")
+    parser.add_argument("--only", default="train,eval,latency,app,launch",
+                        help="parts to run: train,eval,latency,app,launch")
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold load (builds the cache, ~1-2 min)")
     parser.add_argument("--quick", action="store_true",
                         help="3 steps, 8 prompts, 1 round (unless --rounds), no cold load, no app")
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT + json.dumps(worker(json.loads(argv[1]))), flush=True)
         return 0
     own = {"data": "bench.data", "probe": "bench.probe", "coldstart": "bench.coldstart", "launch": "bench.launch",
-           "gpu": "bench.gpu"}
+           "gpu": "bench.gpu", "owndata": "bench.owndata"}
     if argv[:1] and argv[0] in own:  # sub-commands with their own options
         import importlib
 

@@ -96,9 +96,10 @@ def format_table(figures: dict[str, Any]) -> str:
     lines = [f"Bench on {figures['cpu_count']} cores, {figures.get('threads', '?')} thread(s) pinned, load "
              f"{figures['load_start']} at start, {figures['load_end']} at end"]
     from bench.app import app_table
+    from bench.launch import launch_table
 
     for key, table in (("train", training_table), ("eval", eval_table), ("latency", latency_table),
-                       ("app", app_table)):
+                       ("app", app_table), ("launch", launch_table)):
         if key in figures:
             lines += [""] + table(figures[key])
     if spread := spread_table(figures):

@@ -14,6 +14,7 @@ from bench.rounds import ratios, spread
 TARGETS = {
     "train_vs_trl": 3.0, "train_vs_tutorial": 3.0, "loss_gap_vs_trl": 0.02, "eval_vs_single": 6.0,
     "warm_load_s": 5.0, "first_loss_s": 15.0, "peak_rss_gb": 3.0, "mfu": 0.5, "app_vs_cli": 1.10,
+    "two_processes_vs_one": 0.85, "first_loss_two_processes_s": 15.0,  # the launcher (bench/launch.py)
 }
 
 
@@ -99,6 +100,19 @@ def verdicts(figures: dict[str, Any]) -> dict[str, bool | None]:
         f"MFU >= {TARGETS['mfu']:.0%} of the GEMM ceiling": t and t["studio"]["mfu"] >= TARGETS["mfu"],
         f"training in the app <= {TARGETS['app_vs_cli']:.2f}x the command line":
             app and app["ratio"] <= TARGETS["app_vs_cli"],
+        **launch_verdicts(figures.get("launch")),
+    }
+
+
+def launch_verdicts(launch: dict[str, Any] | None) -> dict[str, bool | None]:
+    """The launcher's two targets (bench/launch.py), on the medians over the rounds; None when not measured."""
+    ratio, first = TARGETS["two_processes_vs_one"], TARGETS["first_loss_two_processes_s"]
+    done = None if launch is None else launch["completed"]
+    return {
+        f"2 processes x 1 thread >= {ratio:.2f}x 1 process x 2 threads":
+            done and launch["ratio"] >= ratio,
+        f"first loss point <= {first:g} s after Train with 2 processes":
+            done and 0 < launch["first_loss_seconds"] <= first,
     }
 
 
@@ -117,6 +131,9 @@ def spread_rows(figures: dict[str, Any]) -> list[tuple[str, dict[str, Any], str,
         rows += [(f"MFU of {label}, against its round's GEMM ceiling", t[name]["mfu_range"], "{:.0%}", "")
                  for name, label in (("trl", "TRL"), ("tutorial", "the tutorial Trainer")) if name in t]
         rows.append(("GEMM ceiling, GFLOP/s", t["gemm_ceiling_range"], "{:.0f}", ""))
+    if (launch := figures.get("launch")) and launch["completed"]:
+        rows.append(("training, 2 processes x 1 thread / 1 process x 2 threads", launch["ratio_range"], "{:.2f}x",
+                     f">= {TARGETS['two_processes_vs_one']:.2f}x"))
     if e := figures.get("eval"):
         rows += [("answering, batched / one prompt at a time", e["ratio_vs_single_range"], "{:.1f}x",
                   f">= {TARGETS['eval_vs_single']:g}x"),

@@ -39,6 +39,8 @@ EPILOG = """examples:
 """
 
 
+TRAIN_BUDGET_MINUTES = 10.0  # train + Compare on your own data (`python -m bench owndata` measures it)
+
 MAP_HELP = (f"map a column to a role, repeatable; the roles: {roles_help()}; e.g. --map instruction=question "
             "--map output=answer (files whose columns have common names need none)")
 
@@ -52,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="load data -> split -> train LoRA -> compare base vs tuned -> report")
     _add_run_args(train)
     train.add_argument("--no-compare", action="store_true", help="stop after training (skip the before/after comparison)")
+    train.add_argument("--budget-minutes", type=float, default=TRAIN_BUDGET_MINUTES, metavar="M",
+                       help=f"with your own --data: train on a seeded subset when every row would not fit train + "
+                            f"Compare into M minutes at this machine's speed, saying so in one line (default "
+                            f"{TRAIN_BUDGET_MINUTES:g}; 0 or less trains on every row). Built-in samples, and runs whose preset "
+                            "or --set chooses data.max_examples or train.max_steps, keep their own size")
     cli_runs.add_origin_args(train)
     demo = sub.add_parser("demo", help="the one-click before/after: train, compare, then the verdict and the three "
                                        "examples tuning helped most")
@@ -175,6 +182,40 @@ def _with_data_template(settings: StudioSettings, args: argparse.Namespace) -> S
     return apply_overrides(settings, {"data": {"template": template}})
 
 
+def _size_chosen(args: argparse.Namespace) -> bool:
+    """True when --set or the preset chose data.max_examples or train.max_steps (the budget then never does)."""
+    keys = ("data.max_examples=", "train.max_steps=")
+    preset = read_preset(args.preset)
+    return bool(any(pair.strip().startswith(keys) for pair in args.set) or "max_examples" in (preset.get("data") or {})
+                or "max_steps" in (preset.get("train") or {}))
+
+
+def _within_budget(settings: StudioSettings, args: argparse.Namespace, root: Path) -> StudioSettings:
+    """Your own data on a subset that fits --budget-minutes (train + Compare), said in one line; else as it is."""
+    from studio.model.budget import budget_choice, training_speed
+    from studio.model.loading import load_tokenizer
+
+    if (args.budget_minutes <= 0 or settings.data.dataset.startswith("sample:") or _size_chosen(args)
+            or settings.train.max_steps):
+        return settings
+    loader = args.model_loader
+    if loader is None:
+        prepare_embedded(settings.model.model)  # the speed estimate reads the model's config from its cache
+    try:
+        # An injected loader replaces the model: only a speed measured on this machine describes it.
+        speed = training_speed(root, settings.model.model, estimate=loader is None)
+        tokenizer = (loader(settings.model, token=args.token).tokenizer if loader and speed
+                     else load_tokenizer(settings.model, args.token) if speed else None)
+        choice = budget_choice(settings, args.budget_minutes, tokenizer, speed)
+    except StudioError:
+        return settings  # the job itself reports what is wrong with the data or the model, as it always has
+    if choice.line:
+        print(choice.line, flush=True)
+    if choice.max_examples is None:
+        return settings
+    return apply_overrides(settings, {"data": {"max_examples": choice.max_examples}})
+
+
 def _print_progress(job, printed: int) -> int:
     logs = job.logs()
     for line in logs[printed:]:
@@ -202,7 +243,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     root = args.runs_dir or runs.runs_dir()
     started = time.perf_counter()
-    job = cli_runs.training_job(args, root, lambda: _with_data_template(settings_from_args(args), args))
+    job = cli_runs.training_job(args, root, lambda: _within_budget(
+        _with_data_template(settings_from_args(args), args), args, root))
     settings = job.settings
     if args.model_loader is None:
         prepare_embedded(settings.model.model)

@@ -39,21 +39,26 @@ def training_job(args: argparse.Namespace, root: Path, new_settings: Callable[[]
     """The TrainingJob `train` runs: a new run, a resumed one (--resume) or a continuation (--continue)."""
     from studio.jobs import TrainingJob
     from studio.train.continuation import continue_settings
+    from studio.train.launch import check_machine  # before starting: processes this machine lacks, one sentence
 
     common = {"token": args.token, "model_loader": args.model_loader}
     # Whoever runs the command line owns every run on this machine (as `export` does): act as the run's owner.
     if args.resume:
         _refuse(args, "--resume", allow_set=False)
-        owner = runs.read_run(root, args.resume).owner
-        return TrainingJob(StudioSettings(), root, owner=owner, resume_run=args.resume, **common)
+        info = runs.read_run(root, args.resume)
+        check_machine(info.folder.read_settings().train)
+        return TrainingJob(StudioSettings(), root, owner=info.owner, resume_run=args.resume, **common)
     if args.continue_run:
         _refuse(args, "--continue", allow_set=True)
         parent = runs.read_run(root, args.continue_run)
         settings = continue_settings(parent.folder.read_settings(), parse_assignments(args.set))
+        check_machine(settings.train)
         print(f"Training run {args.continue_run} more as a new run (its adapter and optimizer state carry over).",
               flush=True)
         return TrainingJob(settings, root, owner=parent.owner, continue_run=args.continue_run, **common)
-    return TrainingJob(new_settings(), root, **common)
+    settings = new_settings()
+    check_machine(settings.train)
+    return TrainingJob(settings, root, **common)
 
 
 @contextlib.contextmanager

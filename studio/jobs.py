@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -214,15 +215,13 @@ class TrainingJob:
     def _launched(self) -> None:
         """Train in a child process group (`studio.train.launch`), then hold the adapter in memory as a run trained
         here would (Compare, the demo's stages and the command line use `job.model`)."""
-        run = launched.LaunchedTraining(self.folder, *self._launch_plan())
+        launch = launched.prepare(self.folder, self.settings, self._recorded_threads, self._model_loader, self._token,
+                                  self._resume_from, self._parent[1] if self._parent else None)
+        write_repro_bundle(self.run_dir)  # from the settings: its launch.sh with as many processes repeats the run
         self._stage = "train"
         self._set_status("training")
-        self.log(f"Training on {self.settings.train.num_processes} processes ({launched.backend()})")
-        run.start()
-        try:
-            outcome = run.outcome(run.follow(self._stop, self._record_launched, self._on_train_begin))
-        finally:
-            run.terminate()  # a failure in this thread must not leave the processes training
+        self.log(launch.describe())
+        outcome = launch.train(self._stop, partial(self._record, append=False), self._on_train_begin)
         if outcome.step == 0:
             return self._finish(0)
         self.stop_reason = outcome.stop_reason
@@ -230,19 +229,6 @@ class TrainingJob:
         loaded = steps.load_model(self.settings, self._token, self._model_loader, self.root, self.log)
         self.template, self.model, self.tokenizer = launched.adapter_model(loaded, self.settings, self.folder)
         self._close_training(outcome.step, outcome.total_steps, self.folder.adapter_dir)
-
-    def _launch_plan(self) -> tuple[list[str], dict[str, str]]:
-        """The processes' command line and environment; records how they are launched in run.json first."""
-        t = self.settings.train
-        threads = launched.threads_per_process(self.settings, self._recorded_threads)
-        loader = launched.loader_reference(self._model_loader)
-        runs.update_run(self.run_dir, threads=threads, thread_policy="pinned", num_processes=t.num_processes,
-                        backend=launched.backend(), accelerate_config=t.accelerate_config.strip())
-        # The bundle from the run's settings (its configs per process: launch.sh with as many processes repeats it).
-        write_repro_bundle(self.run_dir)
-        parent = self._parent[1] if self._parent else None
-        command = launched.launch_command(self.run_dir, self.settings, threads, self._resume_from, parent, loader)
-        return command, launched.child_environment(self._token)
 
     def _record_threads_and_bundle(self, trainer: Any, tokenizer: Any) -> Any:
         """Fix the run's thread policy in run.json, then write the reproducibility bundle (which copies it)."""
@@ -261,16 +247,12 @@ class TrainingJob:
         self._track.update(total_steps=max_steps)
         self.log(f"Training {max_steps} steps")
 
-    def _record_launched(self, record: dict[str, Any]) -> None:
-        """A record rank 0 appended to metrics.jsonl: kept in the history, its step in run.json."""
+    def _record(self, record: dict[str, Any], append: bool = True) -> None:
+        """Metrics sink: keep the record (progress and log follow), append it to metrics.jsonl (not when rank 0 of
+        launched processes wrote it there) and run.json's step."""
         self._track.add(record)
-        if record.get("loss") is not None:
-            runs.update_run(self.run_dir, step=record["step"], total_steps=self._track.value("total_steps"))
-
-    def _record(self, record: dict[str, Any]) -> None:
-        """Metrics sink: keep the record (progress and log follow), append it to metrics.jsonl and run.json's step."""
-        self._track.add(record)
-        self.folder.append_metric(record)
+        if append:
+            self.folder.append_metric(record)
         if record.get("loss") is not None:
             runs.update_run(self.run_dir, step=record["step"], total_steps=self._track.value("total_steps"))
 

@@ -16,7 +16,7 @@ from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, load_comparison
 from studio.pipeline import compare_run, stopped_note
 from studio.publish.plots import delta_figure, scores_figure
-from studio.publish.report import write_report
+from studio.publish.report import saved_judge, write_report
 from studio.runs import RunFolder, list_runs, read_run
 from ui.compare_view import COLUMNS, adapter_note_html, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
@@ -29,10 +29,17 @@ from ui.stops import wire_stop
 from ui.timeline_panel import create_timeline_panel, wire_timeline_panel
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
-GEN_FIELDS = ("max_new_tokens", "max_new_tokens_auto", "answer_budget_seconds", "num_beams", "batch_size", "do_sample",
-              "temperature", "top_p", "repetition_penalty", "seed", "include_overlap")
+# Generation settings in rows: answer length, what Compare adds (baseline, overlap), decoding.
+GEN_ROWS = (("max_new_tokens", "max_new_tokens_auto", "answer_budget_seconds"),
+            ("baseline_shots", "baseline_budget_seconds", "include_overlap"),
+            ("num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty", "seed"))
+GEN_FIELDS = tuple(name for row in GEN_ROWS for name in row)
+GEN_LABELS = {"max_new_tokens_auto": "Fit to the data", "answer_budget_seconds": "Answer time budget (s)",
+              "baseline_shots": "Prompt-only baseline (shots)", "baseline_budget_seconds": "Baseline time budget (s)"}
 LENGTH_NOTE = ("With *fit to the data* on, Compare sizes the answers to the run's held-out references and says why "
-               "under the scores; the built-in word tasks keep their short answers.")
+               "under the scores; the built-in word tasks keep their short answers. The prompt-only baseline (the "
+               "base model with a few training examples before each prompt) runs when it fits its time budget; "
+               "0 shots turns it off.")
 
 
 @dataclass
@@ -66,10 +73,10 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         run = gr.Dropdown([], label="Run (with a trained adapter)", scale=5, allow_custom_value=True)
         refresh = gr.Button("↻ Refresh runs", size="sm", scale=1)
     with gr.Accordion("Generation settings", open=False, elem_classes="studio-settings"):
-        for names in (GEN_FIELDS[:5], GEN_FIELDS[5:]):
+        for names in GEN_ROWS:
             with gr.Row():
                 for name in names:
-                    ctx.form.add("generation", name)
+                    ctx.form.add("generation", name, **({"label": GEN_LABELS[name]} if name in GEN_LABELS else {}))
         gr.Markdown(LENGTH_NOTE)
     with gr.Row():
         compare = gr.Button("Compare on the test split", variant="primary", scale=4)
@@ -79,7 +86,8 @@ def create_compare_tab(ctx: Context) -> CompareTab:
         scores_plot = gr.Plot(label="Scores before and after")
         delta_plot = gr.Plot(label="Per-example BLEU change")
     table = gr.Dataframe(headers=COLUMNS, label="Side by side (sorted by BLEU change; click a header to re-sort)",
-                         datatype=["str"] * 4 + ["number"] * 3, wrap=True, max_height=520, interactive=False,
+                         # One type for every column: a prompt-only baseline adds a text column before the numbers.
+                         datatype="str", wrap=True, max_height=520, interactive=False,
                          column_widths=["22%", "14%", "20%", "20%", "8%", "8%", "8%"])
     with gr.Accordion("Raw answers, before the cut (everything each model wrote, special tokens shown)", open=False):
         raw = gr.HTML()
@@ -131,7 +139,8 @@ class CompareHandlers:
         """Score cards, scores figure, delta figure, table, raw answers and report files for a comparison."""
         tab = self.tab
         in_use = (read_run(run_dir.parent, run_dir.name).adapter_choice or {}).get("step")
-        return {tab.scores: adapter_note_html(cmp.adapter_step, in_use) + score_cards_html(cmp),
+        judge = saved_judge(run_dir, cmp)  # a judging's win rate joins the headline
+        return {tab.scores: adapter_note_html(cmp.adapter_step, in_use) + score_cards_html(cmp, judge),
                 tab.scores_plot: scores_figure(cmp), tab.delta_plot: delta_figure(cmp),
                 tab.table: comparison_frame(cmp), tab.raw: raw_answers_html(cmp), tab.report: report_files(run_dir)}
 
@@ -219,6 +228,7 @@ def wire_compare_tab(ctx: Context, tab: CompareTab) -> None:
     tab.ask.click(on.ask, [state, tab.run, tab.instruction, tab.input, ctx.token], [tab.base, tab.tuned],
                   inputs_kwargs=gen, api_name="ask", concurrency_id="generate", concurrency_limit=1)
     wire_probe_panel(ctx, tab, tab.probe)
-    wire_judge_panel(ctx, tab.judge, tab.run)
+    judged = wire_judge_panel(ctx, tab.judge, tab.run)
+    judged.success(on.saved, tab.run, view, api_visibility="private")  # the headline now carries the judge
     wire_stop(ctx, tab.stop_ask, "ask", "the answer", "stop_ask")
     wire_timeline_panel(ctx, tab.timeline, tab.run)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import pandas as pd
 
@@ -23,26 +24,37 @@ def _metric_card(line: scorecard.MetricLine, big: bool = False) -> str:
     return card(line.label, line.after, scorecard.delta_text(change), kind, before=line.before, badge=badge)
 
 
-def score_cards_html(cmp: Comparison) -> str:
+def _judge_card(judge: dict[str, Any] | None) -> list[str]:
+    """The judge's win rate as a card (none without a judge, or for one too inconsistent to trust)."""
+    if not judge or not judge.get("trusted") or judge.get("win_rate") is None:
+        return []
+    ci = f"95% CI {judge['low']:.0%} to {judge['high']:.0%}, " if judge.get("low") is not None else ""
+    return [card(f"Judge: tuned vs {'prompt-only baseline' if judge.get('opponent') == 'baseline' else 'base'}",
+                 f"{judge['win_rate']:.0%}", f"{ci}{judge.get('pairs', 0)} pairs, {judge.get('ties', 0)} ties")]
+
+
+def score_cards_html(cmp: Comparison, judge: dict[str, Any] | None = None) -> str:
     """The verdict sentence, a card per metric (the headline metric big, with its interval), per-example counts,
-    how answers were cut and the answer length with its reason."""
-    lines = scorecard.metric_lines(cmp)  # the headline metric first
+    the prompt-only baseline and the judge (when one ran), how answers were cut and the answer length with its
+    reason; every figure over the rows the headline scores (`scorecard.headline_comparison`)."""
+    lines, scored = scorecard.metric_lines(cmp), scorecard.headline_comparison(cmp)  # the headline metric first
     items = [_metric_card(line, big=i == 0) for i, line in enumerate(lines)]
-    if cmp.tally is not None:
-        t = cmp.tally
+    if scored.tally is not None:
+        t = scored.tally
         items.append(card("Per example", f"{t.wins} · {t.ties} · {t.losses}",
                           "better · same · worse, by sentence BLEU"))
-    if cmp.answer_loss is not None:
-        a = cmp.answer_loss
+    if scored.answer_loss is not None:
+        a = scored.answer_loss
         items.append(card("Per example (answer loss)", f"{a.better} · {a.same} · {a.worse}",
                           "better · same · worse, by the reference answers' loss"))
-    if (base := cmp.baseline) is not None and base.ran:  # could prompting alone do it?
+    if (base := scored.baseline) is not None and base.ran:  # could prompting alone do it?
         items.append(card(f"Prompting alone ({base.shots}-shot)", f"BLEU {base.scores.bleu:.1f}",
                           "the base model with training examples in front of each prompt"))
+    items += _judge_card(judge)
     verdict = _kind(lines[0].change.verdict)
     notes = [scorecard.cut_note(cmp), scorecard.method_note(cmp), scorecard.baseline_sentence(cmp)]
     notes[-1] = notes[-1][:1].upper() + notes[-1][1:]
-    return (f'<p class="compare-headline {verdict}">{html.escape(scorecard.headline(cmp))}</p>'
+    return (f'<p class="compare-headline {verdict}">{html.escape(scorecard.headline(cmp, judge))}</p>'
             f"{cards(*items, min_px=170)}"
             f'<p class="cut-note">{html.escape(" ".join(filter(None, notes)))}</p>{answer_length_html(cmp)}')
 
@@ -67,19 +79,36 @@ def ranked_rows(cmp: Comparison) -> list[ComparisonRow]:
     return sorted(cmp.rows, key=lambda r: r.delta_bleu, reverse=True)
 
 
-def _marked(cmp: Comparison, row: ComparisonRow, who: str) -> str:
-    """The answer as scored, with '[cut at N tokens]' after it when it ran into the length limit."""
-    mark = scorecard.cut_mark(cmp, row, who)
-    text = getattr(row, who)
+def _with_mark(text: str, mark: str) -> str:
     return f"{text} [{mark}]" if mark else text
 
 
+def _marked(cmp: Comparison, row: ComparisonRow, who: str) -> str:
+    """The answer as scored, with '[cut at N tokens]' after it when it ran into the length limit."""
+    return _with_mark(getattr(row, who), scorecard.cut_mark(cmp, row, who))
+
+
+def columns(cmp: Comparison) -> list[str]:
+    """The table's columns: COLUMNS, with the prompt-only baseline's answers after the tuned ones when it ran."""
+    if cmp.baseline is None or not cmp.baseline.ran or len(cmp.baseline.rows) != len(cmp.rows):
+        return COLUMNS
+    return [*COLUMNS[:4], f"Prompting alone ({cmp.baseline.shots}-shot)", *COLUMNS[4:]]
+
+
 def comparison_frame(cmp: Comparison) -> pd.DataFrame:
-    """The side-by-side table of cut answers (marked where the length limit cut them) with sentence BLEU before,
-    after and the change."""
-    return pd.DataFrame([[_task(r), r.reference, _marked(cmp, r, "base"), _marked(cmp, r, "tuned"),
-                          round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)]
-                         for r in ranked_rows(cmp)], columns=COLUMNS)
+    """The side-by-side table of cut answers (marked where the length limit cut them; the prompt-only baseline's
+    beside them when it ran) with sentence BLEU before, after and the change; a row whose prompt repeats a training
+    prompt says so after its instruction."""
+    names, index = columns(cmp), {id(row): i for i, row in enumerate(cmp.rows)}
+    table = []
+    for r in ranked_rows(cmp):
+        answers = [_marked(cmp, r, "base"), _marked(cmp, r, "tuned")]
+        if len(names) > len(COLUMNS):
+            shot = cmp.baseline.rows[index[id(r)]]
+            answers.append(_with_mark(shot.answer, scorecard.baseline_cut_mark(cmp, shot)))
+        table.append([_with_mark(_task(r), scorecard.overlap_mark(cmp, r)), r.reference, *answers,
+                      round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)])
+    return pd.DataFrame(table, columns=names)
 
 
 def _raw_block(title: str, raw: str, ended: str) -> str:

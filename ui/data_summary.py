@@ -6,17 +6,14 @@ Pure functions of the loaded data (and, for the speed, of the runs folder and th
 """
 from __future__ import annotations
 
-import functools
 import html
-import statistics
 from pathlib import Path
 
-from studio import runs
 from studio.data.dataset import LoadedDataset
 from studio.data.summary import LoadSummary, reason_label
 from studio.data.templates import trains_every_turn
-from studio.runs import RunFolder
-from studio.settings import EMBEDDED_MODEL, StudioSettings
+from studio.model.budget import fit_subset, training_speed
+from studio.settings import StudioSettings
 from ui.theme import duration
 
 BUDGET_MINUTES = 10  # the time budget the subset suggestion starts from
@@ -70,43 +67,6 @@ def lengths_note(found: list[int], n_train: int, limit: int, loaded: LoadedDatas
     return f"{note}\n\n{chats}" if chats else note
 
 
-def measured_speed(runs_root: Path, model: str) -> tuple[float, str] | None:
-    """(median training tokens/s, which run) of the newest run of `model` on this machine that logged a speed."""
-    try:
-        found = runs.list_runs(runs_root)
-    except OSError:
-        return None
-    for info in found:
-        if info.base_model != model:
-            continue
-        speeds = [r["tokens_per_second"] for r in RunFolder(info.path).read_metrics() if r.get("tokens_per_second")]
-        if speeds:
-            return float(statistics.median(speeds)), f"measured in run {info.run_id}"
-    return None
-
-
-@functools.lru_cache(maxsize=8)
-def estimated_speed(model: str) -> tuple[float, str] | None:
-    """Training tokens/s estimated from the model's FLOPs per token (its config, on the meta device: no weights)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from studio.model.embedded import embedded_cache_dir, embedded_cache_ready
-    from studio.model.info import estimate_epoch_seconds, model_info
-
-    if model == EMBEDDED_MODEL:
-        if not embedded_cache_ready():
-            return None
-        model = str(embedded_cache_dir())
-    try:
-        config = AutoConfig.from_pretrained(model, local_files_only=True)
-        with torch.device("meta"):
-            info = model_info(AutoModelForCausalLM.from_config(config))
-    except Exception:  # noqa: BLE001 - no local config (or an exotic one): no estimate, the note says so
-        return None
-    return 1.0 / estimate_epoch_seconds(info, 1), "estimated from the model's FLOPs per token"
-
-
 def subset_suggestion(runs_root: Path, settings: StudioSettings, lengths: list[int], n_train: int, n_held_out: int,
                       budget_minutes: float) -> tuple[str, int | None]:
     """(a sentence, the suggested max_examples) for training within `budget_minutes` at this machine's speed.
@@ -116,18 +76,16 @@ def subset_suggestion(runs_root: Path, settings: StudioSettings, lengths: list[i
     """
     if not lengths or n_train <= 0:
         return "", None
-    speed = measured_speed(runs_root, settings.model.model) or estimated_speed(settings.model.model)
+    speed = training_speed(runs_root, settings.model.model)
     if speed is None:
         return ("Train once on this machine to measure its speed; the studio then suggests a subset size that "
                 "trains within your time budget."), None
-    tokens_per_second, source = speed
     minutes = f"{budget_minutes:g} minute" + ("" if budget_minutes == 1 else "s")
-    per_example = statistics.fmean(min(n, settings.data.max_length) for n in lengths) / tokens_per_second
-    epochs = settings.train.epochs
-    fits = max(1, int(budget_minutes * 60 / (per_example * epochs)))
+    fit = fit_subset(speed, settings, lengths, n_train, budget_minutes * 60)
+    tokens_per_second, source, epochs, fits = fit.tokens_per_second, fit.source, fit.epochs, fit.fits
     passes = "one epoch" if epochs == 1 else f"{epochs:g} epochs"
     head = (f"At {tokens_per_second:.0f} tokens/s ({source}), {passes} over the {n_train:,} training examples "
-            f"{'takes' if epochs == 1 else 'take'} about {duration(per_example * epochs * n_train)}")
+            f"{'takes' if epochs == 1 else 'take'} about {duration(fit.all_seconds)}")
     if settings.train.max_steps:
         return f"{head}; train.max_steps caps the run at {settings.train.max_steps} steps instead.", None
     if fits >= n_train:

@@ -1,7 +1,9 @@
-"""The Compare tab's "Judge the answers" panel: an LLM judge picks the better answer, base vs tuned, in both orders.
+"""The Compare tab's "Judge the answers" panel: an LLM judge picks the better answer, tuned vs base (or vs the
+prompt-only baseline), in both orders.
 
 The handlers turn the boxes into a `JudgeSpec` and call `studio.evaluate.judge.judge_run` on the chosen run's saved
-comparison; the sentence comes from the scorecard, as everywhere. The key box is a password field whose value goes
+comparison, then rewrite the run's report, whose headline now carries the judge; the sentence comes from the
+scorecard, as everywhere. The key box is a password field whose value goes
 into the requests of this one click and nowhere else. Stop reaches the judge through the visitor's own stop flag
 (`ui.services.StopFlags`), checked between two pairs.
 """
@@ -20,6 +22,7 @@ from studio.evaluate.comparison import load_comparison
 from studio.evaluate.judge import judge_run, stopped_note
 from studio.evaluate.judge_backends import JudgeSpec, make_judge
 from studio.evaluate.judge_record import JudgeResult, JudgeStopped, load_judge
+from studio.publish.report import write_report
 from studio.publish.scorecard import JUDGE_MIN_AGREEMENT, judge_sentence
 from studio.runs import RunFolder, read_run
 from ui.context import Context
@@ -31,12 +34,14 @@ PROGRESS = gr.Progress()
 BACKENDS = [("An OpenAI-compatible endpoint (llama-server, Ollama, vLLM, a hosted API)", "endpoint"),
             ("A chat model run here (a Hub id or a local folder)", "transformers"),
             ("Hugging Face Inference Providers (your Hugging Face token or sign-in)", "providers")]
-EXPLAIN = ("Another LLM reads each held-out instruction, its reference answer and the base and tuned answers, and "
-           "says which is better or a tie. Every pair is asked twice, the answers swapped, so a judge that favours "
-           "the first answer cancels out; a judge that disagrees with itself too often is reported as too weak to "
-           "trust. The prompt and every reply are saved in the run folder.")
+EXPLAIN = ("Another LLM reads each held-out instruction, its reference answer and two answers, the tuned model's and "
+           "the base model's (or the prompt-only baseline's), and says which is better or a tie. Every pair is asked "
+           "twice, the answers swapped, so a judge that favours the first answer cancels out; a judge that disagrees "
+           "with itself too often is reported as too weak to trust. The prompt and every reply are saved in the run "
+           "folder, and the win rate joins Compare's headline and the report.")
+OPPONENTS = [("base model", "base"), ("prompt-only baseline", "baseline")]
 TABLE = ["#", "Instruction", "Base shown first", "Tuned shown first"]
-_WHO = {"tuned": "tuned", "opponent": "base", "tie": "tie", None: "unreadable"}
+_WHO = {"tuned": "tuned", "tie": "tie", None: "unreadable"}
 
 
 @dataclass
@@ -44,6 +49,7 @@ class JudgePanel:
     """The panel's components."""
 
     backend: Any
+    opponent: Any
     endpoint: Any
     model: Any
     key: Any
@@ -59,6 +65,9 @@ def create_judge_panel(ctx: Context) -> JudgePanel:
     with gr.Accordion("Judge the answers", open=False):
         gr.Markdown(EXPLAIN)
         backend = gr.Radio(BACKENDS, value="endpoint", label="Judge")
+        opponent = gr.Radio(OPPONENTS, value="base", label="Tuned vs",
+                            info="the prompt-only baseline: the base model with training examples before each prompt "
+                                 "(when Compare ran it)")
         with gr.Row():
             endpoint = gr.Textbox("", label="Endpoint URL", placeholder="http://127.0.0.1:8080", scale=3)
             model = gr.Textbox("", label="Model name (endpoint or provider)", scale=2,
@@ -73,7 +82,7 @@ def create_judge_panel(ctx: Context) -> JudgePanel:
         result = gr.HTML()
         table = gr.Dataframe(headers=TABLE, label="Every verdict, read from the tuned model's side", wrap=True,
                              interactive=False, max_height=360)
-    return JudgePanel(backend, endpoint, model, key, local_model, judge, stop, result, table)
+    return JudgePanel(backend, opponent, endpoint, model, key, local_model, judge, stop, result, table)
 
 
 def judge_html(result: JudgeResult, where: str = "") -> str:
@@ -87,13 +96,15 @@ def judge_html(result: JudgeResult, where: str = "") -> str:
 
 
 def verdict_frame(result: JudgeResult, instructions: list[str]) -> pd.DataFrame:
-    """One row per judged pair: its instruction and each order's winner (tuned / base / tie / unreadable)."""
+    """One row per judged pair: its instruction and each order's winner (tuned / base or baseline / tie /
+    unreadable)."""
+    who = {**_WHO, "opponent": result.opponent}
     pairs: dict[int, dict[str, str]] = {}
     for v in result.verdicts:
-        pairs.setdefault(v.index, {})[v.order] = _WHO[v.winner]
+        pairs.setdefault(v.index, {})[v.order] = who[v.winner]
     rows = [[i + 1, instructions[i] if i < len(instructions) else "", p.get("opponent_first", ""),
              p.get("tuned_first", "")] for i, p in pairs.items()]
-    return pd.DataFrame(rows, columns=TABLE)
+    return pd.DataFrame(rows, columns=[*TABLE[:2], f"{result.opponent.capitalize()} shown first", TABLE[3]])
 
 
 class JudgeHandlers:
@@ -114,10 +125,11 @@ class JudgeHandlers:
 
     @guarded
     def judge(self, state: SessionState, run_id: str | None = None, backend: str = "endpoint", endpoint: str = "",
-              model: str = "", api_key: str = "", local_model: str = "", token: str | None = None,
-              request: gr.Request = None, oauth_token: gr.OAuthToken | None = None,
+              model: str = "", api_key: str = "", local_model: str = "", opponent: str = "base",
+              token: str | None = None, request: gr.Request = None, oauth_token: gr.OAuthToken | None = None,
               progress: gr.Progress = PROGRESS) -> dict:
-        """Judge the run's saved answers pairwise in both orders; the win rate, its interval and agreement."""
+        """Judge the run's saved answers pairwise in both orders (tuned vs `opponent`: 'base' or 'baseline'); the
+        win rate, its interval and agreement; the run's report is rewritten with it."""
         run_id = run_id or state.run_id
         if not run_id:
             raise RunError("Choose a compared run first (compare one above).")
@@ -131,7 +143,7 @@ class JudgeHandlers:
         progress(0, desc="Loading the judge" if backend == "transformers" else "Asking the judge")
         judge = make_judge(spec, secret, model_loader=self.services.model_loader)
         try:
-            result = judge_run(info.path, judge, JUDGE_MIN_AGREEMENT, should_stop=stop.is_set,
+            result = judge_run(info.path, judge, JUDGE_MIN_AGREEMENT, opponent or "base", should_stop=stop.is_set,
                                progress=lambda done, total: progress((done, total), desc="Judging pairs, both orders",
                                                                      unit="pairs"))
         except JudgeStopped as stopped:
@@ -139,6 +151,7 @@ class JudgeHandlers:
             return gr.skip()
         if result.partial:
             gr.Info(stopped_note(result))
+        write_report(info.path)  # the report's headline carries the judge from now on
         return self.view(result, info.path)
 
     @guarded
@@ -150,13 +163,16 @@ class JudgeHandlers:
         return self.view(load_judge(info.path), info.path)
 
 
-def wire_judge_panel(ctx: Context, panel: JudgePanel, run: Any) -> None:
-    """Connect Judge (with progress), Stop, and the saved judging of the run chosen in Compare."""
+def wire_judge_panel(ctx: Context, panel: JudgePanel, run: Any) -> Any:
+    """Connect Judge (with progress), Stop, and the saved judging of the run chosen in Compare; returns the Judge
+    event, so Compare can refresh its headline after it."""
     on = JudgeHandlers(ctx, panel)
     view = [panel.result, panel.table]
-    inputs = [ctx.state, run, panel.backend, panel.endpoint, panel.model, panel.key, panel.local_model, ctx.token]
+    inputs = [ctx.state, run, panel.backend, panel.endpoint, panel.model, panel.key, panel.local_model,
+              panel.opponent, ctx.token]
     # Its own queue: an endpoint judge waits on the network, not on the shared model Compare uses.
-    panel.judge.click(on.judge, inputs, view, api_name="judge", concurrency_id="judge", concurrency_limit=1,
-                      show_progress_on=panel.result)
+    judged = panel.judge.click(on.judge, inputs, view, api_name="judge", concurrency_id="judge", concurrency_limit=1,
+                               show_progress_on=panel.result)
     wire_stop(ctx, panel.stop, "judge", "the judge after the current pair", "stop_judge")
     run.change(on.saved, run, view, api_name="saved_judge")
+    return judged

@@ -14,6 +14,7 @@ import gradio as gr
 from studio.errors import RunError
 from studio.runs import read_run
 from studio.train.continuation import continue_settings
+from studio.train.launch import check_machine
 from ui.context import Context
 from ui.errors import guarded
 from ui.state import SessionState, owner_of
@@ -59,6 +60,8 @@ def wire_run_actions(ctx: Context, actions: RunActions, run: Any) -> None:
     def start(state: SessionState, request: gr.Request, settings: Any, **origin: str) -> tuple:
         owner = owner_of(state, request)
         services.jobs.check_free(owner)  # before the job touches any run folder
+        # A run copied from a bigger machine opens here, but cannot launch its processes: one sentence, nothing run.
+        check_machine((settings or read_run(services.runs_root, origin["resume_run"]).folder.read_settings()).train)
         job = services.new_job(settings, owner=owner, **origin)
         services.jobs.add(owner, job)
         job.start()

@@ -15,7 +15,7 @@ import pandas as pd
 from studio.data.dataset import dataset_label
 from studio.errors import RunError
 from studio.model.info import model_title
-from studio.runs import delete_run, list_runs, read_run
+from studio.runs import RunInfo, delete_run, list_runs, read_run
 from ui.compare_tab import run_dropdown
 from ui.context import Context
 from ui.errors import guarded
@@ -24,7 +24,7 @@ from ui.runs_compare import RunsCompare, create_runs_compare, wire_runs_compare
 from ui.runs_export import RunsExport, create_runs_export, wire_runs_export
 from ui.state import SessionState, owner_of
 
-COLUMNS = ["Run", "Status", "Base model", "Dataset", "Final loss", "BLEU before", "BLEU after", "Yours"]
+COLUMNS = ["Run", "Status", "Base model", "Dataset", "Final loss", "BLEU before", "BLEU after", "Launched", "Yours"]
 
 
 @dataclass
@@ -66,11 +66,23 @@ def _number(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
+def launched_as(info: RunInfo) -> str:
+    """How a run was launched, from run.json: "1 process", or "2 processes (gloo)" with the accelerate config's file
+    name when it had one ("8 processes (nccl, fsdp.yaml)")."""
+    if info.num_processes <= 1:
+        return "1 process"
+    how = info.backend or "backend not recorded"
+    if info.accelerate_config:
+        how += f", {Path(info.accelerate_config).name}"
+    return f"{info.num_processes} processes ({how})"
+
+
 def runs_table(root: Path, owner: str) -> pd.DataFrame:
-    """One row per run: status, base model, dataset, final loss, BLEU before/after, and whether it is yours."""
+    """One row per run: status, base model, dataset, final loss, BLEU before/after, how it was launched, and
+    whether it is yours."""
     rows = [[r.run_id, r.status, model_title(r.base_model), dataset_label(r.dataset), _number(r.final_loss),
-             _number(r.bleu_base), _number(r.bleu_tuned), "yes" if r.owner and r.owner == owner else ""]
-            for r in list_runs(root)]
+             _number(r.bleu_base), _number(r.bleu_tuned), launched_as(r),
+             "yes" if r.owner and r.owner == owner else ""] for r in list_runs(root)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

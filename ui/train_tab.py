@@ -21,6 +21,7 @@ from studio.errors import DataError, RunError
 from studio.publish import export
 from studio.publish.plots import SMOOTHING, loss_figure
 from studio.runs import RunFolder
+from studio.train.launch import check_machine
 from ui.context import Context
 from ui.errors import guarded
 from ui.model_tab import current_settings
@@ -160,6 +161,7 @@ def wire_train_tab(ctx: Context, tab: TrainTab) -> None:
             raise DataError("Load a dataset on the Data tab before starting training.")
         owner = owner_of(state, request)
         settings = current_settings(ctx, state, values)
+        check_machine(settings.train)  # more processes than this machine has: one sentence, no run started
         job = services.new_job(settings, owner=owner, token=token or None)
         services.jobs.add(owner, job)
         job.start()

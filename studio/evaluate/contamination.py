@@ -4,7 +4,8 @@ comparison the headline scores without them (no torch).
 Which prompts repeat is `studio.data.overlap`'s rule; here the flags are put on a `Comparison` (per row, and per
 compared example for the answer loss, whose examples are numbered by their place in the held-out list), and
 `clean_comparison` rescored on the other rows exactly as Compare scored them: corpus BLEU / chrF from the answers,
-ROUGE-L and exact match from the rows' own per-example scores, the same paired bootstrap and win/tie/loss.
+ROUGE-L and exact match from the rows' own per-example scores, the same paired bootstrap and win/tie/loss (the
+prompt-only baseline's changes over the same rows too).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 from studio.data.overlap import NEAR_THRESHOLD, SHINGLE_WORDS, find_overlaps, overlap_flags
 from studio.evaluate.answer_loss_record import AnswerLoss, summarise
+from studio.evaluate.baseline_record import BaselineRecord
 from studio.evaluate.comparison import Comparison, ComparisonRow
 from studio.evaluate.scoring import ExampleScore, Scores
 from studio.evaluate.significance import paired_bootstrap, win_tie_loss
@@ -77,7 +79,7 @@ def _rescored(comparison: Comparison, rows: list[ComparisonRow]) -> Comparison:
                    tuned=_scores(changes, "tuned", len(rows)),
                    tally=win_tie_loss([s.bleu for s in each["base"]], [s.bleu for s in each["tuned"]]),
                    planned=len(rows) + comparison.n_planned - len(comparison.rows),
-                   answer_loss=_clean_answer_loss(comparison))
+                   answer_loss=_clean_answer_loss(comparison), baseline=_clean_baseline(comparison))
 
 
 def _scores(changes: dict, who: str, n: int) -> Scores:
@@ -85,6 +87,21 @@ def _scores(changes: dict, who: str, n: int) -> Scores:
     value = {name: getattr(change, who) for name, change in changes.items()}
     return Scores(bleu=value["bleu"], chrf=value["chrf"], exact_match=value["exact_match"] / 100, n=n,
                   rouge_l=value["rouge_l"])
+
+
+def _clean_baseline(comparison: Comparison) -> BaselineRecord | None:
+    """The prompt-only baseline on the rows not flagged, tuned vs baseline rescored as `score_baseline` scores it."""
+    record = comparison.baseline
+    if record is None or not record.ran or len(record.rows) != len(comparison.rows):
+        return record
+    kept = [(row, shot) for row, shot in zip(comparison.rows, record.rows) if not row.overlap]
+    references, answers, tuned = ([r.reference for r, _ in kept], [s.answer for _, s in kept],
+                                  [r.tuned for r, _ in kept])
+    each = [ExampleScore(s.bleu, s.chrf, s.exact, s.rouge_l) for _, s in kept]
+    tuned_each = [ExampleScore(r.tuned_bleu, r.tuned_chrf, r.tuned_exact, r.tuned_rouge_l or 0.0) for r, _ in kept]
+    changes = paired_bootstrap(references, answers, tuned, each, tuned_each)
+    return replace(record, rows=[s for _, s in kept], changes=changes, scores=_scores(changes, "base", len(kept)),
+                   tally=win_tie_loss([s.bleu for s in each], [s.bleu for s in tuned_each]))
 
 
 def _clean_answer_loss(comparison: Comparison) -> AnswerLoss | None:

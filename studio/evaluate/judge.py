@@ -90,7 +90,12 @@ def parse_verdict(reply: str) -> str | None:
 
 # ---- judging ---------------------------------------------------------------------------------------------------------
 def _answers(comparison: Comparison, opponent: str) -> list[tuple[ComparisonRow, str]]:
-    rows = [(row, getattr(row, opponent, None)) for row in comparison.rows]
+    if opponent == "baseline":  # the prompt-only baseline's answers sit on its record, aligned with the rows
+        b = comparison.baseline
+        ran = b is not None and b.ran and len(b.rows) == len(comparison.rows)
+        rows = list(zip(comparison.rows, [r.answer for r in b.rows] if ran else [None] * len(comparison.rows)))
+    else:
+        rows = [(row, getattr(row, opponent, None)) for row in comparison.rows]
     if not rows or any(not isinstance(answer, str) for _, answer in rows):
         raise StudioError(f"This comparison has no {opponent} answers to judge the tuned ones against.")
     return rows

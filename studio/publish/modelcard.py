@@ -21,7 +21,7 @@ from studio.publish import scorecard
 from studio.publish.gguf_card import check_lines, usage_lines
 from studio.publish.markdown import cell, code, fenced, md_table
 from studio.publish.probe_view import probe_markdown
-from studio.publish.report import gains_and_losses, loss_points
+from studio.publish.report import gains_and_losses, loss_points, saved_judge
 from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, hub_model_id, library_versions
 from studio.publish.svg import Series, line_chart
 from studio.publish.verify import load_checks
@@ -146,7 +146,11 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _results_section(comparison: Comparison | None) -> list[str]:
+def _full_sentence(text: str) -> str:
+    return _sentence(text) + ("" if not text or text.endswith(".") else ".")
+
+
+def _results_section(comparison: Comparison | None, judge: dict[str, Any] | None = None) -> list[str]:
     if comparison is None:
         return []
     cards = [line.cells() for line in scorecard.metric_lines(comparison)]
@@ -154,8 +158,10 @@ def _results_section(comparison: Comparison | None) -> list[str]:
             "adapter off and on)") if comparison.answer_loss is not None else ""
     intro = (f"Answers of the base and the tuned model to {comparison.tuned.n} held-out examples (generation "
              "settings below), scored against the reference answers (BLEU and chrF by SacreBLEU, ROUGE-L, exact "
-             f"match){loss}. {scorecard.headline(comparison)}")
-    notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), scorecard.cut_note(comparison),
+             f"match){loss}. {scorecard.headline(comparison, judge)}")
+    baseline = _full_sentence(scorecard.baseline_sentence(comparison))  # could prompting alone do it?
+    notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), _loss_counts(comparison), baseline,
+                                            scorecard.cut_note(comparison),
                                             _sentence(comparison.answer_length_reason),
                                             scorecard.method_note(comparison)) if text]
     lines = ["## Before and after tuning", "", intro, "", *md_table(scorecard.CELLS_HEADER, cards), "", *notes]
@@ -165,6 +171,12 @@ def _results_section(comparison: Comparison | None) -> list[str]:
         header = ["Instruction", "Reference", "Base", "Tuned"]
         lines += ["", "Examples that improved most:", "", *md_table(header, rows)]
     return lines + [""]
+
+
+def _loss_counts(comparison: Comparison) -> str:
+    """'By answer loss: 47 better, 0 the same, 1 worse.' over the rows the headline scores ('' if not measured)."""
+    loss = scorecard.headline_comparison(comparison).answer_loss
+    return "" if loss is None else f"By answer loss: {loss.better} better, {loss.same} the same, {loss.worse} worse."
 
 
 def _probe_section(probe: ProbeResult | None) -> list[str]:
@@ -257,7 +269,9 @@ def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_nam
              f"Studio, run `{info.run_id}` ({info.step} steps, status {info.status}).")
     lines = [front_matter(settings, kind), f"# {cell(title)}", "", intro, ""]
     lines += _base_section(settings) + _data_section(run_dir, settings) + _template_section(settings)
-    lines += _results_section(load_comparison(run_dir)) + _probe_section(load_probe(run_dir))
+    comparison = load_comparison(run_dir)
+    judge = saved_judge(run_dir, comparison) if comparison is not None else None
+    lines += _results_section(comparison, judge) + _probe_section(load_probe(run_dir))
     lines += check_lines(load_checks(run_dir)) if kind != "adapter" else []
     lines += _loss_section(folder.read_metrics()) + _settings_section(settings) + _versions_section()
     if kind == "gguf":

@@ -14,6 +14,7 @@ from typing import Any
 
 from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
+from studio.evaluate.judge_record import load_judge
 from studio.evaluate.probe_record import ProbeResult, load_probe
 from studio.publish import scorecard as sc
 from studio.publish.markdown import cell, md_table
@@ -92,10 +93,23 @@ def _subline(comparison: Comparison) -> str:
             f"template {comparison.template}")
 
 
+def saved_judge(run_dir: Path, comparison: Comparison) -> dict[str, Any] | None:
+    """The run's saved judging as the headline reads it (`scorecard.headline_judge`), or None: never judged, a
+    judging of answers a newer comparison replaced, or a judge.json that cannot be read (the rest stands)."""
+    judged, compared = RunFolder(run_dir).judge_file, RunFolder(run_dir).comparison_file
+    if not judged.is_file() or (compared.is_file() and judged.stat().st_mtime < compared.stat().st_mtime):
+        return None  # judge.json keeps row numbers, so it only speaks for the answers it read
+    try:
+        return sc.headline_judge(comparison, load_judge(run_dir))
+    except RunError:
+        return None
+
+
 def _answer_notes(comparison: Comparison) -> list[str]:
-    """Per-example answer loss and the answer length's reason, where recorded."""
+    """Per-example answer loss, the answer length's reason and the prompt-only baseline, where recorded, over the
+    rows the headline scores."""
     notes = []
-    if (loss := comparison.answer_loss) is not None:
+    if (loss := sc.headline_comparison(comparison).answer_loss) is not None:
         notes.append(f"By answer loss: {loss.better} better, {loss.same} the same, {loss.worse} worse.")
     if reason := comparison.answer_length_reason:
         notes.append(reason[:1].upper() + reason[1:])
@@ -146,10 +160,20 @@ def _html_card(line: sc.MetricLine) -> str:
             f'{verdict}<p class="note">{_e(sc.NOTES[line.key])}</p></div>')
 
 
-def _html_scores(run: dict, comparison: Comparison) -> str:
+def _judge_note(judge: dict[str, Any] | None) -> str:
+    """'Judge: tuned won 6, 1 tie, 1 lost of 8 pairs against the base model.' ('' without a trusted judge)."""
+    if not judge or not judge.get("trusted") or not judge.get("pairs"):
+        return ""
+    against = "the prompt-only baseline" if judge.get("opponent") == "baseline" else "the base model"
+    return (f"Judge: tuned won {judge.get('wins', 0)}, {judge.get('ties', 0)} ties, {judge.get('losses', 0)} lost "
+            f"of {judge['pairs']} pairs against {against}.")
+
+
+def _html_scores(run: dict, comparison: Comparison, judge: dict[str, Any] | None = None) -> str:
     lines = sc.metric_lines(comparison)
     first, tally = lines[0], sc.tally_text(comparison)  # the headline metric first
-    subs = [sc.headline(comparison), f"Per example: {tally}." if tally else "", *_answer_notes(comparison),
+    subs = [sc.headline(comparison, judge), f"Per example: {tally}." if tally else "", *_answer_notes(comparison),
+            _judge_note(judge),
             _subline(comparison), sc.cut_note(comparison)]
     return (f'<section class="headline"><p class="big"><span class="before">{_e(first.label)} {_e(first.before)}'
             f'</span> → {_e(first.after)}</p><p class="verdict">{_e(sc.change_text(first.change))}</p>'
@@ -222,12 +246,13 @@ def _html_all(comparison: Comparison) -> str:
 
 
 def render_html(run: dict, settings: dict, history: list[dict], comparison: Comparison,
-                probe: ProbeResult | None = None) -> str:
-    """The whole report as one self-contained HTML page (inline CSS and SVG, no external resources)."""
+                probe: ProbeResult | None = None, judge: dict[str, Any] | None = None) -> str:
+    """The whole report as one self-contained HTML page (inline CSS and SVG, no external resources); `judge` is a
+    judging's summary (`saved_judge`), whose win rate follows the headline."""
     gains, losses = gains_and_losses(comparison)
     seconds = comparison.base_seconds + comparison.tuned_seconds
     parts = [
-        _html_header(run, comparison), _html_scores(run, comparison), probe_html(probe) if probe else "",
+        _html_header(run, comparison), _html_scores(run, comparison, judge), probe_html(probe) if probe else "",
         _html_loss(run, history),
         _html_examples("Biggest gains", gains, "No example improved."),
         _html_examples("Got worse", losses, "No example got worse."),
@@ -265,16 +290,16 @@ def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
     return lines
 
 
-def _md_summary(run: dict, history: list[dict], comparison: Comparison) -> list[str]:
+def _md_summary(run: dict, history: list[dict], comparison: Comparison, judge: dict[str, Any] | None) -> list[str]:
     title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
     facts = [f"Run `{run.get('run_id', '')}`", f"template {cell(comparison.template)}",
              _date(run.get("created", "")), f"status {run.get('status', '')}"]
     cards = [m.cells() for m in sc.metric_lines(comparison)]
     loss = _loss_table(history)
-    extra = [line for line in (sc.tally_text(comparison), *_answer_notes(comparison), sc.cut_note(comparison),
-                               sc.method_note(comparison)) if line]
+    extra = [line for line in (sc.tally_text(comparison), *_answer_notes(comparison), _judge_note(judge),
+                               sc.cut_note(comparison), sc.method_note(comparison)) if line]
     return ([f"# {cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
-             f"**{sc.headline(comparison)}**", "", _subline(comparison), ""]
+             f"**{sc.headline(comparison, judge)}**", "", _subline(comparison), ""]
             + md_table(sc.CELLS_HEADER, cards)
             + [""] + [f"- {cell(line)}" for line in extra]
             + ["", "## Training loss", "", _training_caption(run, history), ""]
@@ -291,10 +316,10 @@ def _md_all(comparison: Comparison) -> list[str]:
 
 
 def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison,
-                    probe: ProbeResult | None = None) -> str:
+                    probe: ProbeResult | None = None, judge: dict[str, Any] | None = None) -> str:
     """The same report as Markdown: tables throughout, the loss curve as a few sampled steps."""
     gains, losses = gains_and_losses(comparison)
-    lines = _md_summary(run, history, comparison) + (probe_markdown(probe, md_table) if probe else [])
+    lines = _md_summary(run, history, comparison, judge) + (probe_markdown(probe, md_table) if probe else [])
     lines += _md_examples("Biggest gains", gains, "No example improved.")
     lines += _md_examples("Got worse", losses, "No example got worse.")
     lines += ["## Hyperparameters", ""]
@@ -314,6 +339,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     run = {k: v for k, v in dataclasses.asdict(info).items() if k != "path"}
     folder = RunFolder(run_dir)
     settings, history, probe = folder.read_settings().to_dict(), folder.read_metrics(), load_probe(run_dir)
-    atomic_write(folder.report_html, render_html(run, settings, history, comparison, probe))
-    atomic_write(folder.report_md, render_markdown(run, settings, history, comparison, probe))
+    judge = saved_judge(run_dir, comparison)
+    atomic_write(folder.report_html, render_html(run, settings, history, comparison, probe, judge))
+    atomic_write(folder.report_md, render_markdown(run, settings, history, comparison, probe, judge))
     return folder.report_html, folder.report_md

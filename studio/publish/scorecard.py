@@ -9,7 +9,8 @@ The headline's rules:
   references' median is at most `LONG_ANSWER_WORDS` words) are headlined by corpus BLEU (exact match, all or
   nothing per answer, stays beside it in the cards); long, free-form ones by the held-out answer loss (the
   references' perplexity, adapter off vs on), since BLEU on a long, open answer mostly measures wording. A long-answer comparison without an answer loss keeps BLEU and says it says little.
-  A judge's result, when one is given, follows as its own sentence.
+  A judge's result, when one is given, follows as its own sentence (`headline_judge`: its pairs over the same rows
+  as the scores; the opponent the base model or the prompt-only baseline).
 - A change is called a gain or a loss only when its 95% interval excludes 0 AND it is at least the metric's minimum
   effect (`studio.evaluate.change.MINIMUM_EFFECT`: 2 points of BLEU / chrF / ROUGE-L, 5 percentage points of exact
   match, 5% of the references' perplexity); a sure but smaller change is "negligible", an unsure one no clear change.
@@ -17,18 +18,21 @@ The headline's rules:
   tokens."): scores of cut answers say little about what the model would have written.
 - Held-out prompts that repeat or nearly repeat a training prompt (`studio.data.overlap`, flagged when compared)
   measure memory, not what tuning taught: the headline and the metric lines score the other rows, and one sentence
-  says how many were left out, unless the comparison ran with `generation.include_overlap` (then it says they count).
+  says how many were left out, unless the comparison ran with `generation.include_overlap` (then it says they count);
+  the per-example counts, the prompt-only baseline and the judge leave out the same rows, and the table marks them.
 """
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from studio.evaluate.baseline_record import BaselineRow
 from studio.evaluate.change import PERPLEXITY_SHARE, Change, judged, perplexity_judged
 from studio.evaluate.comparison import Comparison, ComparisonRow
 from studio.evaluate.contamination import clean_comparison, overlapping
+from studio.evaluate.judge_record import JudgeResult
 from studio.evaluate.lengths import cut_label
 
 METRICS = (("bleu", "BLEU"), ("chrf", "chrF"), ("rouge_l", "ROUGE-L"), ("exact_match", "Exact match"))
@@ -216,8 +220,24 @@ def judge_sentence(judge: dict[str, Any] | None) -> str:
                 "weak to trust, so it decides nothing here.")
     ci = f" [95% CI {judge['low']:.0%}, {judge['high']:.0%}]" if judge.get("low") is not None else ""
     agreed = f", agreeing with itself across both orders on {agreement:.0%}" if agreement is not None else ""
-    return (f"A judge preferred the tuned answer over the {judge.get('opponent', 'base')} one in "
+    return (f"A judge preferred the tuned answer over {opponent_text(judge.get('opponent', 'base'))} in "
             f"{judge['win_rate']:.0%}{ci} of {judge.get('pairs', '?')} pairs ({judge.get('ties', 0)} ties){agreed}.")
+
+
+def opponent_text(opponent: str) -> str:
+    """Whose answers the judge weighed the tuned ones against: 'the base one', "the prompt-only baseline's"."""
+    return "the prompt-only baseline's" if opponent == "baseline" else f"the {opponent} one"
+
+
+def headline_judge(comparison: Comparison, result: JudgeResult | None) -> dict[str, Any] | None:
+    """The judge's summary (what `judge_sentence` reads) over the rows the headline scores (`headline_comparison`):
+    pairs whose prompt repeats a training prompt are left out as the scores leave them out. None without a judge."""
+    if result is None:
+        return None
+    if headline_comparison(comparison) is comparison:
+        return result.summary()
+    flagged = {i for i, row in enumerate(comparison.rows) if row.overlap}
+    return replace(result, verdicts=[v for v in result.verdicts if v.index not in flagged]).summary()
 
 
 def cut_sentence(comparison: Comparison) -> str:
@@ -234,6 +254,21 @@ def cut_sentence(comparison: Comparison) -> str:
 def cut_mark(comparison: Comparison, row: ComparisonRow, who: str) -> str:
     """The table's mark on `who`'s answer of a row: 'cut at 128 tokens' when it ran into the limit, else ''."""
     return cut_label(comparison.limit) if getattr(row, f"{who}_cut") and comparison.limit else ""
+
+
+def baseline_cut_mark(comparison: Comparison, row: BaselineRow) -> str:
+    """The table's mark on a prompt-only baseline answer: 'cut at 128 tokens' when it ran into the limit, else ''."""
+    limit = comparison.baseline.limit if comparison.baseline is not None else None
+    return cut_label(limit) if row.cut and limit else ""
+
+
+def overlap_mark(comparison: Comparison, row: ComparisonRow) -> str:
+    """The table's mark on a row whose prompt repeats a training prompt: 'repeats a training prompt' / 'nearly
+    repeats a training prompt', with ', left out of the headline' when it is; '' for the other rows."""
+    if not row.overlap:
+        return ""
+    mark = "nearly repeats a training prompt" if row.overlap == "near" else "repeats a training prompt"
+    return mark + (", left out of the headline" if headline_comparison(comparison) is not comparison else "")
 
 
 def _verdict(comparison: Comparison) -> str:
@@ -323,8 +358,9 @@ def ending(text: str, raw: str, comparison: Comparison) -> str:
 
 
 def baseline_sentence(comparison: Comparison) -> str:
-    """'prompting alone (3-shot): BLEU 1.9; tuned 48.4, +46.5 [95% CI ...], significant', why it did not run, or ''."""
-    baseline = comparison.baseline
+    """'prompting alone (3-shot): BLEU 1.9; tuned 48.4, +46.5 [95% CI ...], significant', why it did not run, or ''
+    (over the rows the headline scores)."""
+    baseline = headline_comparison(comparison).baseline
     if baseline is None:
         return ""
     if not baseline.ran:

@@ -1,23 +1,17 @@
-"""A run on several processes: the job's thread starts `accelerate launch ... -m studio.train.worker RUN_DIR` as a
-child process group and follows it through the run folder.
+"""A run on several processes, the job's side: the job's thread starts `accelerate launch ... -m
+studio.train.worker RUN_DIR` as a child process group (`studio.train.processes`) and follows it through the run folder.
 
 What crosses between the app and the processes is files in the run folder (`RunFolder`): settings and splits in;
-rank 0 appends `metrics.jsonl` (tailed here into the job's history, so the live chart, ETA and tokens/s keep
-working), writes checkpoints, snapshots and the adapter, and reports the step count and the outcome in
-`launch.json`; a Stop is the `stop` file, which every rank checks after each step. Why a process group
-(`start_new_session`): Stop's last resort and the job's cleanup signal every rank at once, and a Ctrl-C in the
-terminal reaches the app alone, which stops the processes cleanly.
+rank 0 appends `metrics.jsonl`, writes checkpoints, snapshots and the adapter, and reports the step count and the
+outcome in `launch.json`. This module checks the machine can make the launch, records how the run is launched in
+run.json, builds the command line and the environment, and holds the result in the app once the processes end.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -27,19 +21,32 @@ from typing import Any
 import torch
 
 import studio
-from studio.errors import TrainingError
+from studio import runs
+from studio.errors import SettingsError, TrainingError
 from studio.model.threads import available_cores
 from studio.runs import RunFolder
-from studio.settings import StudioSettings
-
-POLL_SECONDS = 0.25  # how often the job reads the processes' files: a loss point shows within this of being logged
-STOP_GRACE_SECONDS = 120  # after a Stop, how long the ranks may take to finish their step and save before SIGTERM
-KILL_GRACE_SECONDS = 10  # after SIGTERM, before SIGKILL
+from studio.settings import StudioSettings, TrainSettings
+from studio.train.processes import LaunchedTraining, Outcome
 
 
 def backend() -> str:
     """The torch.distributed backend the processes use here: nccl over GPUs, gloo over CPU cores."""
     return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def check_machine(train: TrainSettings) -> None:
+    """SettingsError (one sentence) for a launch this machine cannot make: an accelerate config file that is not
+    there, or more processes than its GPUs (CPU cores without a GPU); nothing to check for one process."""
+    config = train.accelerate_config.strip()
+    if config and not os.path.isfile(os.path.expanduser(config)):
+        raise SettingsError(f"train.accelerate_config {config} is not a file; write one with `accelerate config` "
+                            "or leave it empty.")
+    if train.num_processes > 1 and not config:  # a config file may spread the processes over several machines
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        have, what = (gpus, "GPUs") if gpus else (os.cpu_count() or 1, "CPU cores")
+        if train.num_processes > have:
+            raise SettingsError(f"train.num_processes is {train.num_processes}, but this machine has {have} {what}; "
+                                f"use at most {have}.")
 
 
 def threads_per_process(settings: StudioSettings, recorded: int | None = None) -> int:
@@ -108,149 +115,39 @@ def child_environment(token: str | None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What rank 0 reported when the processes ended: optimiser steps done of how many, and why it ended early."""
+class Launch:
+    """One launch of a run's processes: what to run, in which environment, described for the job's log."""
 
-    step: int
-    total_steps: int
-    stop_reason: str = ""
+    folder: RunFolder
+    command: list[str]
+    env: dict[str, str]
+    processes: int
 
+    def describe(self) -> str:
+        """The job's log line: how many processes, over which backend."""
+        return f"Training on {self.processes} processes ({backend()})"
 
-class LaunchedTraining:
-    """The child process group of one run, followed through its run folder (see the module docstring)."""
-
-    def __init__(self, folder: RunFolder, command: list[str], env: dict[str, str]) -> None:
-        self.folder, self.command, self.env = folder, command, env
-        self.proc: subprocess.Popen | None = None
-        self._offset = folder.metrics_file.stat().st_size if folder.metrics_file.is_file() else 0
-        self._total = 0
-
-    def start(self) -> None:
-        """Start the processes (the group of an earlier session and its stop file are cleared first)."""
-        end_leftover(self.folder)
-        self.folder.stop_file.unlink(missing_ok=True)
-        record = {"command": self.command, "started": time.time()}
-        self.folder.write_json(self.folder.launch_file, record)
-        with open(self.folder.launch_log, "ab") as log:
-            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                         start_new_session=True)
-        self.folder.write_json(self.folder.launch_file, {**record, "group": self.proc.pid})
-
-    def follow(self, stop: threading.Event, on_record: Callable[[dict[str, Any]], None],
-               on_total: Callable[[int], None]) -> int:
-        """Feed new metrics records and the step count to the job until the processes end; their exit code.
-
-        A set `stop` writes the stop file once (every rank ends after its step); ranks that have not ended
-        `STOP_GRACE_SECONDS` later are terminated.
-        """
-        asked: float | None = None
-        while True:
-            ended = self.proc.poll() is not None
-            self._read_report(on_total)
-            for record in self._new_records():
-                on_record(record)
-            if ended:
-                return self.proc.returncode
-            if stop.is_set() and asked is None:
-                self.folder.stop_file.touch()
-                asked = time.monotonic()
-            if asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
-                self.terminate()
-            time.sleep(POLL_SECONDS)
-
-    def _new_records(self) -> list[dict[str, Any]]:
-        """Complete lines appended to metrics.jsonl since the last read."""
-        try:
-            with open(self.folder.metrics_file, "rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next read
-        self._offset += len(complete)
-        out = []
-        for line in complete.decode("utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
-
-    def report(self) -> dict[str, Any]:
-        """launch.json as it stands ({} while unreadable)."""
-        try:
-            return json.loads(self.folder.launch_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-
-    def _read_report(self, on_total: Callable[[int], None]) -> None:
-        total = int(self.report().get("total_steps") or 0)
-        if total and total != self._total:
-            self._total = total
-            on_total(total)
-
-    def terminate(self) -> None:
-        """SIGTERM every process of the group, SIGKILL those still there after `KILL_GRACE_SECONDS`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, 30)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def outcome(self, returncode: int) -> Outcome:
-        """The run's outcome once the processes ended; TrainingError (one sentence) when one of them failed."""
-        report = self.report()
-        self.folder.stop_file.unlink(missing_ok=True)
-        if report.get("error"):
-            raise TrainingError(report["error"])
-        if returncode != 0 or "step" not in report:
-            said = last_error(self.folder.launch_log)
-            raise TrainingError(lost_process_message(exit_words(returncode) + (f": {said}" if said else "")))
-        return Outcome(int(report["step"]), int(report.get("total_steps") or report["step"]),
-                       report.get("stop_reason") or "")
+    def train(self, stop: threading.Event, on_record: Callable[[dict[str, Any]], None],
+              on_total: Callable[[int], None]) -> Outcome:
+        """Run the processes to their end (`LaunchedTraining.run`): their outcome, or TrainingError in one sentence."""
+        return LaunchedTraining(self.folder, self.command, self.env).run(stop, on_record, on_total)
 
 
-def lost_process_message(detail: str) -> str:
-    """The sentence for a run whose process ended or lost the others mid-run."""
-    return (f"A training process ended unexpectedly ({detail}); the checkpoints saved so far are kept, so the run "
-            f"can be resumed (details in {RunFolder('.').launch_log.name}).")
-
-
-PEER_LOST = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe")  # a collective's peer is gone
-
-
-def peer_lost(exc: BaseException) -> bool:
-    """True when a collective failed because another process ended (not this process's own error)."""
-    import torch.distributed as dist
-
-    return isinstance(exc, getattr(dist, "DistError", ())) or any(w in str(exc).lower() for w in PEER_LOST)
-
-
-def exit_words(returncode: int) -> str:
-    """An exit code in words: "exit code 1", or the signal that ended the process."""
-    if returncode < 0:
-        try:
-            return f"ended by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"ended by signal {-returncode}"
-    return f"exit code {returncode}"
-
-
-def last_error(log: Path) -> str:
-    """The last "SomeError: ..." line the processes printed (shortened, no final full stop), or ""."""
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
-    except OSError:
-        return ""
-    found = [line.strip() for line in lines if "Error: " in line and not line.startswith(" ")]
-    return found[-1][:160].rstrip(". ") if found else ""
+def prepare(
+    folder: RunFolder, settings: StudioSettings, recorded_threads: int | None, loader: Callable[..., Any] | None,
+    token: str | None, resume: Path | None = None, parent: Path | None = None,
+) -> Launch:
+    """Record in run.json how the run is launched (process count, backend, config file, threads each), check the
+    machine can make this launch (SettingsError otherwise), and build its command line and environment."""
+    t = settings.train
+    threads = threads_per_process(settings, recorded_threads)
+    # Recorded first: a launch refused below still shows in the Runs tab as the launch it asked for.
+    runs.update_run(folder.path, threads=threads, thread_policy="pinned", num_processes=t.num_processes,
+                    backend=backend(), accelerate_config=t.accelerate_config.strip())
+    check_machine(t)
+    reference = loader_reference(loader)
+    command = launch_command(folder.path, settings, threads, resume, parent, reference)
+    return Launch(folder, command, child_environment(token), t.num_processes)
 
 
 def adapter_model(loaded: Any, settings: StudioSettings, folder: RunFolder) -> tuple[Any, Any, Any]:
@@ -263,32 +160,3 @@ def adapter_model(loaded: Any, settings: StudioSettings, folder: RunFolder) -> t
     model = PeftModel.from_pretrained(loaded.model, str(folder.adapter_dir))
     model.eval()
     return template_for(settings.data, loaded.tokenizer), model, loaded.tokenizer
-
-
-def end_leftover(folder: RunFolder, wait_seconds: float = 60) -> None:
-    """End the process group an earlier, killed app left training on this run folder (its ranks stop by themselves
-    after their step once the app is gone; this waits for that, then signals what is left)."""
-    import psutil
-
-    try:
-        group = int(json.loads(folder.launch_file.read_text(encoding="utf-8")).get("group") or 0)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + wait_seconds
-    while group and time.monotonic() < deadline:
-        members = [p for p in psutil.process_iter(["cmdline"]) if _in_group(p, group)]
-        if not members:
-            return
-        time.sleep(0.5)
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _in_group(process: Any, group: int) -> bool:
-    """True for a live process of process group `group` that runs the studio's launch (a reused id is not ours)."""
-    try:
-        return os.getpgid(process.pid) == group and "studio.train.worker" in " ".join(process.info["cmdline"] or [])
-    except (ProcessLookupError, PermissionError, OSError):
-        return False

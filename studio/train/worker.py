@@ -20,7 +20,7 @@ from transformers import TrainerCallback
 
 from studio.runs import RunFolder
 from studio.settings import StudioSettings
-from studio.train import continuation, launch, steps
+from studio.train import continuation, processes, steps
 from studio.train.callbacks import MetricsCallback, StopBeforeFirstStep
 from studio.train.snapshots import SnapshotCallback
 
@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = RunFolder(args.run_dir).read_settings()
         except Exception:  # noqa: BLE001 - the sentence below does not need them
             pass
-        lost = launch.peer_lost(exc)
-        message = launch.lost_process_message("another process stopped answering") if lost else None
+        lost = processes.peer_lost(exc)
+        message = processes.lost_process_message("another process stopped answering") if lost else None
         report.update(error=message or steps.failure_message(exc, settings))
         return 1
     return 0

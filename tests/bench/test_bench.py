@@ -8,6 +8,7 @@ import pytest
 from bench import demo as bench_demo
 from bench import summary
 from bench.flops import ModelShape, gemm_flops_per_second, lora_parameters, model_shape, training_flops
+from bench.launch import summarise_launch
 from bench.measure import completion_loss, summarise_steps
 from bench.report import format_table
 from bench.train import run_contender
@@ -91,8 +92,12 @@ def _figures():
                    "thread_policy": "pinned", "loads": [[1.0, 1.2]], "poll_cpu_ms": 1.0, "ratio": 1.05,
                    "wall_ratio": 70 / 65},
            "ratio": 1.05, "wall_ratio": 70 / 65, "ratio_range": one(1.05), "pass": True, "target_ratio": 1.10}
+    run = {"status": "completed", "error": "", "first_loss_seconds": 5.0, "final_loss": 2.0, "wall_seconds": 20.0}
+    launch = summarise_launch({"steps": 6, "batch_per_step": 8, "runs": {
+        "one_process_two_threads": [{**run, "tokens_per_second": 60.0}],
+        "two_processes_one_thread": [{**run, "tokens_per_second": 57.0, "first_loss_seconds": 12.0}]}})
     return {"cpu_count": 2, "threads": 2, "load_start": 1.0, "load_end": 1.2, "train": train, "eval": evaluation,
-            "latency": latency, "app": app}
+            "latency": latency, "app": app, "launch": launch}
 
 
 def test_verdicts_pass_fail_and_skip():

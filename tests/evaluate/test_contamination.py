@@ -85,3 +85,18 @@ def test_flags_are_saved_and_older_files_load_without_them(compared, runs_dir):
     folder.comparison_file.write_text(json.dumps(summary))
     old = load_comparison(run_dir)
     assert [r.overlap for r in old.rows] == [None] * 5 and old.overlap == {} and clean_comparison(old) is old
+
+
+def test_the_prompt_only_baseline_leaves_out_the_same_rows(compared):
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.generation import Answer
+
+    shots = [Answer(text, text, 2, "eos") for text in ("chat", "Testing took longer.", "7", "dog", "Red")]
+    compared.baseline = score_baseline(compared.rows, shots, 3, "fits")
+    mark_overlap(compared, HELD_OUT, TRAIN)
+    clean = clean_comparison(compared).baseline
+    kept = [0, 2, 3]
+    alone = score_baseline([compared.rows[i] for i in kept], [shots[i] for i in kept], 3, "fits")
+    assert clean.rows == alone.rows and clean.changes == alone.changes and clean.tally == alone.tally
+    assert clean.scores.bleu == pytest.approx(alone.scores.bleu) and clean.scores.n == 3
+    assert len(compared.baseline.rows) == 5  # the record keeps every row

@@ -149,6 +149,25 @@ def test_a_run_without_a_comparison_or_without_the_opponents_answers_is_one_sent
         judge_run(compared_run(tmp_path), FakeJudge(), 0.7, opponent="baseline")
 
 
+def test_the_tuned_answers_are_judged_against_the_prompt_only_baseline_when_asked(tmp_path):
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.generation import Answer
+
+    comparison = make_comparison()
+    # The baseline gives the reference where the base model did not in the first row: a tie there, not a win.
+    shots = [ref if i == 0 else base for i, (ref, base, _) in enumerate(ANSWERS)]
+    comparison.baseline = score_baseline(comparison.rows, [Answer(t, t, 1, "eos") for t in shots], 2, "fits")
+    run_dir = runs.create_run(tmp_path, StudioSettings()).path
+    save_comparison(run_dir, comparison)
+    judge = FakeJudge()
+    result = judge_run(run_dir, judge, JUDGE_MIN_AGREEMENT, opponent="baseline")
+    assert result.opponent == "baseline" and load_judge(run_dir).opponent == "baseline"
+    assert "### Answer A:\nPARIS\n" in judge.prompts[0] and "### Answer B:\nPARIS\n" in judge.prompts[1]
+    summary = result.summary()
+    assert (summary["wins"], summary["ties"], summary["losses"], summary["opponent"]) == (5, 2, 1, "baseline")
+    assert "preferred the tuned answer over the prompt-only baseline's in " in judge_sentence(summary)
+
+
 def test_the_record_reads_back_from_its_dict():
     result = JudgeResult("j", "fake", PROMPT, "base", [Verdict(0, "opponent_first", "B", "B"),
                                                       Verdict(0, "tuned_first", "A", "A")], 0.7, planned=1)

@@ -1,6 +1,7 @@
 """The model card: Hub front matter, the facts of the run, escaped user text, and a loss chart the Hub can show."""
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -127,3 +128,22 @@ def test_the_results_name_the_answer_loss_and_the_answer_length(runs_dir, tiny_t
     _, body = _split(modelcard.model_card(run_dir))
     assert "exact match) and the held-out answer loss (how likely each model finds the reference answers" in body
     assert "| Answer perplexity |" in body and "- Answers up to 12 tokens: all 2 references fit" in body
+
+
+def test_the_results_name_the_prompt_only_baseline_and_a_saved_judging(run_dir):
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.comparison import load_comparison, save_comparison
+    from studio.evaluate.generation import Answer
+    from studio.evaluate.judge_record import JudgeResult, Verdict, save_judge
+
+    comparison = load_comparison(run_dir)
+    answers = [Answer(row.reference, row.reference, 1, "eos") for row in comparison.rows]
+    comparison.baseline = score_baseline(comparison.rows, answers, 2, "2-shot")
+    save_comparison(run_dir, comparison)
+    _, body = _split(modelcard.model_card(run_dir))
+    assert re.search(r"\n- Prompting alone \(2-shot\): BLEU [\d.]+; tuned [\d.]+, ", body) and "A judge" not in body
+    verdicts = [Verdict(i, order, "", "tie") for i in range(len(comparison.rows))
+                for order in ("opponent_first", "tuned_first")]
+    save_judge(run_dir, JudgeResult("a judge", "fake", "", "baseline", verdicts, 0.7, planned=len(comparison.rows)))
+    _, body = _split(modelcard.model_card(run_dir))
+    assert "A judge preferred the tuned answer over the prompt-only baseline's in 0%" in body

@@ -149,3 +149,59 @@ def test_report_shows_the_prompt_only_baseline_or_why_it_did_not_run():
     comparison.baseline = skipped("Prompting alone was not measured: it is turned off.")
     assert "Prompting alone was not measured: it is turned off" in render_html(RUN, StudioSettings().to_dict(),
                                                                                HISTORY, comparison)
+
+
+def _judged(run_dir, opponent: str = "base"):
+    """A judge.json in which the tuned answer wins both orders of every pair of the sample comparison."""
+    from studio.evaluate.judge_record import JudgeResult, Verdict, save_judge
+
+    verdicts = [Verdict(i, order, "", "A" if order == "tuned_first" else "B")
+                for i in (0, 1) for order in ("opponent_first", "tuned_first")]
+    save_judge(run_dir, JudgeResult("a judge", "fake", "", opponent, verdicts, 0.7, planned=2))
+
+
+def test_a_saved_judging_joins_the_report_headline(runs_dir):
+    run = create_run(runs_dir, StudioSettings())
+    save_comparison(run.path, sample_comparison())
+    _judged(run.path)
+    html, md = (p.read_text(encoding="utf-8") for p in write_report(run.path))
+    sentence = "A judge preferred the tuned answer over the base one in 100% [95% CI 100%, 100%] of 2 pairs"
+    assert sentence in html and "**Tuning improved BLEU by +69.3 points" in md and sentence in md
+    assert "Judge: tuned won 2, 0 ties, 0 lost of 2 pairs against the base model." in html
+    RunFolder(run.path).judge_file.write_text("{not json", encoding="utf-8")  # unreadable: the rest still stands
+    assert "A judge" not in write_report(run.path)[0].read_text(encoding="utf-8")
+
+
+def test_per_example_counts_the_baseline_and_the_judge_leave_out_rows_that_repeat_a_training_prompt(runs_dir):
+    from studio.evaluate.answer_loss_record import ExampleLoss, summarise
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.generation import Answer
+
+    comparison = sample_comparison()
+    comparison.answer_loss = summarise([ExampleLoss(0, 5, 2.0, 1.0), ExampleLoss(1, 7, 2.5, 2.6)])
+    answers = [Answer("DOG", "DOG", 1, "eos"), Answer("go", "go", 1, "eos")]
+    comparison.baseline = score_baseline(comparison.rows, answers, 2, "2-shot")
+    comparison.rows[0].overlap, comparison.rows[1].overlap = "exact", ""
+    comparison.overlap = {"flags": ["exact", ""], "rule": "r"}
+    run = create_run(runs_dir, StudioSettings())
+    save_comparison(run.path, comparison)
+    _judged(run.path, opponent="baseline")
+    html = write_report(run.path)[0].read_text(encoding="utf-8")
+    assert "By answer loss: 0 better, 0 the same, 1 worse." in html  # row 1 only
+    assert "Prompting alone (2-shot): BLEU 0.0; tuned 0.0" in html  # "go" and "dgo" against "god"
+    assert "over the prompt-only baseline&#x27;s in 100% of 1 pairs" in html
+    assert "1 held-out prompt that repeats or nearly repeats a training prompt is left out of the headline" in html
+
+
+def test_a_judging_of_answers_a_newer_comparison_replaced_is_left_out(runs_dir):
+    import os
+
+    from studio.publish.report import saved_judge
+
+    run = create_run(runs_dir, StudioSettings())
+    save_comparison(run.path, sample_comparison())
+    _judged(run.path)
+    assert saved_judge(run.path, sample_comparison())["pairs"] == 2
+    later = RunFolder(run.path).judge_file.stat().st_mtime + 5
+    os.utime(RunFolder(run.path).comparison_file, (later, later))  # compared again after the judge
+    assert saved_judge(run.path, sample_comparison()) is None

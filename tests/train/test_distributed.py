@@ -24,6 +24,7 @@ from studio.jobqueue import JobQueue
 from studio.jobs import TrainingJob
 from studio.runs import RunFolder
 from studio.settings import StudioSettings, apply_overrides
+from studio.train.launch import check_machine
 from tests.launch_helpers import launch_settings, ranks, slow_tiny_loader, wait_for
 from tests.tiny import tiny_loader
 
@@ -138,14 +139,38 @@ def _group_alive(group: int) -> bool:
     return True
 
 
-def test_a_count_the_machine_lacks_or_a_missing_config_is_one_sentence(tmp_path):
+def test_a_count_the_machine_lacks_or_a_missing_config_is_one_sentence_when_the_run_starts(tmp_path):
     too_many = (os.cpu_count() or 1) + 1
+    # The settings load on any machine (a run folder copied from a bigger one must open); starting is what checks.
+    counted = apply_overrides(StudioSettings(), {"train": {"num_processes": too_many}})
     with pytest.raises(SettingsError) as exc:
-        apply_overrides(StudioSettings(), {"train": {"num_processes": too_many}})
+        check_machine(counted.train)
     assert_one_sentence(str(exc.value)) and f"{too_many}" in str(exc.value)
+    missing = apply_overrides(StudioSettings(), {"train": {"accelerate_config": str(tmp_path / "nope.yaml")}})
     with pytest.raises(SettingsError) as exc:
-        apply_overrides(StudioSettings(), {"train": {"accelerate_config": str(tmp_path / "nope.yaml")}})
+        check_machine(missing.train)
     assert_one_sentence(str(exc.value))
+    # A job started anyway fails in that sentence: the run marked failed, its data kept, how it asked to launch said.
+    job = train(launch_settings(tmp_path, processes=too_many), tmp_path / "runs")
+    assert job.status == "failed" and f"train.num_processes is {too_many}, but this machine has" in job.error
+    assert_one_sentence(job.error)
+    info = runs.read_run(tmp_path / "runs", job.run_id)
+    assert (info.status, info.error, info.num_processes) == ("failed", job.error, too_many)
+    assert RunFolder(job.run_dir).split_file("train").is_file()
+
+
+def test_a_run_folder_from_a_bigger_machine_opens_and_resuming_it_is_one_sentence(tmp_path, capsys):
+    from studio import cli
+
+    root = tmp_path / "runs"
+    info = runs.create_run(root, apply_overrides(StudioSettings(), {"train": {"num_processes": 64}}))
+    runs.update_run(info.path, status="interrupted", num_processes=64, backend="nccl")
+    assert RunFolder(info.path).read_settings().train.num_processes == 64
+    assert [r.num_processes for r in runs.list_runs(root)] == [64]
+    code = cli.main(["train", "--runs-dir", str(root), "--resume", info.run_id], model_loader=tiny_loader)
+    said = capsys.readouterr()
+    assert code != 0 and "train.num_processes is 64, but this machine has" in said.out + said.err
+    assert runs.read_run(root, info.run_id).status == "interrupted"  # nothing started, nothing changed
 
 
 def test_a_broken_config_file_fails_the_run_in_one_sentence_and_nothing_else(tmp_path):

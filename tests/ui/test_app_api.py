@@ -106,6 +106,8 @@ def test_load_preview_train_compare(studio):
     mark = f" [cut at {saved.limit} tokens]"
     flagged = sorted((row.base_cut, row.tuned_cut) for row in saved.rows)
     assert sorted((row[2].endswith(mark), row[3].endswith(mark)) for row in table["data"]) == flagged
+    # The prompt-only baseline ran (on by default when it fits its budget): its answers have a column.
+    assert saved.baseline.ran and table["headers"][4] == f"Prompting alone ({saved.baseline.shots}-shot)"
     assert {r.rsplit(".", 1)[-1] for r in reports} == {"html", "md"}
     base, tuned = c.predict(instruction="Sort the words.", input="pear apple", **QUICK_GEN, api_name="/ask")
     assert base["label"] == "Base: Gemma 3 270M (adapter disabled)" and isinstance(base["value"], str)

@@ -88,3 +88,44 @@ def test_the_scores_show_the_prompt_only_baseline_beside_base_and_tuned():
     html = score_cards_html(cmp)
     assert "Prompting alone (2-shot)" in html and f"BLEU {cmp.baseline.scores.bleu:.1f}" in html
     assert "Prompting alone (2-shot): BLEU " in html and "; tuned " in html
+
+
+def test_the_table_has_a_baseline_column_and_marks_rows_that_repeat_a_training_prompt():
+    from studio.evaluate.baseline_record import score_baseline
+    from studio.evaluate.generation import Answer
+    from ui.compare_view import COLUMNS
+
+    cmp = sample_comparison()
+    assert list(comparison_frame(cmp).columns) == COLUMNS  # no baseline: the usual columns
+    cmp.baseline = score_baseline(cmp.rows, [Answer("dog", "", 1, "eos"), Answer("go go", "", 8, None)], 2, "r",
+                                  limit=8)
+    cmp.rows[1].overlap, cmp.rows[0].overlap = "near", ""
+    frame = comparison_frame(cmp)
+    assert list(frame.columns) == [*COLUMNS[:4], "Prompting alone (2-shot)", *COLUMNS[4:]]
+    first, second = frame.iloc[0], frame.iloc[1]  # by BLEU change: Uppercase first
+    shots = "Prompting alone (2-shot)"
+    assert first[shots] == "dog" and second[shots] == "go go [cut at 8 tokens]"
+    assert first["Instruction"] == "Uppercase <b> Input: dog"
+    assert second["Instruction"] == "Reverse [nearly repeats a training prompt, left out of the headline]"
+    cmp.generation["include_overlap"] = True
+    assert comparison_frame(cmp).iloc[1]["Instruction"] == "Reverse [nearly repeats a training prompt]"
+
+
+def test_a_judge_joins_the_headline_and_the_cards_over_the_rows_the_headline_scores():
+    from studio.evaluate.judge_record import JudgeResult, Verdict
+    from studio.publish.scorecard import headline_judge
+
+    cmp = sample_comparison()
+    verdicts = [Verdict(i, order, "A", "A" if order == "tuned_first" else "B")
+                for i in (0, 1) for order in ("opponent_first", "tuned_first")]
+    result = JudgeResult("j", "fake", "", "base", verdicts, 0.7, planned=2)
+    judge = headline_judge(cmp, result)
+    html = score_cards_html(cmp, judge)
+    assert "A judge preferred the tuned answer over the base one in 100%" in html and "of 2 pairs" in html
+    assert ">Judge: tuned vs base<" in html and ">100%<" in html
+    assert ">Judge" not in score_cards_html(cmp) and "A judge" not in score_cards_html(cmp)
+    cmp.rows[1].overlap = "exact"  # left out of the headline: its pair is left out of the judge's figures too
+    clean = headline_judge(cmp, result)
+    assert clean["pairs"] == 1 and "of 1 pairs" in score_cards_html(cmp, clean)
+    weak = {**judge, "agreement": 0.5, "trusted": False}
+    assert ">Judge" not in score_cards_html(cmp, weak) and "too weak to trust" in score_cards_html(cmp, weak)

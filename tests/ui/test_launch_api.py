@@ -7,7 +7,8 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from studio.runs import read_run
+from studio.runs import create_run, read_run, update_run
+from studio.settings import StudioSettings, apply_overrides
 from tests.tiny import make_tiny_tokenizer, tiny_loader
 
 QUICK = {"train_max_steps": 2, "train_batch_size": 2, "train_threads": 1, "data_max_test_examples": 2}
@@ -49,6 +50,9 @@ def test_train_on_two_processes_from_the_page(studio):
     assert "Training on 2 processes (gloo)" in log and figure is not None and "saved" in result
     info = read_run(runs, details["run_id"])
     assert info.num_processes == 2 and info.backend == "gloo" and info.has_adapter
+    table, _ = c.predict(api_name="/list_runs")  # the Runs tab says how the run was launched
+    row = dict(zip(table["headers"], next(r for r in table["data"] if r[0] == details["run_id"])))
+    assert row["Launched"] == "2 processes (gloo)" and row["Status"] == "completed"
 
 
 def test_too_many_processes_is_one_sentence_on_the_page(studio):
@@ -58,3 +62,21 @@ def test_too_many_processes_is_one_sentence_on_the_page(studio):
         c.predict(**QUICK, train_num_processes=4096, api_name="/train")
     said = str(exc.value)
     assert "train.num_processes is 4096, but this machine has" in said and said.endswith(".") and "\n" not in said
+
+
+def test_a_run_folder_from_a_bigger_machine_is_listed_and_resuming_it_is_one_sentence(studio):
+    url, runs = studio
+    config = "/cluster/fsdp.yaml"  # the settings of a run launched on a cluster: they open here, but cannot launch
+    settings = apply_overrides(StudioSettings(), {"train": {"num_processes": 64, "accelerate_config": config}})
+    info = create_run(runs, settings)
+    update_run(info.path, status="interrupted", num_processes=64, backend="nccl", accelerate_config=config)
+    c = Client(url, verbose=False)
+    table, _ = c.predict(api_name="/list_runs")
+    row = dict(zip(table["headers"], next(r for r in table["data"] if r[0] == info.run_id)))
+    assert row["Launched"] == "64 processes (nccl, fsdp.yaml)" and row["Status"] == "interrupted"
+    with pytest.raises(AppError) as exc:
+        c.predict(run_id=info.run_id, api_name="/resume_run")
+    said = str(exc.value)
+    assert "train.accelerate_config /cluster/fsdp.yaml is not a file" in said and said.endswith(".") \
+        and "\n" not in said
+    assert read_run(runs, info.run_id).status == "interrupted"  # nothing started, nothing changed

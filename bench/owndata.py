@@ -1,0 +1,195 @@
+"""`python -m bench owndata`: the own-data flow on a real long-answer file, as a new user runs it.
+
+    python -m bench owndata                    # AlpacaEval's 805 rows, every default, a temporary runs folder
+    python -m bench owndata --write-readme     # ... and rewrite the README's owndata block
+    python -m bench owndata --data FILE --set generation.baseline_shots=0
+
+It runs `python -m studio train --data FILE` in this process through `studio.cli.main`, the command line's own code
+path: the subset it takes for the time budget (the line it prints), Train, then Compare with every default (answer
+loss, base, tuned, the prompt-only baseline). The file is AlpacaEval's evaluation set as the `alpaca-eval` sdist ships
+it (`tests/data/real/`, its README names the source). Printed: train seconds, Compare's seconds split into answer
+loss / base / tuned / baseline / the rest (length fitting, scoring, report), the fitted answer length and its reason,
+the answers cut by the limit per model, the references' perplexity base -> tuned with its interval, the headline,
+and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests/data/real/alpaca_eval_outputs.json.gz"
+TARGET_TOTAL_SECONDS = 600.0  # train + Compare on 2 cores
+TARGET_TUNED_CUT = 0.10  # share of tuned answers cut by the length limit
+TARGET_LOSS_SHARE = 0.10  # what the answer loss adds to the rest of Compare's time
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy, so the bench reads the lines the command line printed."""
+
+    def __init__(self, out: Any) -> None:
+        self.out, self.kept = out, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.out.write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def run_cli(data: Path, runs_dir: Path, overrides: list[str], model_loader: Any = None) -> tuple[str, float]:
+    """`python -m studio train --data FILE` with every default (plus --set overrides): (what it printed, seconds)."""
+    from studio import cli
+
+    argv = ["train", "--data", str(data), "--runs-dir", str(runs_dir)]
+    for pair in overrides:
+        argv += ["--set", pair]
+    tee, started = _Tee(sys.stdout), time.perf_counter()
+    with contextlib.redirect_stdout(tee):
+        code = cli.main(argv, model_loader=model_loader)
+    if code != 0:
+        raise RuntimeError(f"python -m studio {' '.join(argv)} exited with {code}")
+    return tee.kept.getvalue(), time.perf_counter() - started
+
+
+def printed_times(output: str) -> tuple[float, float]:
+    """(train, total) seconds from the command line's closing `time` line."""
+    found = re.search(r"time\s+train (\d+(?:\.\d+)?) s, total (\d+(?:\.\d+)?) s", output)
+    if found is None:
+        raise ValueError("the command line printed no 'time train ... total ...' line")
+    return float(found.group(1)), float(found.group(2))
+
+
+def budget_line(output: str) -> str:
+    """The line where the command line said which subset it trains on (empty when every row fit)."""
+    found = re.search(r"^Training on [\d,]+ of [\d,]+ training rows .*$", output, re.MULTILINE)
+    return found.group(0).strip() if found else ""
+
+
+def owndata_figures(result: Any, train_s: float, total_s: float, budget: str) -> dict[str, Any]:
+    """Every figure of one run from its Comparison and the command line's times (pure: no model, no clock)."""
+    from studio.publish import scorecard
+
+    loss, baseline = result.answer_loss, result.baseline
+    loss_s = (loss.base_seconds + loss.tuned_seconds) if loss is not None else 0.0
+    baseline_s = baseline.seconds if baseline is not None else 0.0
+    compare_s = max(0.0, total_s - train_s)
+    parts = {"answer_loss": loss_s, "base": result.base_seconds, "tuned": result.tuned_seconds, "baseline": baseline_s}
+    cuts = {who: [c.cut, c.total] for who in ("base", "tuned") if (c := result.cut_count(who)) is not None}
+    figures: dict[str, Any] = {
+        "budget_line": budget, "n_compared": len(result.rows), "train_s": train_s, "compare_s": compare_s,
+        "total_s": total_s, "compare_parts_s": {**parts, "other": max(0.0, compare_s - sum(parts.values()))},
+        "answer_length": result.limit, "answer_length_reason": result.answer_length_reason, "cut": cuts,
+        "baseline": {"shots": baseline.shots, "reason": baseline.reason} if baseline is not None else None,
+        "headline": scorecard.headline(result),
+    }
+    if loss is not None:
+        p = loss.perplexity
+        figures["perplexity"] = {"base": p.base, "tuned": p.tuned, "delta": p.delta, "low": p.low, "high": p.high,
+                                 "better": loss.better, "same": loss.same, "worse": loss.worse}
+    return figures
+
+
+def owndata_verdicts(f: dict[str, Any]) -> dict[str, bool]:
+    """The targets: total <= 10 minutes, <= 10% of tuned answers cut, answer loss adds <= 10% to Compare's time."""
+    cut, total = f["cut"].get("tuned", [0, 0])
+    rest = f["compare_s"] - f["compare_parts_s"]["answer_loss"]
+    return {f"train + Compare <= {TARGET_TOTAL_SECONDS / 60:.0f} minutes": f["total_s"] <= TARGET_TOTAL_SECONDS,
+            f"<= {100 * TARGET_TUNED_CUT:.0f}% of tuned answers cut": bool(total) and cut <= TARGET_TUNED_CUT * total,
+            f"answer loss adds <= {100 * TARGET_LOSS_SHARE:.0f}% to Compare's time":
+                f["compare_parts_s"]["answer_loss"] <= TARGET_LOSS_SHARE * max(rest, 0.0)}
+
+
+def _cut_text(f: dict[str, Any]) -> str:
+    return ", ".join(f"{who} {c}/{n}" for who, (c, n) in f["cut"].items()) or "not recorded"
+
+
+def _perplexity_text(f: dict[str, Any]) -> str:
+    p = f.get("perplexity")
+    if p is None:
+        return "not measured"
+    ci = f" [95% CI {p['low']:+.2f}, {p['high']:+.2f}]" if p["low"] is not None else ""
+    return (f"{p['base']:.2f} -> {p['tuned']:.2f} ({p['delta']:+.2f}{ci}; {p['better']} better, {p['same']} the "
+            f"same, {p['worse']} worse)")
+
+
+def owndata_lines(f: dict[str, Any]) -> list[str]:
+    """The figures as lines for the terminal and the README."""
+    parts = f["compare_parts_s"]
+    split = ", ".join(f"{name.replace('_', ' ')} {seconds:.1f} s" for name, seconds in parts.items())
+    shots = f["baseline"]["shots"] if f.get("baseline") else 0
+    verdicts = "; ".join(f"{'PASS' if ok else 'FAIL'} {name}" for name, ok in owndata_verdicts(f).items())
+    return [f"Subset: {f['budget_line'] or 'every row fit the time budget'}",
+            f"Time: train {f['train_s']:.1f} s + Compare {f['compare_s']:.1f} s = {f['total_s']:.0f} s "
+            f"(Compare: {split}; baseline {shots}-shot)",
+            f"Answer length: {f['answer_length']} new tokens: {f['answer_length_reason']}",
+            f"Cut at the length limit: {_cut_text(f)} answers ({f['n_compared']} held-out examples)",
+            f"Answer perplexity: {_perplexity_text(f)}",
+            f"Headline: {f['headline']}",
+            f"Targets: {verdicts}."]
+
+
+def owndata_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
+    """The README's owndata block from one `python -m bench owndata` run."""
+    from bench.readme import provenance
+
+    head = provenance("python -m bench owndata --write-readme", machine, f["load_start"], f["load_end"])
+    return "\n".join([head, "", f"`python -m studio train --data {f['data']}` with every default:", "",
+                      *(f"- {line}" for line in owndata_lines(f))])
+
+
+def run_owndata(data: Path, runs_dir: Path, overrides: list[str], model_loader: Any = None) -> dict[str, Any]:
+    """The own-data flow through the command line, then its figures read back from the run folder."""
+    from studio import runs
+    from studio.evaluate.comparison import load_comparison
+
+    load_start = round(os.getloadavg()[0], 2)
+    output, _ = run_cli(data, runs_dir, overrides, model_loader)
+    train_s, total_s = printed_times(output)
+    newest = runs.list_runs(runs_dir)[0]
+    result = load_comparison(newest.path)
+    if result is None:
+        raise RuntimeError(f"run {newest.run_id} has no comparison")
+    figures = owndata_figures(result, train_s, total_s, budget_line(output))
+    shown = data.resolve().relative_to(ROOT) if data.resolve().is_relative_to(ROOT) else data
+    figures.update(data=str(shown), run_id=newest.run_id, overrides=overrides, load_start=load_start,
+                   load_end=round(os.getloadavg()[0], 2))
+    figures["verdicts"] = owndata_verdicts(figures)
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m bench owndata`."""
+    parser = argparse.ArgumentParser(prog="python -m bench owndata", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the long-answer file (default: AlpacaEval's 805 rows)")
+    parser.add_argument("--runs-dir", type=Path, default=None, help="keep the run folder here (default: a temporary one)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="settings overrides")
+    parser.add_argument("--write-readme", action="store_true", help="rewrite README.md's owndata block from this run")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-owndata-") as tmp:
+        figures = run_owndata(args.data, args.runs_dir or Path(tmp), args.set)
+    print("\n".join(["", "Own data, every default:", *owndata_lines(figures)]), flush=True)
+    if args.write_readme:
+        from bench.readme import machine_facts, write_block
+        from studio.model.threads import available_cores
+
+        print(f"Wrote {write_block('owndata', owndata_block(figures, machine_facts(available_cores())))}")
+    print(json.dumps(figures, default=float))
+    return 0 if all(figures["verdicts"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

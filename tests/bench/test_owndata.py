@@ -1,0 +1,95 @@
+"""`python -m bench owndata`: the own-data flow through the command line's own code path, its figures, targets and
+README block (a tiny model; the timings that the targets judge are faked)."""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import owndata, readme
+from studio import runs
+from studio.data.dataset import load_source
+from studio.evaluate.comparison import load_comparison
+from tests.tiny import tiny_loader
+
+MACHINE = {"date": "2026-12-06 10:00", "cpu": "AMD EPYC", "cores": 2, "available_cores": 2, "threads": 2,
+           "torch": "2.13.0"}
+TINY = ["train.max_steps=2", "data.max_test_examples=4", "generation.max_new_tokens=4", "train.threads=1",
+        "generation.answer_budget_seconds=5", "generation.baseline_budget_seconds=5"]
+
+
+def test_the_real_file_is_alpaca_evals_805_long_answers():
+    loaded = load_source(str(owndata.DATA))
+    assert loaded.shape.name == "alpaca" and len(loaded.examples) == 805
+    assert all(not e.input for e in loaded.examples)
+    words = sorted(len(e.output.split()) for e in loaded.examples)
+    assert 40 <= words[len(words) // 2] <= 70  # answers of about 50 words: long, free-form
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> tuple[dict, Path]:
+    """One own-data run of a small long-answer file (the real file's first 40 rows) through the command line."""
+    tmp = tmp_path_factory.mktemp("owndata")
+    rows = json.loads(gzip.decompress(owndata.DATA.read_bytes()))[:40]
+    data = tmp / "first40.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    return owndata.run_owndata(data, tmp / "runs", TINY, model_loader=tiny_loader), tmp / "runs"
+
+
+def test_the_bench_reads_every_figure_of_the_command_lines_run(ran):
+    figures, root = ran
+    assert figures["total_s"] >= figures["train_s"] > 0 and figures["compare_s"] >= 0
+    parts = figures["compare_parts_s"]
+    assert set(parts) == {"answer_loss", "base", "tuned", "baseline", "other"}
+    assert parts["answer_loss"] > 0 and parts["base"] > 0 and parts["tuned"] > 0
+    assert figures["n_compared"] == 4 and figures["cut"]["tuned"][1] == 4 and figures["answer_length"] >= 4
+    assert figures["answer_length_reason"] and figures["headline"]
+    assert figures["perplexity"]["base"] > 0 and figures["perplexity"]["low"] is not None
+    assert figures["run_id"] == runs.list_runs(root)[0].run_id and figures["budget_line"] == ""  # max_steps: no subset
+    assert set(figures["verdicts"]) == set(owndata.owndata_verdicts(figures))
+    json.dumps(figures, default=float)  # the closing JSON line
+
+
+def test_targets_judge_the_times_and_the_cut_answers(ran):
+    _, root = ran
+    result = load_comparison(runs.list_runs(root)[0].path)
+    fast = owndata.owndata_figures(result, train_s=300.0, total_s=500.0, budget="Training on 200 of 757 ...")
+    slow = owndata.owndata_figures(result, train_s=400.0, total_s=700.0, budget="")
+    assert fast["compare_s"] == 200.0 and slow["compare_s"] == 300.0
+    total = "train + Compare <= 10 minutes"
+    assert owndata.owndata_verdicts(fast)[total] is True and owndata.owndata_verdicts(slow)[total] is False
+    cut, n = fast["cut"]["tuned"]
+    assert owndata.owndata_verdicts(fast)["<= 10% of tuned answers cut"] is (cut <= 0.1 * n)
+    fast["compare_parts_s"]["answer_loss"] = 30.0  # 30 s on top of the other 170 s: more than 10%
+    assert owndata.owndata_verdicts(fast)["answer loss adds <= 10% to Compare's time"] is False
+    fast["compare_parts_s"]["answer_loss"] = 10.0
+    assert owndata.owndata_verdicts(fast)["answer loss adds <= 10% to Compare's time"] is True
+
+
+def test_the_printed_lines_are_parsed_as_the_command_line_prints_them():
+    out = ("Training on 388 of 757 training rows to fit the 4.5-minute training budget (...); --budget-minutes 0 "
+           "uses all.\nstep 1/2\n  time        train 212 s, total 481 s\n")
+    assert owndata.printed_times(out) == (212.0, 481.0)
+    assert owndata.budget_line(out).startswith("Training on 388 of 757 training rows")
+    with pytest.raises(ValueError):
+        owndata.printed_times("no time line")
+
+
+def test_write_readme_fills_the_owndata_block(ran, tmp_path):
+    figures, _ = ran
+    figures = {**figures, "train_s": 250.0, "total_s": 540.0, "compare_s": 290.0}
+    block = owndata.owndata_block(figures, MACHINE)
+    for text in ("`python -m bench owndata --write-readme`", "AMD EPYC, 2 cores", "train 250.0 s + Compare 290.0 s",
+                 "answer loss ", "Answer perplexity: ", "Headline: ", "Cut at the length limit: base ",
+                 "PASS train + Compare <= 10 minutes", "Subset: every row fit the time budget"):
+        assert text in block, text
+    page = tmp_path / "README.md"
+    page.write_text("a\n<!-- bench:owndata:start -->\nold\n<!-- bench:owndata:end -->\nb\n", encoding="utf-8")
+    readme.write_block("owndata", block, page)
+    assert "old" not in page.read_text() and "train 250.0 s" in page.read_text()
+
+
+def test_the_readme_has_the_owndata_block():
+    assert "<!-- bench:owndata:start -->" in readme.README.read_text(encoding="utf-8")
