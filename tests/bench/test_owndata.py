@@ -40,7 +40,7 @@ def ran(tmp_path_factory) -> tuple[dict, Path]:
 
 def test_the_bench_reads_every_figure_of_the_command_lines_run(ran):
     figures, root = ran
-    assert figures["total_s"] >= figures["train_s"] > 0 and figures["compare_s"] >= 0
+    assert figures["total_s"] >= figures["train_s"] >= 0 and figures["compare_s"] >= 0  # whole seconds, as printed
     parts = figures["compare_parts_s"]
     assert set(parts) == {"answer_loss", "base", "tuned", "baseline", "other"}
     assert parts["answer_loss"] > 0 and parts["base"] > 0 and parts["tuned"] > 0
