@@ -155,8 +155,8 @@ def _baseline(rm: RunModel, examples: list[Example], gen: GenerationSettings, re
     if result.partial:
         return skipped("Prompting alone was not measured: Compare was stopped before it.")
     try:
-        got = run_baseline(rm.model, rm.tokenizer, rm.template, rm.train, examples, gen, rm.settings.data.max_length,
-                           progress, should_stop, steps_per_second=base_decoding_rate(result, gen))
+        got = run_baseline(rm.model, rm.tokenizer, rm.template, rm.train, examples, gen, progress, should_stop,
+                           steps_per_second=base_decoding_rate(result, gen))
     except GenerationStopped:
         return skipped("Prompting alone was not measured: it was stopped before it finished.")
     if not got.choice.k:

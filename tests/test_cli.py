@@ -127,7 +127,8 @@ def test_push_without_token_is_refused(tmp_path, tiny_loader, capsys, monkeypatc
 
 
 def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
-    from studio.cli import _with_data_template, build_parser, settings_from_args
+    from studio.cli import build_parser
+    from studio.cli_train import _with_data_template, settings_from_args
 
     messy = str(Path(__file__).parent / "data" / "messy" / "openai_tools.jsonl")
     args = build_parser().parse_args(["train", "--data", messy])
@@ -140,7 +141,8 @@ def test_train_on_chat_data_picks_the_chat_template(tmp_path, capsys):
 
 
 def test_train_applies_any_template_the_data_recommends_unless_one_was_chosen(capsys):
-    from studio.cli import _with_data_template, build_parser, settings_from_args
+    from studio.cli import build_parser
+    from studio.cli_train import _with_data_template, settings_from_args
 
     def template(*argv: str) -> str:
         args = build_parser().parse_args(["train", "--data", "sample:product_docs", *argv])
@@ -288,8 +290,9 @@ def test_inspect_counts_held_out_prompts_that_look_like_training_prompts(tmp_pat
 
 
 def test_the_summary_scores_what_the_headline_scores_and_says_what_it_left_out():
+    from studio.cli_compare import summary_lines
     from tests.publish.test_scorecard import overlapping_comparison
 
-    lines = cli.summary_lines(overlapping_comparison())
+    lines = summary_lines(overlapping_comparison())
     assert "left out of the headline" in lines[1] and "on 4 held-out examples" in lines[1]
     assert any("(0/4 -> 2/4 answers)" in line for line in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from studio import cli
 from studio.evaluate.judge_record import load_judge
 from studio.publish.scorecard import judge_sentence
+from studio.runs import RunFolder
 from tests.evaluate.test_judge import ANSWERS, chat_loader, compared_run
 from tests.judge_server import JudgeServer, closed_port_url
 from tests.test_secrets import files_holding
@@ -29,6 +30,20 @@ def test_an_endpoint_judge_ends_with_the_win_rate_interval_and_agreement(tmp_pat
     assert lines[-1].startswith("A judge preferred the tuned answer over the base one in 75% [95% CI ")
     assert lines[-1].endswith("of 8 pairs (1 ties), agreeing with itself across both orders on 100%.")
     assert KEY not in out.out + out.err and files_holding(tmp_path, KEY) == []
+
+
+def test_judging_rewrites_the_report_with_the_judge_as_the_ui_does(tmp_path, capsys):
+    root = tmp_path / "runs"
+    run_dir = compared_run(root)
+    folder = RunFolder(run_dir)
+    assert not folder.report_html.exists() and not folder.report_md.exists()
+    with JudgeServer() as server:
+        assert cli.main(["judge", run_dir.name, "--endpoint", server.url, "--runs-dir", str(root)]) == 0
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    html, md = (p.read_text(encoding="utf-8") for p in (folder.report_html, folder.report_md))
+    assert verdict.startswith("A judge preferred the tuned answer over the base one in 75% [95% CI ")
+    assert verdict in md and verdict in html
+    assert "Judge: tuned won 6, 1 ties, 1 lost of 8 pairs against the base model." in html
 
 
 def test_a_judge_that_disagrees_with_itself_ends_saying_it_is_too_weak(tmp_path, capsys):

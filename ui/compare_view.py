@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from studio.evaluate.comparison import Comparison, ComparisonRow
-from studio.publish import scorecard
+from studio.publish import marks, scorecard
 from ui.theme import card, cards
 
 COLUMNS = ["Instruction", "Reference", "Base answer", "Tuned answer", "BLEU base", "BLEU tuned", "Change"]
@@ -52,7 +52,7 @@ def score_cards_html(cmp: Comparison, judge: dict[str, Any] | None = None) -> st
                           "the base model with training examples in front of each prompt"))
     items += _judge_card(judge)
     verdict = _kind(lines[0].change.verdict)
-    notes = [scorecard.cut_note(cmp), scorecard.method_note(cmp), scorecard.baseline_sentence(cmp)]
+    notes = [marks.cut_note(cmp), marks.method_note(cmp), scorecard.baseline_sentence(cmp)]
     notes[-1] = notes[-1][:1].upper() + notes[-1][1:]
     return (f'<p class="compare-headline {verdict}">{html.escape(scorecard.headline(cmp, judge))}</p>'
             f"{cards(*items, min_px=170)}"
@@ -85,7 +85,7 @@ def _with_mark(text: str, mark: str) -> str:
 
 def _marked(cmp: Comparison, row: ComparisonRow, who: str) -> str:
     """The answer as scored, with '[cut at N tokens]' after it when it ran into the length limit."""
-    return _with_mark(getattr(row, who), scorecard.cut_mark(cmp, row, who))
+    return _with_mark(getattr(row, who), marks.cut_mark(cmp, row, who))
 
 
 def columns(cmp: Comparison) -> list[str]:
@@ -105,8 +105,8 @@ def comparison_frame(cmp: Comparison) -> pd.DataFrame:
         answers = [_marked(cmp, r, "base"), _marked(cmp, r, "tuned")]
         if len(names) > len(COLUMNS):
             shot = cmp.baseline.rows[index[id(r)]]
-            answers.append(_with_mark(shot.answer, scorecard.baseline_cut_mark(cmp, shot)))
-        table.append([_with_mark(_task(r), scorecard.overlap_mark(cmp, r)), r.reference, *answers,
+            answers.append(_with_mark(shot.answer, marks.baseline_cut_mark(cmp, shot)))
+        table.append([_with_mark(_task(r), marks.overlap_mark(cmp, r)), r.reference, *answers,
                       round(r.base_bleu, 1), round(r.tuned_bleu, 1), round(r.delta_bleu, 1)])
     return pd.DataFrame(table, columns=names)
 
@@ -122,7 +122,7 @@ def raw_answers_html(cmp: Comparison) -> str:
         return '<p class="cut-note">This comparison was saved without raw continuations; compare again to see them.</p>'
     items = []
     for i, r in enumerate(ranked_rows(cmp), start=1):
-        base, tuned = scorecard.ending(r.base, r.base_raw, cmp), scorecard.ending(r.tuned, r.tuned_raw, cmp)
+        base, tuned = marks.ending(r.base, r.base_raw, cmp), marks.ending(r.tuned, r.tuned_raw, cmp)
         badges = "".join(f'<span class="raw-badge">{who}: {html.escape(how)}</span>'
                          for who, how in (("base", base), ("tuned", tuned)))
         items.append(f"<details><summary>{i}. {html.escape(_task(r))} {badges}</summary><div class=\"raw-pair\">"

@@ -9,9 +9,11 @@ Compare's prompt, so the answers are the base answers exactly.
 
 The shots: a seeded sample among the shorter half of the training examples (short shots leave room in the
 context), the same shots in the same order for every prompt. k (`choose_k`, pure) is the largest number up to the
-setting for which the longest k-shot prompt plus the answer fits the context (the model's positions and the run's
-`data.max_length`: the baseline sees no more tokens per example than the tuned model trained on) and the pass fits
-its time budget at the rates measured on this machine; 0 means the baseline is skipped, with the reason.
+setting for which the longest k-shot prompt plus the answer fits the context and the pass fits its time budget at
+the rates measured on this machine; 0 means the baseline is skipped, with the reason. The context is the model's own
+(its positions, capped at `MAX_CONTEXT`), not the run's `data.max_length`: that truncates training examples, while
+the baseline only reads, so on long answers a training-length limit would leave no room for even one shot; the
+time budget, not the cap, is what keeps k small on a slow machine.
 """
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ from studio.examples import Example
 from studio.settings import GenerationSettings
 
 POOL = 200  # training examples measured for shots at most: tokenising a large training set would cost seconds
+# Tokens a k-shot prompt plus its answer may take at most, however long the model's context: prefill time and
+# memory grow with the prompt, so the cap keeps one pass bounded where the model reads tens of thousands of tokens.
+MAX_CONTEXT = 2048
 SHOT_SEED = 0
 Progress = Callable[[str, int, int], None]
 
@@ -73,10 +78,11 @@ def few_shot_prompt(template: Any, shots: Sequence[Example], example: Example, b
     return pieces[0] + "".join(_without_bos(p, bos) for p in pieces[1:])
 
 
-def context_limit(model: Any, max_length: int) -> int:
-    """Tokens a k-shot prompt plus its answer may take: the run's max_length, or the model's positions if fewer."""
+def context_limit(model: Any, cap: int = MAX_CONTEXT) -> int:
+    """Tokens a k-shot prompt plus its answer may take: the model's positions, at most `cap` (all of it without
+    a recorded context)."""
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    return min(max_length, positions) if positions else max_length
+    return min(cap, positions) if positions else cap
 
 
 def pick_shots(tokenizer: Any, template: Any, train: Sequence[Example], n: int, seed: int = SHOT_SEED) -> list[int]:
@@ -194,10 +200,10 @@ class BaselineAnswers:
 
 
 def run_baseline(model: Any, tokenizer: Any, template: Any, train: Sequence[Example], examples: Sequence[Example],
-                 gen: GenerationSettings, max_length: int, progress: Progress | None = None,
+                 gen: GenerationSettings, progress: Progress | None = None,
                  should_stop: Callable[[], bool] | None = None, steps_per_second: float | None = None,
                  timed: bool = True) -> BaselineAnswers:
-    """Choose k (the setting, the context, the budget) and answer the examples k-shot; skipped (k=0) with why.
+    """Choose k (the setting, the model's context, the budget) and answer the examples k-shot; skipped (k=0) with why.
 
     `steps_per_second`: the decoding rate measured for Compare, if any (else measured here when `timed`).
     """
@@ -208,7 +214,7 @@ def run_baseline(model: Any, tokenizer: Any, template: Any, train: Sequence[Exam
     bos = getattr(tokenizer, "bos_token", None)
     longest = [max(len(prompt_ids(tokenizer, few_shot_prompt(template, [train[i] for i in chosen[:k]], ex, bos)))
                    for ex in examples) for k in range(len(chosen) + 1)]
-    limit = context_limit(model, max_length)
+    limit = context_limit(model)
     rates: dict[str, float] = {}
     if timed and len(chosen) and longest[1] + gen.max_new_tokens <= limit:
         rates["steps_per_second"] = steps_per_second or decoding_rate(model, tokenizer,

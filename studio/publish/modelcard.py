@@ -17,11 +17,12 @@ from studio.errors import RunError
 from studio.evaluate.comparison import Comparison, load_comparison
 from studio.evaluate.probe_record import ProbeResult, load_probe
 from studio.examples import Example
-from studio.publish import scorecard
+from studio.publish import marks, scorecard
 from studio.publish.gguf_card import check_lines, usage_lines
 from studio.publish.markdown import cell, code, fenced, md_table
 from studio.publish.probe_view import probe_markdown
-from studio.publish.report import gains_and_losses, loss_points, saved_judge
+from studio.publish.report import loss_points, saved_judge
+from studio.publish.report_examples import gains_and_losses
 from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, hub_model_id, library_versions
 from studio.publish.svg import Series, line_chart
 from studio.publish.verify import load_checks
@@ -161,9 +162,9 @@ def _results_section(comparison: Comparison | None, judge: dict[str, Any] | None
              f"match){loss}. {scorecard.headline(comparison, judge)}")
     baseline = _full_sentence(scorecard.baseline_sentence(comparison))  # could prompting alone do it?
     notes = [f"- {cell(text)}" for text in (scorecard.tally_text(comparison), _loss_counts(comparison), baseline,
-                                            scorecard.cut_note(comparison),
+                                            marks.cut_note(comparison),
                                             _sentence(comparison.answer_length_reason),
-                                            scorecard.method_note(comparison)) if text]
+                                            marks.method_note(comparison)) if text]
     lines = ["## Before and after tuning", "", intro, "", *md_table(scorecard.CELLS_HEADER, cards), "", *notes]
     gains, _ = gains_and_losses(comparison, SHOWN_EXAMPLES)
     rows = [[r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned] for r in gains]

@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import RunError
-from studio.evaluate.comparison import Comparison, ComparisonRow, load_comparison
+from studio.evaluate.comparison import Comparison, load_comparison
 from studio.evaluate.judge_record import load_judge
 from studio.evaluate.probe_record import ProbeResult, load_probe
+from studio.publish import marks
 from studio.publish import scorecard as sc
 from studio.publish.markdown import cell, md_table
 from studio.publish.probe_view import probe_html, probe_markdown
+from studio.publish.report_examples import gains_and_losses, html_all, html_examples, md_all, md_examples
 from studio.publish.report_style import CSS
 from studio.publish.svg import Series, line_chart
 from studio.runs import RunFolder, atomic_write, read_run
 
 SECTIONS = (("lora", "LoRA"), ("train", "Training"), ("data", "Data"), ("generation", "Generation"))
-SHOWN_EXAMPLES = 3
 
 
 # ---- shared content: the same facts feed the HTML and the Markdown ----
@@ -58,14 +59,6 @@ def settings_rows(settings: dict, comparison: Comparison) -> list[tuple[str, lis
             values.pop("custom_template", None)  # only meaningful for the custom template
         out.append((title, [(name, _value(v)) for name, v in values.items()]))
     return out
-
-
-def gains_and_losses(comparison: Comparison, k: int = SHOWN_EXAMPLES) -> tuple[list[ComparisonRow], ...]:
-    """The k examples that gained most BLEU and the (up to k) that lost most."""
-    ranked = sorted(comparison.rows, key=lambda r: r.delta_bleu, reverse=True)
-    gains = [r for r in ranked if r.delta_bleu > 0][:k]
-    losses = [r for r in reversed(ranked) if r.delta_bleu < 0][:k]
-    return gains, losses
 
 
 def loss_points(history: list[dict], key: str = "loss") -> list[tuple[float, float]]:
@@ -174,7 +167,7 @@ def _html_scores(run: dict, comparison: Comparison, judge: dict[str, Any] | None
     first, tally = lines[0], sc.tally_text(comparison)  # the headline metric first
     subs = [sc.headline(comparison, judge), f"Per example: {tally}." if tally else "", *_answer_notes(comparison),
             _judge_note(judge),
-            _subline(comparison), sc.cut_note(comparison)]
+            _subline(comparison), marks.cut_note(comparison)]
     return (f'<section class="headline"><p class="big"><span class="before">{_e(first.label)} {_e(first.before)}'
             f'</span> → {_e(first.after)}</p><p class="verdict">{_e(sc.change_text(first.change))}</p>'
             + "".join(f'<p class="sub">{_e(sub)}</p>' for sub in subs if sub)
@@ -189,31 +182,6 @@ def _html_loss(run: dict, history: list[dict]) -> str:
     return f'<section><h2>Training loss</h2>{chart}<p class="caption">{caption}</p></section>'
 
 
-def _html_example(row: ComparisonRow) -> str:
-    task = _e(row.instruction) + (f'<span class="input">{_e(row.input)}</span>' if row.input else "")
-    answers = [("Reference", row.reference, "", "reference"), ("Base", row.base, f"BLEU {row.base_bleu:.1f}", "base"),
-               ("Tuned", row.tuned, f"BLEU {row.tuned_bleu:.1f}", "tuned")]
-    cells = "".join(f'<div class="answer {cls}"><span class="score">{_e(score)}</span><h3>{title}</h3>'
-                    f"<pre>{_e(text) or '<em>(empty)</em>'}</pre></div>" for title, text, score, cls in answers)
-    return (f'<div class="example"><p class="task">{task}</p><div class="answers">{cells}</div>'
-            f"{_html_raw(row)}</div>")
-
-
-def _html_raw(row: ComparisonRow) -> str:
-    """Both raw continuations in a closed <details>: everything the models wrote before the cut was applied."""
-    if not (row.base_raw or row.tuned_raw):
-        return ""
-    body = "".join(f'<div class="answer {cls}"><h3>{title}, raw</h3><pre>{_e(raw) or "<em>(empty)</em>"}</pre></div>'
-                   for title, raw, cls in (("Base", row.base_raw, "base"), ("Tuned", row.tuned_raw, "tuned")))
-    return f'<details class="raw"><summary>Raw continuations, before the cut</summary><div class="raws">{body}</div>' \
-           "</details>"
-
-
-def _html_examples(title: str, rows: list[ComparisonRow], none: str) -> str:
-    body = "".join(map(_html_example, rows)) or f'<p class="none">{_e(none)}</p>'
-    return f"<section><h2>{_e(title)}</h2>{body}</section>"
-
-
 def _html_table(rows: list[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
 
@@ -222,27 +190,6 @@ def _html_settings(settings: dict, comparison: Comparison) -> str:
     blocks = "".join(f"<div><h3>{_e(title)}</h3>{_html_table(rows)}</div>"
                      for title, rows in settings_rows(settings, comparison))
     return f'<section><h2>Hyperparameters</h2><div class="settings">{blocks}</div></section>'
-
-
-def _html_answer(text: str, raw: str) -> str:
-    """An answer as scored, with the raw continuation behind a small <details> when the cut removed something."""
-    cut = raw and raw.strip() != text
-    more = f'<details class="raw"><summary>raw</summary><pre>{_e(raw)}</pre></details>' if cut else ""
-    return f"<pre>{_e(text)}</pre>{more}"
-
-
-def _html_all(comparison: Comparison) -> str:
-    head = ("<tr><th>#</th><th>Instruction</th><th>Reference</th><th>Base</th><th>Tuned</th>"
-            '<th class="num">BLEU base</th><th class="num">BLEU tuned</th></tr>')
-    body = "".join(
-        f"<tr><td>{i}</td><td><pre>{_e(r.instruction)}{_e(chr(10) + r.input) if r.input else ''}</pre></td>"
-        f"<td><pre>{_e(r.reference)}</pre></td><td>{_html_answer(r.base, r.base_raw)}</td>"
-        f"<td>{_html_answer(r.tuned, r.tuned_raw)}</td>"
-        f'<td class="num">{r.base_bleu:.1f}</td><td class="num">{r.tuned_bleu:.1f}</td></tr>'
-        for i, r in enumerate(comparison.rows, start=1)
-    )
-    return (f'<section class="full"><details><summary>All {len(comparison.rows)} examples</summary>'
-            f'<table class="all">{head}{body}</table></details></section>')
 
 
 def render_html(run: dict, settings: dict, history: list[dict], comparison: Comparison,
@@ -254,12 +201,12 @@ def render_html(run: dict, settings: dict, history: list[dict], comparison: Comp
     parts = [
         _html_header(run, comparison), _html_scores(run, comparison, judge), probe_html(probe) if probe else "",
         _html_loss(run, history),
-        _html_examples("Biggest gains", gains, "No example improved."),
-        _html_examples("Got worse", losses, "No example got worse."),
-        _html_settings(settings, comparison), _html_all(comparison),
+        html_examples("Biggest gains", gains, "No example improved."),
+        html_examples("Got worse", losses, "No example got worse."),
+        _html_settings(settings, comparison), html_all(comparison),
         f"<footer>Instruction-Tuning Studio · answers generated in {seconds:.0f} s · "
         f"scores by the studio's evaluate metric (BLEU and chrF by SacreBLEU) · "
-        f"{_e(sc.method_note(comparison))}</footer>",
+        f"{_e(marks.method_note(comparison))}</footer>",
     ]
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -276,20 +223,6 @@ def _loss_table(history: list[dict]) -> list[list[str]]:
             for step in sorted(train.keys() | evals.keys())]
 
 
-def _md_examples(title: str, rows: list[ComparisonRow], none: str) -> list[str]:
-    lines = [f"## {title}", ""]
-    if not rows:
-        return lines + [f"_{none}_", ""]
-    for r in rows:
-        task = r.instruction + (f"\n{r.input}" if r.input else "")
-        table = [["Instruction", task, ""], ["Reference", r.reference, ""], ["Base", r.base, f"{r.base_bleu:.1f}"],
-                 ["Tuned", r.tuned, f"{r.tuned_bleu:.1f}"]]
-        if r.base_raw or r.tuned_raw:
-            table += [["Base, raw", r.base_raw, ""], ["Tuned, raw", r.tuned_raw, ""]]
-        lines += md_table(["", "Answer", "BLEU"], table) + [""]
-    return lines
-
-
 def _md_summary(run: dict, history: list[dict], comparison: Comparison, judge: dict[str, Any] | None) -> list[str]:
     title = f"{run.get('base_model', 'Model')} tuned on {run.get('dataset', 'a dataset')}"
     facts = [f"Run `{run.get('run_id', '')}`", f"template {cell(comparison.template)}",
@@ -297,7 +230,7 @@ def _md_summary(run: dict, history: list[dict], comparison: Comparison, judge: d
     cards = [m.cells() for m in sc.metric_lines(comparison)]
     loss = _loss_table(history)
     extra = [line for line in (sc.tally_text(comparison), *_answer_notes(comparison), _judge_note(judge),
-                               sc.cut_note(comparison), sc.method_note(comparison)) if line]
+                               marks.cut_note(comparison), marks.method_note(comparison)) if line]
     return ([f"# {cell(title)}", "", " · ".join(facts), "", f"## {_headline(comparison)}", "",
              f"**{sc.headline(comparison, judge)}**", "", _subline(comparison), ""]
             + md_table(sc.CELLS_HEADER, cards)
@@ -306,26 +239,17 @@ def _md_summary(run: dict, history: list[dict], comparison: Comparison, judge: d
             + (md_table(["Step", "Train loss", "Eval loss"], loss) if loss else ["_No loss logged yet._"]) + [""])
 
 
-def _md_all(comparison: Comparison) -> list[str]:
-    rows = [[i, r.instruction + (f"\n{r.input}" if r.input else ""), r.reference, r.base, r.tuned,
-             f"{r.base_bleu:.1f}", f"{r.tuned_bleu:.1f}", r.base_raw, r.tuned_raw]
-            for i, r in enumerate(comparison.rows, start=1)]
-    header = ["#", "Instruction", "Reference", "Base", "Tuned", "BLEU base", "BLEU tuned", "Base, raw", "Tuned, raw"]
-    return ([f"## All {len(comparison.rows)} examples", "", "<details><summary>Show the table</summary>", ""]
-            + md_table(header, rows) + ["", "</details>", ""])
-
-
 def render_markdown(run: dict, settings: dict, history: list[dict], comparison: Comparison,
                     probe: ProbeResult | None = None, judge: dict[str, Any] | None = None) -> str:
     """The same report as Markdown: tables throughout, the loss curve as a few sampled steps."""
     gains, losses = gains_and_losses(comparison)
     lines = _md_summary(run, history, comparison, judge) + (probe_markdown(probe, md_table) if probe else [])
-    lines += _md_examples("Biggest gains", gains, "No example improved.")
-    lines += _md_examples("Got worse", losses, "No example got worse.")
+    lines += md_examples("Biggest gains", gains, "No example improved.")
+    lines += md_examples("Got worse", losses, "No example got worse.")
     lines += ["## Hyperparameters", ""]
     for section, rows in settings_rows(settings, comparison):
         lines += [f"### {section}", ""] + md_table(["Setting", "Value"], [list(r) for r in rows]) + [""]
-    return "\n".join(lines + _md_all(comparison))
+    return "\n".join(lines + md_all(comparison))
 
 
 # ---- files ----

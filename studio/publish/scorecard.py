@@ -1,8 +1,8 @@
 """The before/after in words, shared by the Compare tab, the CLI summary, the report and the model card (pure text).
 
-One source for "BLEU 0.3 -> 43.7, +43.4 [95% CI +35.1, +51.0], significant", the per-example win/tie/loss line,
-the one line that says how answers were cut, and the headline. Comparisons saved before intervals existed still
-read sensibly.
+One source for "BLEU 0.3 -> 43.7, +43.4 [95% CI +35.1, +51.0], significant", the per-example win/tie/loss line
+and the headline (the notes and marks around the tables: `studio.publish.marks`). Comparisons saved before
+intervals existed still read sensibly.
 
 The headline's rules:
 - Its metric fits the data, chosen from the references before looking at any result: short, closed answers (the
@@ -23,17 +23,14 @@ The headline's rules:
 """
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, replace
 from typing import Any
 
-from studio.evaluate.baseline_record import BaselineRow
 from studio.evaluate.change import PERPLEXITY_SHARE, Change, judged, perplexity_judged
-from studio.evaluate.comparison import Comparison, ComparisonRow
+from studio.evaluate.comparison import Comparison
 from studio.evaluate.contamination import clean_comparison, overlapping
 from studio.evaluate.judge_record import JudgeResult
-from studio.evaluate.lengths import cut_label
 
 METRICS = (("bleu", "BLEU"), ("chrf", "chrF"), ("rouge_l", "ROUGE-L"), ("exact_match", "Exact match"))
 NOTES = {"bleu": "corpus BLEU, 0-100", "chrf": "character n-gram F-score, 0-100",
@@ -251,26 +248,6 @@ def cut_sentence(comparison: Comparison) -> str:
     return f"{both} answers were cut at {counts[0][1].limit} tokens."
 
 
-def cut_mark(comparison: Comparison, row: ComparisonRow, who: str) -> str:
-    """The table's mark on `who`'s answer of a row: 'cut at 128 tokens' when it ran into the limit, else ''."""
-    return cut_label(comparison.limit) if getattr(row, f"{who}_cut") and comparison.limit else ""
-
-
-def baseline_cut_mark(comparison: Comparison, row: BaselineRow) -> str:
-    """The table's mark on a prompt-only baseline answer: 'cut at 128 tokens' when it ran into the limit, else ''."""
-    limit = comparison.baseline.limit if comparison.baseline is not None else None
-    return cut_label(limit) if row.cut and limit else ""
-
-
-def overlap_mark(comparison: Comparison, row: ComparisonRow) -> str:
-    """The table's mark on a row whose prompt repeats a training prompt: 'repeats a training prompt' / 'nearly
-    repeats a training prompt', with ', left out of the headline' when it is; '' for the other rows."""
-    if not row.overlap:
-        return ""
-    mark = "nearly repeats a training prompt" if row.overlap == "near" else "repeats a training prompt"
-    return mark + (", left out of the headline" if headline_comparison(comparison) is not comparison else "")
-
-
 def _verdict(comparison: Comparison) -> str:
     if headline_metric(comparison) == "answer_loss":
         return answer_loss_sentence(comparison)
@@ -320,41 +297,6 @@ def tally_text(comparison: Comparison) -> str:
     if t is None:
         return ""
     return f"{t.wins} better, {t.ties} the same, {t.losses} worse by sentence BLEU"
-
-
-def method_note(comparison: Comparison) -> str:
-    """How the intervals were computed, in one line."""
-    method = comparison.bootstrap.get("method")
-    return f"Intervals: {method}." if method else "No confidence intervals were recorded for this comparison."
-
-
-def _quoted(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # shows "\n### " with its newline visible
-
-
-def cut_note(comparison: Comparison) -> str:
-    """One line: how base and tuned answers were cut (the same stops for both)."""
-    if comparison.stop_strings is None:
-        return "How answers were cut was not recorded for this comparison; compare again to record it."
-    eos = " or ".join(comparison.eos_tokens) or "EOS"
-    stops = ", ".join(map(_quoted, comparison.stop_strings))
-    where = f"at the first {stops} or at {eos}" if stops else f"at {eos} only (the template has no stop strings)"
-    return f"Answers cut {where}, the same rule for base and tuned; the raw continuations are kept."
-
-
-def ending(text: str, raw: str, comparison: Comparison) -> str:
-    """How one answer ended: 'cut at "\\n### "', 'ended with <eos>', 'ran to the token limit' ('' if not recorded)."""
-    if not raw:
-        return ""
-    whole = raw.strip()
-    for eos in comparison.eos_tokens:
-        if whole.endswith(eos) and whole.removesuffix(eos).strip() == text:
-            return f"ended with {eos}"
-    if whole == text:
-        return "ran to the token limit"
-    # The first stop in the raw text; one that began in the prompt's last characters shows without its start.
-    found = [(raw.find(s.lstrip()), s) for s in comparison.stop_strings or [] if s.lstrip() and s.lstrip() in raw]
-    return f"cut at {_quoted(min(found)[1])}" if found else "cut"
 
 
 def baseline_sentence(comparison: Comparison) -> str:

@@ -9,6 +9,7 @@ from studio.data.formatting import prompt_ids
 from studio.data.templates import get_template
 from studio.evaluate.baseline import (
     answer_with_shots,
+    MAX_CONTEXT,
     choose_k,
     context_limit,
     few_shot_prompt,
@@ -73,21 +74,38 @@ def test_k_is_the_most_shots_that_fit_the_context_and_the_budget():
     assert choose_k([20], 12, 256, 48, 48)[1].endswith("there are no training examples to show.")
 
 
-def test_k_shrinks_to_fit_max_length_and_the_prompts_hold_the_shots(tiny_tokenizer, tiny_model):
+def test_k_shrinks_to_fit_the_models_context_and_the_prompts_hold_the_shots(tiny_tokenizer, tiny_model):
     template = get_template("instruction_output")
     gen = GenerationSettings(max_new_tokens=4, batch_size=3, baseline_shots=3)
-    full = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, max_length=512, timed=False)
+    full = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, timed=False)
     assert full.choice.k == 3 and full.choice.label == "3-shot" and len(full.answers) == 3
     assert full.choice.reason.startswith("3-shot: 3 training examples before each prompt")
+    assert full.choice.context_limit == tiny_model.config.max_position_embeddings  # the model's, not data.max_length
     shots = [TRAIN[i] for i in full.choice.shots]
     longest = max(len(prompt_ids(tiny_tokenizer, few_shot_prompt(template, shots[:2], ex))) for ex in HELD_OUT)
-    short = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, max_length=longest + 4,
-                         timed=False)
+    tiny_model.config.max_position_embeddings = longest + 4  # a model with a short context (a fresh model per test)
+    short = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, timed=False)
     assert short.choice.k == 2 and short.choice.shots == full.choice.shots[:2]
     assert short.choice.context_limit == longest + 4 and "3 would not fit" in short.choice.reason
-    assert context_limit(tiny_model, 10_000) == tiny_model.config.max_position_embeddings
-    off = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, replace(gen, baseline_shots=0), 512)
+    off = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, replace(gen, baseline_shots=0))
     assert off.choice.k == 0 and off.answers == [] and "turned off" in off.choice.reason
+
+
+def test_the_context_is_the_models_own_capped_and_never_the_training_length(tiny_tokenizer, tiny_model):
+    from types import SimpleNamespace
+
+    assert context_limit(tiny_model) == tiny_model.config.max_position_embeddings
+    assert context_limit(SimpleNamespace(config=SimpleNamespace(max_position_embeddings=32_768))) == MAX_CONTEXT
+    assert context_limit(SimpleNamespace()) == MAX_CONTEXT  # no recorded context: the cap
+    assert context_limit(tiny_model, cap=100) == 100
+    # Long training answers: each shot alone passes the 256 tokens a run trains on by default, yet shots fit.
+    long_train = [Example("Explain the word.", " ".join([w] * 200), w) for w in WORDS[:6]]
+    assert min(len(prompt_ids(tiny_tokenizer, shot_text(get_template("alpaca"), ex))) for ex in long_train) > 256
+    tiny_model.config.max_position_embeddings = 4096  # a larger model context: the cap applies
+    gen = GenerationSettings(max_new_tokens=4, batch_size=3, baseline_shots=2)
+    got = run_baseline(tiny_model, tiny_tokenizer, get_template("alpaca"), long_train, HELD_OUT, gen, timed=False)
+    assert got.choice.k == 2 and got.choice.context_limit == MAX_CONTEXT
+    assert f"within the {MAX_CONTEXT}-token context" in got.choice.reason
 
 
 def test_with_no_shots_the_baseline_answers_are_the_base_answers(tiny_tokenizer):
@@ -103,9 +121,9 @@ def test_the_baseline_is_deterministic_uses_the_base_model_and_stops_between_bat
     model, template = tuned_model(tiny_tokenizer), get_template("alpaca")
     gen = GenerationSettings(max_new_tokens=6, batch_size=2, baseline_shots=2)
     seen: list[tuple[str, int, int]] = []
-    first = run_baseline(model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, 512,
+    first = run_baseline(model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen,
                          progress=lambda *a: seen.append(a), timed=False)
-    again = run_baseline(model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, 512, timed=False)
+    again = run_baseline(model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, timed=False)
     assert first.choice == again.choice and [a.text for a in first.answers] == [a.text for a in again.answers]
     assert seen[-1] == ("baseline (2-shot)", 3, 3) and first.seconds > 0
     shots = [TRAIN[i] for i in first.choice.shots]
@@ -121,7 +139,7 @@ def test_the_baseline_is_deterministic_uses_the_base_model_and_stops_between_bat
 def test_a_timed_baseline_measures_the_rates_and_respects_its_budget(tiny_tokenizer, tiny_model):
     template = get_template("alpaca")
     gen = GenerationSettings(max_new_tokens=4, batch_size=3, baseline_shots=2, baseline_budget_seconds=3600)
-    timed = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, 512)
+    timed = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen)
     assert timed.choice.k == 2 and timed.choice.estimated_seconds is not None and timed.choice.estimated_seconds > 0
-    tight = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, 512, steps_per_second=1e-3)
+    tight = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, steps_per_second=1e-3)
     assert tight.choice.k == 0 and "over the 3600-second budget" in tight.choice.reason and tight.answers == []

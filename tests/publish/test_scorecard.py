@@ -1,11 +1,12 @@
-"""The before/after in words (studio.publish.scorecard): intervals, verdicts, the tally and the cut note."""
+"""The before/after in words (studio.publish.scorecard, with its notes and marks in studio.publish.marks): intervals,
+verdicts, the tally and the cut note."""
 from __future__ import annotations
 
 import dataclasses
 
 from studio.evaluate.change import Change, Tally
 from studio.evaluate.comparison import load_comparison
-from studio.publish import scorecard
+from studio.publish import marks, scorecard
 from studio.runs import create_run
 from studio.settings import StudioSettings
 from tests.builders import sample_comparison, write_old_comparison
@@ -34,11 +35,11 @@ def test_headline_says_whether_the_gain_is_significant():
 def test_tally_and_cut_note():
     cmp = sample_comparison()
     assert scorecard.tally_text(cmp) == "1 better, 0 the same, 1 worse by sentence BLEU"
-    assert scorecard.cut_note(cmp) == ('Answers cut at the first "\\n### " or at <eos>, the same rule for base and '
-                                       "tuned; the raw continuations are kept.")
+    assert marks.cut_note(cmp) == ('Answers cut at the first "\\n### " or at <eos>, the same rule for base and '
+                                   "tuned; the raw continuations are kept.")
     cmp = dataclasses.replace(cmp, stop_strings=[], eos_tokens=["<eos>", "<end_of_turn>"], tally=Tally(3, 1, 0))
-    assert scorecard.cut_note(cmp).startswith("Answers cut at <eos> or <end_of_turn> only (the template has no stop")
-    assert "paired bootstrap, 1000 resamples" in scorecard.method_note(cmp)
+    assert marks.cut_note(cmp).startswith("Answers cut at <eos> or <end_of_turn> only (the template has no stop")
+    assert "paired bootstrap, 1000 resamples" in marks.method_note(cmp)
 
 
 def test_an_old_comparison_reads_without_intervals(runs_dir):
@@ -50,7 +51,7 @@ def test_an_old_comparison_reads_without_intervals(runs_dir):
     assert lines[0].text() == "BLEU 0.3 -> 43.7, +43.4" and lines[0].cells()[4:] == ["-", "-"]
     assert lines[2].text() == "Exact match 0% -> 50%, +50.0"
     assert scorecard.headline(old).endswith("(no confidence interval).") and scorecard.tally_text(old) == ""
-    assert "not recorded" in scorecard.cut_note(old) and "No confidence intervals" in scorecard.method_note(old)
+    assert "not recorded" in marks.cut_note(old) and "No confidence intervals" in marks.method_note(old)
 
 
 def test_a_stopped_comparison_says_how_many_examples_its_scores_cover():
@@ -133,8 +134,8 @@ def test_cut_answers_per_model_in_the_headline_and_the_table_mark():
     cmp = long_comparison()
     cmp.rows[0].base_cut = True
     assert scorecard.cut_sentence(cmp) == "1 of 2 base and 1 of 2 tuned answers were cut at 128 tokens."
-    assert scorecard.cut_mark(cmp, cmp.rows[0], "tuned") == "cut at 128 tokens"
-    assert scorecard.cut_mark(cmp, cmp.rows[1], "tuned") == ""
+    assert marks.cut_mark(cmp, cmp.rows[0], "tuned") == "cut at 128 tokens"
+    assert marks.cut_mark(cmp, cmp.rows[1], "tuned") == ""
     assert scorecard.cut_sentence(sample_comparison()) == ""  # not recorded: nothing claimed
 
 
