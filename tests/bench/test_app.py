@@ -56,12 +56,13 @@ def test_the_page_poller_reads_the_status_as_gradio_client_does(tmp_path):
     from gradio_client import Client
 
     from bench.app import PagePoller
+    from studio.publish.plots import SMOOTHING
 
     demo, url = launch_studio(tmp_path / "runs")
     try:
         client = Client(url, verbose=False)
         poller = PagePoller(url, client.session_hash)
-        assert poller.inputs == [None, None, 0.0, False]  # state on the server, smoothing 0, linear scale
+        assert poller.inputs == [None, None, SMOOTHING, False]  # state on the server, the default smoothing, linear scale
         outputs = poller.call()
         assert len(outputs) == 8 and outputs[5] == {}  # no job yet
         # Both speak for one session: the server remembers what the poller was shown, so nothing is sent again
