@@ -181,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # A first start builds the embedded model's cache while the page comes up, not when the first visitor trains.
     studio = build_app(runs_root=args.runs_dir, warmup=Warmup())
-    studio.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
+    # Downloads (adapter zips, reports) live in the runs folder; Gradio serves only the working directory and the
+    # temp folder unless told, so a runs folder elsewhere ($STUDIO_RUNS_DIR, --runs-dir) is allowed explicitly.
+    root = Path(args.runs_dir).resolve() if args.runs_dir else runs_dir()
+    studio.launch(server_name=args.host, server_port=args.port, allowed_paths=[str(root)], **launch_kwargs())
 
 
 if __name__ == "__main__":
