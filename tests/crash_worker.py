@@ -44,16 +44,21 @@ def slow_down_steps(seconds: float) -> None:
     FastSFTTrainer.training_step = slow_step
 
 
-def main(argv: list[str]) -> int:
-    """Train until done (or killed); exit 0 if the job completed."""
-    root, data_file = Path(argv[0]), Path(argv[1])
-    slow_down_steps(float(argv[2]) if len(argv) > 2 else 0.5)
-    job = TrainingJob(crash_settings(data_file), root, queue=JobQueue(), model_loader=tiny_loader)
+def train_until_done(job: TrainingJob) -> int:
+    """Print the run id (the test reads it), train to the end, print the outcome; 0 if the job completed."""
     print(job.run_id, flush=True)
     job.start()
     job.join()
     print(job.status, job.error, flush=True)
     return 0 if job.status == "completed" else 1
+
+
+def main(argv: list[str]) -> int:
+    """Train until done (or killed); exit 0 if the job completed."""
+    root, data_file = Path(argv[0]), Path(argv[1])
+    slow_down_steps(float(argv[2]) if len(argv) > 2 else 0.5)
+    job = TrainingJob(crash_settings(data_file), root, queue=JobQueue(), model_loader=tiny_loader)
+    return train_until_done(job)
 
 
 if __name__ == "__main__":

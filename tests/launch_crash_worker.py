@@ -15,6 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from studio.jobqueue import JobQueue
 from studio.jobs import TrainingJob
+from tests.crash_worker import train_until_done
 from tests.launch_helpers import launch_settings, slow_tiny_loader
 
 TOTAL_STEPS = 12
@@ -24,11 +25,7 @@ def main(argv: list[str]) -> int:
     """Train until done (or killed); exit 0 if the job completed."""
     settings = launch_settings(Path(argv[1]), max_steps=TOTAL_STEPS, save_steps=1, snapshots=0)
     job = TrainingJob(settings, Path(argv[0]), queue=JobQueue(), model_loader=slow_tiny_loader)
-    print(job.run_id, flush=True)
-    job.start()
-    job.join()
-    print(job.status, job.error, flush=True)
-    return 0 if job.status == "completed" else 1
+    return train_until_done(job)
 
 
 if __name__ == "__main__":
