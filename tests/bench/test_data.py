@@ -28,3 +28,13 @@ def test_bench_data_runs_end_to_end_through_the_bench_entry_point(tmp_path, caps
     assert rows["kept"] == 200 and rows["verdicts"] == {"seconds": True, "rss": True}
     assert rows["studio"]["rss_mb"] > 0 and rows["time_ratio"] > 0
     assert any(line.startswith("rows.jsonl") and line.endswith("PASS") for line in lines)
+
+
+def test_a_child_reports_its_own_peak_not_its_big_parents(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    bench_data.write_rows_jsonl(rows, 20)
+    ballast = bytearray(600 * 2**20)  # the parent's peak rises by 600 MB; the child's must not
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    result = bench_data.measure_in_child("baseline", rows)
+    del ballast
+    assert 0 < result["rss_mb"] < 300
