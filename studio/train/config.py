@@ -70,9 +70,24 @@ def build_lora_config(lora: LoraSettings, model: Any = None) -> LoraConfig:
     )
 
 
+class StudioSFTConfig(SFTConfig):
+    """TRL's SFTConfig, leaving a model on the CPU where it is.
+
+    A launched process's device is `cpu:0` (accelerate names the rank's device), and `Tensor.to("cpu:0")` copies a
+    tensor that is on `cpu`: the Trainer's placement would copy the whole model in every process (about 6 s and a
+    second copy of the weights for the embedded model on 2 busy cores). The model is loaded on the CPU already;
+    `place_model_on_device` is the hook transformers documents for this (None: the Trainer decides, as before).
+    """
+
+    @property
+    def place_model_on_device(self) -> bool | None:
+        """False on a CPU (nothing to move); the Trainer's own rule elsewhere."""
+        return False if self.device.type == "cpu" else None
+
+
 def build_sft_config(
     settings: StudioSettings, output_dir: Path, n_train: int, has_eval: bool, num_processes: int = 1,
-) -> SFTConfig:
+) -> StudioSFTConfig:
     """The TRL SFTConfig for these settings (checkpoints go to output_dir).
 
     `num_processes` > 1 (each process of a launched run builds it): every process draws the same batches of
@@ -85,7 +100,7 @@ def build_sft_config(
     bf16, fp16 = resolve_precision(t.precision)
     eval_by_steps = has_eval and t.eval_steps > 0
     split = {"accelerator_config": {"split_batches": True}} if num_processes > 1 else {}
-    return SFTConfig(
+    return StudioSFTConfig(
         **split,
         output_dir=str(output_dir),
         num_train_epochs=t.epochs,

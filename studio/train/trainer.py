@@ -109,6 +109,36 @@ def average_gradients(model: nn.Module, processes: int) -> None:
         offset += g.numel()
 
 
+def broadcast_trainable(model: nn.Module) -> None:
+    """Rank 0's trainable parameters (the adapter) copied to every process, in one broadcast of one flat buffer."""
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    dist.broadcast(flat, src=0)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            p.copy_(flat[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def without_init_sync(handler: Any) -> Any:
+    """Accelerate's DDP kwargs handler, plus DDP's `init_sync=False` (the handler has no field for it)."""
+    from dataclasses import dataclass, fields
+
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    @dataclass
+    class NoInitSync(DistributedDataParallelKwargs):
+        init_sync: bool = True
+
+    given = {f.name: getattr(handler, f.name) for f in fields(handler)} if handler is not None else {}
+    return NoInitSync(**given, init_sync=False)
+
+
 class FastSFTTrainer(SFTTrainer):
     """SFTTrainer whose loss skips the full-vocabulary logits and metrics, and which counts real tokens."""
 
@@ -117,6 +147,18 @@ class FastSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         self.fast_loss, self.fused_head = fast_loss, fused_head
         self.real_tokens = 0  # non-padding tokens seen in training, for tokens/s
+
+    def create_accelerator_and_postprocess(self) -> None:
+        """The Trainer's accelerator, told to leave a model on the CPU where it is (`config.StudioSFTConfig` says
+        why: a launched process's `cpu:0` device would copy the whole model again in `prepare`)."""
+        super().create_accelerator_and_postprocess()
+        if self.accelerator.device.type == "cpu":
+            self.accelerator.device_placement = False
+            # DDP's set-up broadcasts every weight from rank 0 (1 GB over gloo: seconds before the first step), though
+            # each process loaded the same frozen base from the same file; the first step broadcasts only what
+            # trains (`broadcast_trainable`), which covers any difference in the adapter's start.
+            self.accelerator.ddp_handler = without_init_sync(self.accelerator.ddp_handler)
+            self._adapter_synced = self.accelerator.num_processes == 1
 
     @property
     def syncs_by_hand(self) -> bool:
@@ -130,6 +172,9 @@ class FastSFTTrainer(SFTTrainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         """The Trainer's step; under DDP with the fast loss, the gradients are then averaged over the processes at
         the micro-step that ends an optimiser step (before clipping, as DDP would)."""
+        if not getattr(self, "_adapter_synced", True):
+            broadcast_trainable(self.model)
+            self._adapter_synced = True
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.accelerator.num_processes > 1 and self.syncs_by_hand and self.accelerator.sync_gradients:
             average_gradients(self.model, self.accelerator.num_processes)

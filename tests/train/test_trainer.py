@@ -90,3 +90,38 @@ def test_fast_loss_matches_a_model_that_scales_its_logits(tiny_tokenizer):
     assert abs(fast_completion_loss(model, batch).item() - reference_completion_loss(model, batch).item()) < 1e-5
 
 
+
+
+def test_a_launched_cpu_process_neither_copies_the_model_nor_broadcasts_every_weight(tmp_path):
+    # Under `accelerate launch` a CPU rank's device is cpu:0, and Tensor.to("cpu:0") copies: neither the Trainer
+    # nor accelerate may move the model, and DDP's start-up broadcast of every frozen weight is left out.
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    from studio.settings import StudioSettings
+    from studio.train.config import build_sft_config
+    from studio.train.trainer import without_init_sync
+
+    args = build_sft_config(StudioSettings(), tmp_path, n_train=8, has_eval=False)
+    assert args.device.type == "cpu" and args.place_model_on_device is False
+    handler = without_init_sync(DistributedDataParallelKwargs(find_unused_parameters=True, bucket_cap_mb=5))
+    assert handler.to_kwargs() == {"find_unused_parameters": True, "bucket_cap_mb": 5, "init_sync": False}
+    assert without_init_sync(None).to_kwargs() == {"init_sync": False}
+    weight = torch.ones(3)
+    assert weight.to(torch.device("cpu", 0)).data_ptr() != weight.data_ptr()  # the copy this avoids
+
+
+def test_the_first_step_gives_every_process_rank_0s_adapter(tmp_path):
+    # One process of a gloo group: the broadcast must leave the adapter as it is and touch nothing frozen.
+    import torch.distributed as dist
+
+    from studio.train.trainer import broadcast_trainable
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    model[0].weight.requires_grad_(False)
+    before = [p.detach().clone() for p in model.parameters()]
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        broadcast_trainable(model)
+    finally:
+        dist.destroy_process_group()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
