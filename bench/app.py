@@ -91,7 +91,19 @@ class PagePoller:
         return json.loads(self.conn.getresponse().read())
 
     def call(self) -> list[Any]:
-        """One call of the event; its outputs (skipped ones as `{"__type__": "update"}`)."""
+        """One call of the event; its outputs (skipped ones as `{"__type__": "update"}`).
+
+        A connection the server closed between two polls (a keep-alive timeout while training holds both cores) is
+        opened again and the poll repeated once, as a browser does: the event only reads.
+        """
+        try:
+            return self._call()
+        except (ConnectionError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.conn.host, self.conn.port, timeout=120)
+            return self._call()
+
+    def _call(self) -> list[Any]:
         body = json.dumps({"data": self.inputs, "fn_index": self.fn_index, "session_hash": self.session_hash,
                            "event_data": None, "trigger_id": self.trigger})
         self.conn.request("POST", "/gradio_api/queue/join", body, {"Content-Type": "application/json"})

@@ -209,18 +209,18 @@ def test_the_app_killed_mid_run_lists_it_interrupted_and_resume_completes_it(bro
         page.get_by_text("detected shape").first.wait_for()
         page.get_by_role("tab", name="2 · Model & LoRA").click()
         page.get_by_text("Advanced training settings").click()
-        for label, value in (("Max steps", "30"), ("Save steps", "2")):
+        for label, value in (("Max steps", "16"), ("Save steps", "2")):
             box = page.get_by_label(label, exact=True)
             box.fill(value)
             box.press("Tab")
         page.get_by_role("tab", name="3 · Train").click()
         page.get_by_role("button", name="Start training").click()
-        page.get_by_text(re.compile(r"step ([5-9]|1\d) / 30")).first.wait_for()
+        page.get_by_text(re.compile(r"step ([3-9]|1[0-2]) / 16")).first.wait_for()
         proc.send_signal(signal.SIGKILL)  # kill -9 the app mid-run
         proc.wait(timeout=30)
         [run_dir] = [p for p in root.iterdir() if runs.RUN_ID.match(p.name)]
         killed_at = max(r["step"] for r in runs.RunFolder(run_dir).read_metrics() if r.get("loss") is not None)
-        assert killed_at < 30 and runs.RunFolder(run_dir).latest_checkpoint() is not None
+        assert killed_at < 16 and runs.RunFolder(run_dir).latest_checkpoint() is not None
 
         proc = start_app(root, port, log)  # restart on the same port: the browser keeps its visitor id
         page.goto(f"http://127.0.0.1:{port}/")  # the same browser opens the studio again
@@ -228,13 +228,13 @@ def test_the_app_killed_mid_run_lists_it_interrupted_and_resume_completes_it(bro
         page.get_by_role("gridcell", name="interrupted").first.wait_for()
         shot(page, "12-interrupted")
         page.get_by_role("button", name="Resume (interrupted, stopped or failed run)").click()
-        page.get_by_text("Trained 30 steps; the adapter is saved in").first.wait_for()
+        page.get_by_text("Trained 16 steps; the adapter is saved in").first.wait_for()
         info = runs.read_run(root, run_dir.name)
-        assert (info.status, info.step, info.total_steps) == ("completed", 30, 30)
+        assert (info.status, info.step, info.total_steps) == ("completed", 16, 16)
         steps = [r["step"] for r in runs.RunFolder(run_dir).read_metrics() if r.get("loss") is not None]
-        assert steps == list(range(1, 31))
+        assert steps == list(range(1, 17))
         page.wait_for_function("() => { const p = document.querySelector('#loss-plot .js-plotly-plot');"
-                               " return p && p.data && p.data[0].x.length === 30; }")  # the chart continued
+                               " return p && p.data && p.data[0].x.length === 16; }")  # the chart continued
         shot(page, "12-resumed")
         page.context.close()
     finally:
