@@ -151,14 +151,18 @@ class FastSFTTrainer(SFTTrainer):
     def create_accelerator_and_postprocess(self) -> None:
         """The Trainer's accelerator, told to leave a model on the CPU where it is (`config.StudioSFTConfig` says
         why: a launched process's `cpu:0` device would copy the whole model again in `prepare`)."""
+        from accelerate.utils import DistributedType
+
         super().create_accelerator_and_postprocess()
-        if self.accelerator.device.type == "cpu":
-            self.accelerator.device_placement = False
+        if self.accelerator.device.type != "cpu":
+            return
+        self.accelerator.device_placement = False
+        if self.accelerator.distributed_type == DistributedType.MULTI_CPU:  # DDP; FSDP shards what trains
             # DDP's set-up broadcasts every weight from rank 0 (1 GB over gloo: seconds before the first step), though
             # each process loaded the same frozen base from the same file; the first step broadcasts only what
             # trains (`broadcast_trainable`), which covers any difference in the adapter's start.
             self.accelerator.ddp_handler = without_init_sync(self.accelerator.ddp_handler)
-            self._adapter_synced = self.accelerator.num_processes == 1
+            self._adapter_synced = False
 
     @property
     def syncs_by_hand(self) -> bool:
