@@ -61,8 +61,9 @@ def launch_studio(runs: Path, step_delay: float = 0.0, preset_dir: Path | None =
     return demo, url
 
 
-def slow_fake_build(seconds: float) -> tuple[Any, Any]:
-    """(ensure, ready) of a pretend embedded-model build that walks through every phase in `seconds`."""
+def slow_fake_build(seconds: float, gate: Any = None) -> tuple[Any, Any]:
+    """(ensure, ready) of a pretend embedded-model build that walks through every phase in `seconds`; with a
+    `gate` (a threading.Event) each phase also waits for the test to set it, so a loaded machine misses none."""
     import threading
 
     from studio.model.cache_progress import PHASES
@@ -74,6 +75,9 @@ def slow_fake_build(seconds: float) -> tuple[Any, Any]:
             if on_phase is not None:
                 on_phase(phase.key)
             time.sleep(seconds / len(PHASES))
+            if gate is not None:
+                gate.wait(timeout=60)
+                gate.clear()
         done.set()
 
     return ensure, done.is_set

@@ -23,10 +23,28 @@ TIMEOUTS = {"slow": 600, "browser": 300}
 RUN_FIRST = ("tests/ui/test_cold_start_real.py",)
 
 
+def xdist_group_of(item) -> str | None:
+    """The pytest-xdist group a heavy test runs in: the real-model tests share one worker (one embedded model load,
+    one shared run, the cache built first by RUN_FIRST), the browser tests the other; quick tests have none."""
+    if item.get_closest_marker("slow") is not None:
+        return "slow"
+    return "browser" if item.get_closest_marker("browser") is not None else None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run RUN_FIRST first; give slow and browser tests their larger time limit (unless a test names its own)."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in RUN_FIRST)  # stable: the rest keep their order
+    """Run RUN_FIRST first; give slow and browser tests their larger time limit (unless a test names its own).
+
+    Under pytest-xdist (scripts/test.sh: `-n 2 --dist loadgroup`) the two heavy groups come first, one per worker,
+    and the quick tests fill in around them: the longest work starts first, so neither worker idles at the end.
+    """
+    in_xdist = hasattr(config, "workerinput")
+    rank = {"slow": 0, "browser": 1, None: 2}
+    items.sort(key=lambda item: (item.nodeid.split("::")[0] not in RUN_FIRST,  # stable: the rest keep their order
+                                 rank[xdist_group_of(item)] if in_xdist else 0))
     for item in items:
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
         if item.get_closest_marker("timeout") is not None:
             continue
         limits = [seconds for marker, seconds in TIMEOUTS.items() if item.get_closest_marker(marker) is not None]

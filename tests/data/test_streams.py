@@ -81,14 +81,14 @@ def test_zips_that_are_not_one_data_file_are_refused(tmp_path, members, fragment
 
 
 @pytest.mark.parametrize("name, content, fragment", [
-    ("cut.jsonl.gz", gzip.compress(encoded(".jsonl"))[:-12], "is cut off: its gzip data ends early"),
+    ("cut.jsonl.gz", gzip.compress(encoded(".jsonl"), mtime=0)[:-12], "is cut off: its gzip data ends early"),
     ("fake.jsonl.gz", b"this is not gzip at all", "is not valid gzip data"),
     ("fake.csv.xz", b"not xz data here", "is not valid xz data"),
     ("fake.json.bz2", b"not bz2 data here", "cannot be read (Invalid data stream)"),
     ("fake.zip", b"PK\x03\x04 broken", "is not a valid zip file"),
-    ("data.gz", gzip.compress(b"x"), "is gzip-compressed but its name does not say what it holds"),
-    ("data.tar.gz", gzip.compress(b"x"), "has the extension '.tar.gz', which is not a supported format"),
-    ("packed.jsonl", gzip.compress(encoded(".jsonl")),
+    ("data.gz", gzip.compress(b"x", mtime=0), "is gzip-compressed but its name does not say what it holds"),
+    ("data.tar.gz", gzip.compress(b"x", mtime=0), "has the extension '.tar.gz', which is not a supported format"),
+    ("packed.jsonl", gzip.compress(encoded(".jsonl"), mtime=0),
      "looks like a binary file, not UTF-8 or Latin-1 text: it is gzip-compressed, so give it the .gz extension "
      "(such as 'packed.jsonl.gz')"),
 ])

@@ -1,6 +1,7 @@
 """Empty states and the cold-start banner (ui/notices.py): pure renderers and /cache_progress with a slow fake build."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pandas as pd
@@ -31,7 +32,8 @@ def test_the_banner_shows_only_while_building_or_failed():
 
 
 def test_cache_progress_endpoint_follows_a_slow_build(tmp_path):
-    ensure, ready = slow_fake_build(3.0)
+    seen = threading.Event()  # the build moves to its next phase once this test has seen the current one
+    ensure, ready = slow_fake_build(1.0, gate=seen)
     demo, url = launch_studio(tmp_path / "runs", warmup=Warmup(ensure=ensure, ready=ready))
     try:
         c = Client(url, verbose=False)
@@ -42,6 +44,7 @@ def test_cache_progress_endpoint_follows_a_slow_build(tmp_path):
             if details["state"] != "building":
                 break
             phases.add(details["phase"])
+            seen.set()
             assert details["text"] in model_notice and model_notice == demo_notice
             assert details["text"] in train_notice and "No data loaded yet." in train_notice
             assert time.monotonic() < deadline
