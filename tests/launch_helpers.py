@@ -11,6 +11,7 @@ import psutil
 
 from studio.model.loading import LoadedModel
 from studio.settings import StudioSettings, apply_overrides
+from studio.train.processes import LAUNCHERS
 from tests.tiny import WORDS, make_tiny_model, make_tiny_tokenizer, write_uppercase_rows
 
 STEP_DELAY = 0.3  # seconds added to each training forward by `slow_tiny_loader`, so a test can act mid-run
@@ -38,16 +39,23 @@ def launch_settings(tmp: Path, processes: int = 2, **train: Any) -> StudioSettin
     })
 
 
+def launched(process: psutil.Process) -> bool:
+    """True for a process of a studio launch: the launcher or a rank (forked ranks carry their launcher's command)."""
+    return any(name in " ".join(process.cmdline()) for name in LAUNCHERS)
+
+
 def ranks() -> dict[int, psutil.Process]:
-    """The launched worker processes under this process, by rank."""
-    found = {}
+    """The launched worker processes under this process, by rank: the children of a launcher, numbered by RANK
+    when their environment shows it (ranks `accelerate launch` started) and else in the order they were forked."""
+    found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "studio.train.worker" in " ".join(child.cmdline()) and "RANK" in child.environ():
-                found[int(child.environ()["RANK"])] = child
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            if launched(child) and launched(child.parent()):
+                found.append((int(child.environ().get("RANK", -1)), child.pid, child))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
             continue
-    return found
+    found.sort(key=lambda item: (item[0], item[1]))
+    return {rank: child for rank, (_, _, child) in enumerate(found)}
 
 
 def wait_for(condition: Any, timeout: float = 120, every: float = 0.1) -> None:
@@ -62,7 +70,7 @@ def wait_for(condition: Any, timeout: float = 120, every: float = 0.1) -> None:
 
 def no_workers_left() -> bool:
     """True once no process on this machine runs a launched studio worker that this test started."""
-    return not any("studio.train.worker" in " ".join(p.info["cmdline"] or []) and p.info["pid"] != os.getpid()
+    return not any(any(name in " ".join(p.info["cmdline"] or []) for name in LAUNCHERS) and p.info["pid"] != os.getpid()
                    and _mine(p) for p in psutil.process_iter(["cmdline", "pid"]))
 
 

@@ -79,15 +79,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def forks_ranks(train: TrainSettings) -> bool:
+    """True when the ranks are forked from one import (`studio.train.forklaunch`): DDP over CPU cores, no config."""
+    return not torch.cuda.is_available() and not train.accelerate_config.strip()
+
+
 def launch_command(
     run_dir: Path, settings: StudioSettings, threads: int, resume: Path | None = None, parent: Path | None = None,
     loader: str = "",
 ) -> list[str]:
-    """`python -m accelerate.commands.launch ... -m studio.train.worker RUN_DIR ...` for this run."""
+    """`python -m accelerate.commands.launch ... -m studio.train.worker RUN_DIR ...` for this run; on CPUs without a
+    config file `python -m studio.train.forklaunch ... -- RUN_DIR ...`, the same launch with the ranks forked from
+    one import of the training stack (see that module)."""
     from studio.train.config import resolve_precision
 
     t = settings.train
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(t.num_processes)]
+    forked = forks_ranks(t)
+    launcher = "studio.train.forklaunch" if forked else "accelerate.commands.launch"
+    command = [sys.executable, "-m", launcher, "--num_processes", str(t.num_processes)]
     if t.accelerate_config.strip():  # FSDP, DeepSpeed or several machines: the file says how
         command += ["--config_file", str(Path(t.accelerate_config.strip()).expanduser())]
     else:  # DDP on this machine (accelerate's torchrun launcher; on a CPU it starts gloo processes)
@@ -96,7 +105,8 @@ def launch_command(
     command += ["--mixed_precision", "bf16" if bf16 else "fp16" if fp16 else "no", "--dynamo_backend", "no"]
     if not torch.cuda.is_available():
         command += ["--num_cpu_threads_per_process", str(threads)]
-    command += ["-m", "studio.train.worker", str(run_dir), "--threads", str(threads), "--app-pid", str(os.getpid())]
+    command += ["--"] if forked else ["-m", "studio.train.worker"]
+    command += [str(run_dir), "--threads", str(threads), "--app-pid", str(os.getpid())]
     for flag, value in (("--resume", resume), ("--parent", parent), ("--loader", loader)):
         if value:
             command += [flag, str(value)]

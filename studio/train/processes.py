@@ -25,6 +25,8 @@ from studio.runs import RunFolder
 POLL_SECONDS = 0.25  # how often the job reads the processes' files: a loss point shows within this of being logged
 STOP_GRACE_SECONDS = 120  # after a Stop, how long the ranks may take to finish their step and save before SIGTERM
 KILL_GRACE_SECONDS = 10  # after SIGTERM, before SIGKILL
+# what a launch's processes run: ranks started by `accelerate launch` name the worker; forked ones, their launcher
+LAUNCHERS = ("studio.train.worker", "studio.train.forklaunch")
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ def end_leftover(folder: RunFolder, wait_seconds: float = 60) -> None:
 def _in_group(process: Any, group: int) -> bool:
     """True for a live process of process group `group` that runs the studio's launch (a reused id is not ours)."""
     try:
-        return os.getpgid(process.pid) == group and "studio.train.worker" in " ".join(process.info["cmdline"] or [])
+        command = " ".join(process.info["cmdline"] or [])
+        return os.getpgid(process.pid) == group and any(name in command for name in LAUNCHERS)
     except (ProcessLookupError, PermissionError, OSError):
         return False

@@ -1,4 +1,5 @@
-"""One process of a launched run: `accelerate launch ... -m studio.train.worker RUN_DIR [options]`.
+"""One process of a launched run: `accelerate launch ... -m studio.train.worker RUN_DIR [options]`, or a rank
+forked by `studio.train.forklaunch` (CPUs without a config file), which calls `main` with the same options.
 
 Every rank runs the same steps as a run inside the app (`studio.train.steps`: the saved splits, the model, the
 template's tokens and masks, the same `FastSFTTrainer` with its callbacks) on the run folder `studio.train.launch`
