@@ -11,7 +11,7 @@ import psutil
 
 from studio.model.loading import LoadedModel
 from studio.settings import StudioSettings, apply_overrides
-from studio.train.processes import LAUNCHERS
+from studio.train.processes import runs_launch
 from tests.tiny import WORDS, make_tiny_model, make_tiny_tokenizer, write_uppercase_rows
 
 STEP_DELAY = 0.3  # seconds added to each training forward by `slow_tiny_loader`, so a test can act mid-run
@@ -39,18 +39,13 @@ def launch_settings(tmp: Path, processes: int = 2, **train: Any) -> StudioSettin
     })
 
 
-def launched(process: psutil.Process) -> bool:
-    """True for a process of a studio launch: the launcher or a rank (forked ranks carry their launcher's command)."""
-    return any(name in " ".join(process.cmdline()) for name in LAUNCHERS)
-
-
 def ranks() -> dict[int, psutil.Process]:
     """The launched worker processes under this process, by rank: the children of a launcher, numbered by RANK
     when their environment shows it (ranks `accelerate launch` started) and else in the order they were forked."""
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if launched(child) and launched(child.parent()):
+            if runs_launch(child.cmdline()) and runs_launch(child.parent().cmdline()):
                 found.append((int(child.environ().get("RANK", -1)), child.pid, child))
         except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
             continue
@@ -70,8 +65,8 @@ def wait_for(condition: Any, timeout: float = 120, every: float = 0.1) -> None:
 
 def no_workers_left() -> bool:
     """True once no process on this machine runs a launched studio worker that this test started."""
-    return not any(any(name in " ".join(p.info["cmdline"] or []) for name in LAUNCHERS) and p.info["pid"] != os.getpid()
-                   and _mine(p) for p in psutil.process_iter(["cmdline", "pid"]))
+    return not any(runs_launch(p.info["cmdline"]) and p.info["pid"] != os.getpid() and _mine(p)
+                   for p in psutil.process_iter(["cmdline", "pid"]))
 
 
 def _mine(process: psutil.Process) -> bool:

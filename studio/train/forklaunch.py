@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None, rank_main: Callable[[list[str]], int] = 
     """Launch `rank_main(WORKER_ARGS)` on every rank as `accelerate launch ACCELERATE_FLAGS` would; 0 when all ended
     normally, else the failing rank's error on stderr and 1 (128 + the signal when the launcher was signalled)."""
     import torch.distributed.run as distrib_run
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.commands.launch import _filter_args, _validate_launch_command, launch_command_parser
     from accelerate.utils import patch_environment
     from accelerate.utils.launch import prepare_multi_gpu_env
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -56,11 +56,7 @@ def main(argv: list[str] | None = None, rank_main: Callable[[list[str]], int] = 
     args = launch_command_parser().parse_args([*flags, "-m", worker.__name__, *rank_args])
     args, _, _ = _validate_launch_command(args)  # what `accelerate launch` checks and fills in from its config
     env = prepare_multi_gpu_env(args)
-    # torchrun's own options, as accelerate passes them on (its `_filter_args`), with the ranks forked
-    torchrun, _ = distrib_run.get_args_parser().parse_known_args(["--module", worker.__name__])
-    for key, value in vars(args).items():
-        if key in vars(torchrun):
-            setattr(torchrun, key, value)
+    torchrun = _filter_args(args, distrib_run.get_args_parser(), [worker.__name__])  # as accelerate passes them on
     torchrun.start_method = "fork"
     if torchrun.standalone:  # accelerate found its port taken: torchrun's own fallback, as `torchrun.run` does it
         torchrun.rdzv_backend, torchrun.rdzv_endpoint, torchrun.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())

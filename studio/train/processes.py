@@ -205,10 +205,15 @@ def end_leftover(folder: RunFolder, wait_seconds: float = 60) -> None:
         pass
 
 
+def runs_launch(cmdline: list[str] | None) -> bool:
+    """True for the command line of a launch's process: a launcher, or a rank (forked ranks carry their launcher's)."""
+    command = " ".join(cmdline or [])
+    return any(name in command for name in LAUNCHERS)
+
+
 def _in_group(process: Any, group: int) -> bool:
     """True for a live process of process group `group` that runs the studio's launch (a reused id is not ours)."""
     try:
-        command = " ".join(process.info["cmdline"] or [])
-        return os.getpgid(process.pid) == group and any(name in command for name in LAUNCHERS)
+        return os.getpgid(process.pid) == group and runs_launch(process.info["cmdline"])
     except (ProcessLookupError, PermissionError, OSError):
         return False
