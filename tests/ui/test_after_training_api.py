@@ -171,7 +171,10 @@ def test_resume_a_stopped_run_from_the_runs_tab(studio):
         client(studio[0]).predict(run_id=run_id, api_name="/resume_run")
     view = c.predict(run_id=run_id, api_name="/resume_run")
     assert view[-2]["run_id"] == run_id
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60  # a step past the stop first (resuming loads the checkpoint: slow under load)
+    while c.predict(api_name="/progress")[5]["step"] <= stopped["step"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     c.predict(api_name="/stop")  # stopped again: a resumed run stops like any other
     again = wait_for_job(c)
     assert again["status"] == "stopped" and again["step"] > stopped["step"]

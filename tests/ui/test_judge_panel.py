@@ -76,7 +76,10 @@ def test_stop_keeps_the_pairs_judged(studio):
 
     with JudgeServer(reply=slow) as server:
         job = c.submit(run_id=run_id, backend="endpoint", endpoint=server.url, api_name="/judge")
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60  # stop once the first pair has its two verdicts (slow under load)
+        while len(server.requests) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         c.predict(api_name="/stop_judge")
         html, table = job.result(timeout=60)
     assert "Stopped after " in html and " of 8 pairs" in html and 0 < len(table["data"]) < 8
