@@ -9,7 +9,7 @@ path: the subset it takes for the time budget (the line it prints), Train, then 
 loss, base, tuned, the prompt-only baseline). The file is AlpacaEval's evaluation set as the `alpaca-eval` sdist ships
 it (`tests/data/real/`, its README names the source). Printed: train seconds, Compare's seconds split into answer
 loss / base / tuned / baseline / the rest (length fitting, scoring, report), the fitted answer length and its reason,
-the answers cut by the limit per model, the references' perplexity base -> tuned with its interval, the headline,
+the answers cut by the limit per model (and how many of those were stuck in a loop), the references' perplexity base -> tuned with its interval, the headline,
 and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
 """
 from __future__ import annotations
@@ -88,7 +88,7 @@ def owndata_figures(result: Any, train_s: float, total_s: float, budget: str) ->
     baseline_s = baseline.seconds if baseline is not None else 0.0
     compare_s = max(0.0, total_s - train_s)
     parts = {"answer_loss": loss_s, "base": result.base_seconds, "tuned": result.tuned_seconds, "baseline": baseline_s}
-    cuts = {who: [c.cut, c.total] for who in ("base", "tuned") if (c := result.cut_count(who)) is not None}
+    cuts = {who: [c.cut, c.total, c.looped] for who in ("base", "tuned") if (c := result.cut_count(who)) is not None}
     figures: dict[str, Any] = {
         "budget_line": budget, "n_compared": len(result.rows), "train_s": train_s, "compare_s": compare_s,
         "total_s": total_s, "compare_parts_s": {**parts, "other": max(0.0, compare_s - sum(parts.values()))},
@@ -104,17 +104,22 @@ def owndata_figures(result: Any, train_s: float, total_s: float, budget: str) ->
 
 
 def owndata_verdicts(f: dict[str, Any]) -> dict[str, bool]:
-    """The targets: total <= 10 minutes, <= 10% of tuned answers cut, answer loss adds <= 10% to Compare's time."""
-    cut, total = f["cut"].get("tuned", [0, 0])
+    """The targets: total <= 10 minutes, <= 10% of tuned answers cut while still writing (an answer stuck in a loop
+    is counted apart: no limit would have ended it), answer loss adds <= 10% to Compare's time."""
+    cut, total, *looped = f["cut"].get("tuned", [0, 0, 0])
+    cut -= sum(looped)  # records of older runs have no loop count
     rest = f["compare_s"] - f["compare_parts_s"]["answer_loss"]
     return {f"train + Compare <= {TARGET_TOTAL_SECONDS / 60:.0f} minutes": f["total_s"] <= TARGET_TOTAL_SECONDS,
-            f"<= {100 * TARGET_TUNED_CUT:.0f}% of tuned answers cut": bool(total) and cut <= TARGET_TUNED_CUT * total,
+            f"<= {100 * TARGET_TUNED_CUT:.0f}% of tuned answers cut while not in a loop":
+                bool(total) and cut <= TARGET_TUNED_CUT * total,
             f"answer loss adds <= {100 * TARGET_LOSS_SHARE:.0f}% to Compare's time":
                 f["compare_parts_s"]["answer_loss"] <= TARGET_LOSS_SHARE * max(rest, 0.0)}
 
 
 def _cut_text(f: dict[str, Any]) -> str:
-    return ", ".join(f"{who} {c}/{n}" for who, (c, n) in f["cut"].items()) or "not recorded"
+    parts = [f"{who} {c}/{n}" + (f" ({looped[0]} of them stuck in a loop)" if looped and looped[0] else "")
+             for who, (c, n, *looped) in f["cut"].items()]
+    return ", ".join(parts) or "not recorded"
 
 
 def _perplexity_text(f: dict[str, Any]) -> str:

@@ -60,7 +60,8 @@ def summary_lines(result: Comparison) -> list[str]:
         lines.append(f"  Per example: {scorecard.tally_text(result)}")
     if (loss := scored.answer_loss) is not None:
         lines.append(f"  Per example: {loss.better} better, {loss.same} the same, {loss.worse} worse by answer loss")
-    cuts = [f"{c.cut}/{c.total} {who}" for who in ("base", "tuned") if (c := result.cut_count(who)) is not None]
+    cuts = [f"{c.cut}/{c.total} {who}" + (f" ({c.looped} stuck in a loop)" if c.looped else "")
+            for who in ("base", "tuned") if (c := result.cut_count(who)) is not None]
     if cuts:
         lines.append(f"  Cut at the length limit ({result.limit} tokens): {', '.join(cuts)} answers")
     if result.answer_length_reason:

@@ -92,7 +92,8 @@ def test_train_compare_runs_export_end_to_end(tmp_path, tiny_loader, capsys):
         "(not )?significant", "(not significant|significant|negligible)"), out)
     assert re.search(r"\n  BLEU {15}", out)
     assert re.search(r"\n  Per example: \d better, \d the same, \d worse by answer loss", out)
-    assert re.search(r"\n  Cut at the length limit \((\d+) tokens\): \d/4 base, \d/4 tuned answers", out)
+    loops = r"( \(\d stuck in a loop\))?"
+    assert re.search(rf"\n  Cut at the length limit \((\d+) tokens\): \d/4 base{loops}, \d/4 tuned{loops} answers", out)
     assert re.search(r"\n  Answer length: answers up to \d+ tokens: ", out)
     # The prompt-only baseline, scored against the tuned model with its interval.
     assert re.search(r"\n  prompting alone \(\d-shot\): BLEU [\d.]+; tuned [\d.]+, [+-][\d.]+ " + interval.replace(
@@ -296,3 +297,12 @@ def test_the_summary_scores_what_the_headline_scores_and_says_what_it_left_out()
     lines = summary_lines(overlapping_comparison())
     assert "left out of the headline" in lines[1] and "on 4 held-out examples" in lines[1]
     assert any("(0/4 -> 2/4 answers)" in line for line in lines)
+
+
+def test_the_summary_counts_the_cut_answers_stuck_in_a_loop_apart():
+    from studio.cli_compare import summary_lines
+    from tests.publish.test_scorecard import long_comparison
+
+    cmp = long_comparison()
+    cmp.rows[0].tuned = "I'm sorry, I'm sorry. " * 12
+    assert "  Cut at the length limit (128 tokens): 0/2 base, 1/2 tuned (1 stuck in a loop) answers" in summary_lines(cmp)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from studio.evaluate.change import Change, Tally, judged
-from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit
+from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit, recorded_cuts
 from studio.evaluate.scoring import ExampleScore, Scores, score
 from studio.evaluate.significance import paired_bootstrap, win_tie_loss
 
@@ -79,11 +79,8 @@ class BaselineRecord:
         return f"prompting alone ({self.shots}-shot)"
 
     def cut_count(self) -> CutCount | None:
-        """How many baseline answers ran into the limit; None when not recorded."""
-        flags = [row.cut for row in self.rows]
-        if not flags or any(f is None for f in flags) or self.limit is None:
-            return None
-        return CutCount(sum(flags), len(flags), self.limit)
+        """How many baseline answers ran into the limit (and how many of those were looping); None when not recorded."""
+        return recorded_cuts([row.cut for row in self.rows], [row.answer for row in self.rows], self.limit)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for comparison.json): each change with its verdict spelled out."""

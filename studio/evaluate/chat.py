@@ -32,7 +32,7 @@ from studio.evaluate.generation import (
     stop_context,
     stop_rule,
 )
-from studio.evaluate.lengths import fit_answer_length
+from studio.evaluate.lengths import fit_answer_length, repeats_itself
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -117,7 +117,9 @@ def _ending(tokenizer: Any, ids: list[int], rule: StopRule, context: str, stoppe
         return f"cut at {min(found)[1]!r}"
     if end is not None:
         return f"ended with {tokenizer.convert_ids_to_tokens(ids[end])}"
-    return "ran to the token limit" if len(ids) >= limit else "ended"
+    if len(ids) < limit:
+        return "ended"
+    return "ran to the token limit" + (", stuck in a loop" if repeats_itself(text) else "")
 
 
 class _IdStreamer(BaseStreamer):

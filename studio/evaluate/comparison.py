@@ -16,7 +16,7 @@ from studio.errors import RunError
 from studio.evaluate.answer_loss_record import AnswerLoss
 from studio.evaluate.baseline_record import BaselineRecord
 from studio.evaluate.change import Change, Tally, judged
-from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit
+from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit, recorded_cuts
 from studio.evaluate.scoring import Scores
 from studio.runs import RunFolder, atomic_write, update_run
 
@@ -94,11 +94,10 @@ class Comparison:
         return int(limit) if limit else None
 
     def cut_count(self, who: str) -> CutCount | None:
-        """How many of `who`'s ('base' or 'tuned') answers ran into the limit; None when that was not recorded."""
-        flags = [getattr(row, f"{who}_cut") for row in self.rows]
-        if not flags or any(flag is None for flag in flags) or self.limit is None:
-            return None
-        return CutCount(sum(flags), len(flags), self.limit)
+        """How many of `who`'s ('base' or 'tuned') answers ran into the limit (and how many of those were looping);
+        None when that was not recorded."""
+        return recorded_cuts([getattr(row, f"{who}_cut") for row in self.rows],
+                             [getattr(row, who) for row in self.rows], self.limit)
 
 
 class Ended(Protocol):

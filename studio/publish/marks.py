@@ -8,7 +8,7 @@ import json
 
 from studio.evaluate.baseline_record import BaselineRow
 from studio.evaluate.comparison import Comparison, ComparisonRow
-from studio.evaluate.lengths import cut_label
+from studio.evaluate.lengths import cut_label, repeats_itself
 from studio.publish.scorecard import headline_comparison
 
 
@@ -33,7 +33,8 @@ def method_note(comparison: Comparison) -> str:
 
 
 def ending(text: str, raw: str, comparison: Comparison) -> str:
-    """How one answer ended: 'cut at "\\n### "', 'ended with <eos>', 'ran to the token limit' ('' if not recorded)."""
+    """How one answer ended: 'cut at "\\n### "', 'ended with <eos>', 'ran to the token limit' (', stuck in a loop' when
+    it was repeating itself); '' if not recorded."""
     if not raw:
         return ""
     whole = raw.strip()
@@ -41,21 +42,24 @@ def ending(text: str, raw: str, comparison: Comparison) -> str:
         if whole.endswith(eos) and whole.removesuffix(eos).strip() == text:
             return f"ended with {eos}"
     if whole == text:
-        return "ran to the token limit"
+        return "ran to the token limit" + (", stuck in a loop" if repeats_itself(text) else "")
     # The first stop in the raw text; one that began in the prompt's last characters shows without its start.
     found = [(raw.find(s.lstrip()), s) for s in comparison.stop_strings or [] if s.lstrip() and s.lstrip() in raw]
     return f"cut at {_quoted(min(found)[1])}" if found else "cut"
 
 
 def cut_mark(comparison: Comparison, row: ComparisonRow, who: str) -> str:
-    """The table's mark on `who`'s answer of a row: 'cut at 128 tokens' when it ran into the limit, else ''."""
-    return cut_label(comparison.limit) if getattr(row, f"{who}_cut") and comparison.limit else ""
+    """The table's mark on `who`'s answer of a row: 'cut at 128 tokens' when it ran into the limit ('..., stuck in a
+    loop' when it was repeating itself), else ''."""
+    if not getattr(row, f"{who}_cut") or not comparison.limit:
+        return ""
+    return cut_label(comparison.limit, repeats_itself(getattr(row, who)))
 
 
 def baseline_cut_mark(comparison: Comparison, row: BaselineRow) -> str:
     """The table's mark on a prompt-only baseline answer: 'cut at 128 tokens' when it ran into the limit, else ''."""
     limit = comparison.baseline.limit if comparison.baseline is not None else None
-    return cut_label(limit) if row.cut and limit else ""
+    return cut_label(limit, repeats_itself(row.answer)) if row.cut and limit else ""
 
 
 def overlap_mark(comparison: Comparison, row: ComparisonRow) -> str:

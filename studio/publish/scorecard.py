@@ -238,14 +238,18 @@ def headline_judge(comparison: Comparison, result: JudgeResult | None) -> dict[s
 
 
 def cut_sentence(comparison: Comparison) -> str:
-    """'45 of 48 tuned answers were cut at 12 tokens.' per model with cut answers ('' when none or not recorded)."""
+    """'45 of 48 tuned answers were cut at 12 tokens.' per model with cut answers, and how many of them were stuck in a
+    loop (`lengths.repeats_itself`); '' when none was cut or it was not recorded."""
     counts = [(who, c) for who in ("base", "tuned") if (c := comparison.cut_count(who)) is not None and c.cut]
     if len(counts) == 1:
         return counts[0][1].sentence(counts[0][0])
     if not counts:
         return ""
     both = " and ".join(f"{c.cut} of {c.total} {who}" for who, c in counts)
-    return f"{both} answers were cut at {counts[0][1].limit} tokens."
+    if all(c.looped == c.cut for _, c in counts):
+        return f"{both} answers were cut at {counts[0][1].limit} tokens, all of them stuck in a loop."
+    looped = ", ".join(f"{c.looped} {who}" for who, c in counts if c.looped)
+    return f"{both} answers were cut at {counts[0][1].limit} tokens" + (f"; stuck in a loop: {looped}." if looped else ".")
 
 
 def _verdict(comparison: Comparison) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from studio.data.templates import get_template
 from studio.errors import DataError
+from studio.evaluate import chat
 from studio.evaluate.before_after import compare
 from studio.evaluate.chat import (
     ask_both,
@@ -153,3 +154,12 @@ def test_the_chat_sizes_its_answers_by_compares_rule_without_a_time_budget():
     assert long.max_new_tokens == 120 and "95th percentile" in why and long.do_sample
     by_hand, why = fit_chat_length(replace(CHAT_GENERATION, max_new_tokens_auto=False), [100] * 20)
     assert by_hand.max_new_tokens == 64 and "set by hand" in why
+
+
+def test_an_answer_that_ran_to_the_limit_in_a_loop_says_so(tiny_model, tiny_tokenizer):
+    rule = stop_rule(tiny_model, tiny_tokenizer, ("\n### ",))
+    loop = tiny_tokenizer.encode("I'm sorry, I'm sorry. " * 12, add_special_tokens=False)
+    fresh = tiny_tokenizer.encode("The capital of France is Paris, a city on the Seine.", add_special_tokens=False)
+    assert chat._ending(tiny_tokenizer, loop, rule, "", False, len(loop)) == "ran to the token limit, stuck in a loop"
+    assert chat._ending(tiny_tokenizer, fresh, rule, "", False, len(fresh)) == "ran to the token limit"
+    assert chat._ending(tiny_tokenizer, loop, rule, "", False, len(loop) + 1) == "ended"

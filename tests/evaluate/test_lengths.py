@@ -1,6 +1,10 @@
 """Answers sized to the data (studio.evaluate.lengths): the chosen max_new_tokens, its reason, answers cut by it."""
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
 import pytest
 
 from studio.data.formatting import Features
@@ -14,7 +18,9 @@ from studio.evaluate.lengths import (
     fit_answer_length,
     percentile,
     ran_into_limit,
+    recorded_cuts,
     reference_lengths,
+    repeats_itself,
 )
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -105,6 +111,67 @@ def test_counting_cut_answers():
     assert count_cut([(128, None)], 128).sentence("base") == "1 of 1 base answers was cut at 128 tokens."
     assert counted.label == cut_label(12) == "cut at 12 tokens"
     assert isinstance(fit_answer_length([1]), AnswerLength)
+
+
+# Ends of answers Gemma 3 270M wrote (base and tuned on AlpacaEval's prompts) that ran into a 232-token limit.
+LOOPS = [
+    "I'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\n"
+    "I'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\nI'm a proud woman,\nI",
+    "I'm sorry, I'm sorry. I'm sorry, I'm sorry. I'm sorry, I'm sorry. I'm sorry, I'm sorry. I'm sorry, I'm sorry. "
+    "I'm sorry, I'm sorry",
+    "1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1. 1",
+    # a long unit written again and again: a near loop, its details shuffled
+    "You can also provide a safe place for the rat to sleep and play with toys. You can also provide a safe place "
+    "for the rat to explore and explore. You can also provide a safe place for the rat to play with toys and explore. "
+    "You can also provide a safe place for the rat to sleep and play with toys. You can",
+    # a numbered list that writes one item again and again
+    "Here are some salads:\n1. Kale + almond butter + apple cider vinegar\n2. Kale + almond butter + apple cider "
+    "vinegar + agave nectar\n3. Kale + almond butter + apple cider vinegar + agave nectar + tamari\n4. Kale + almond "
+    "butter + apple cider vinegar + agave nectar + tamari\n5. Kale + almond butter + apple cider vinegar + agave "
+    "nectar + tamari\n6. Kale + almond butter + apple cider vinegar + agave nectar + tamari\n7. Kale",
+    "I will be responsible for:\n- supervising young children\n- preparing meals and snacks\n- assisting with "
+    "homework\n- engaging in playtime activities\n\nI will be responsible for:\n- supervising young children\n- "
+    "preparing meals and snacks\n- assisting with homework\n- engaging in playtime activities\n\nI will be "
+    "responsible for:\n- supervising young children\n- preparing meals",
+]
+
+
+@pytest.mark.parametrize("text", LOOPS)
+def test_an_answer_stuck_in_a_loop_is_told_apart(text):
+    assert repeats_itself(text)
+
+
+def test_written_answers_are_not_taken_for_loops():
+    # AlpacaEval's 805 reference answers, written by people and GPT-4: only a regular expression that repeats one
+    # group four times reads as a loop.
+    real = Path(__file__).resolve().parents[1] / "data/real/alpaca_eval_outputs.json.gz"
+    flagged = [row["output"] for row in json.loads(gzip.decompress(real.read_bytes())) if repeats_itself(row["output"])]
+    assert len(flagged) <= 1 and all("25[0-5]" in text for text in flagged)
+    assert not repeats_itself("very very very very good")  # too short to say
+    counting = "\n".join(f"{n}. The {w} satellite was launched in {1990 + 3 * n}." for n, w in enumerate(
+        ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"], 1))
+    assert not repeats_itself(counting)  # a list that counts on is formulaic, not a verbatim loop
+    assert not repeats_itself("")
+
+
+def test_cut_answers_stuck_in_a_loop_are_counted_apart():
+    texts = [LOOPS[0], "The capital of France is Paris, a city on the Seine known for", "fine", LOOPS[1]]
+    counted = count_cut([(12, None), (12, None), (3, "eos"), (12, None)], 12, texts)
+    assert (counted.cut, counted.looped, counted.still_writing) == (3, 2, 1)
+    assert counted.sentence("tuned") == "3 of 4 tuned answers were cut at 12 tokens, 2 of them stuck in a loop."
+    assert count_cut([(12, None)], 12, [LOOPS[2]]).sentence("base") == (
+        "1 of 1 base answers was cut at 12 tokens, stuck in a loop.")
+    assert count_cut([(12, None)] * 2, 12, LOOPS[:2]).sentence("base").endswith("all of them stuck in a loop.")
+    assert cut_label(12, looped=True) == "cut at 12 tokens, stuck in a loop"
+    # A looping answer that stopped on its own is not cut, so not counted.
+    assert count_cut([(5, "eos")], 12, [LOOPS[0]]).looped == 0
+
+
+def test_recorded_cuts_need_every_flag_and_the_limit():
+    assert recorded_cuts([True, False], [LOOPS[0], "x"], 12) == count_cut([(12, None), (3, "eos")], 12, [LOOPS[0], "x"])
+    assert recorded_cuts([True, None], ["", ""], 12) is None
+    assert recorded_cuts([True], [""], None) is None
+    assert recorded_cuts([], [], 12) is None
 
 
 @pytest.mark.slow

@@ -139,6 +139,22 @@ def test_cut_answers_per_model_in_the_headline_and_the_table_mark():
     assert scorecard.cut_sentence(sample_comparison()) == ""  # not recorded: nothing claimed
 
 
+def test_cut_answers_stuck_in_a_loop_are_said_apart():
+    cmp = long_comparison()
+    loop = "I'm sorry, I'm sorry. " * 12
+    cmp.rows[0].base_cut, cmp.rows[0].base = True, loop
+    assert scorecard.cut_sentence(cmp) == ("1 of 2 base and 1 of 2 tuned answers were cut at 128 tokens; "
+                                           "stuck in a loop: 1 base.")
+    assert marks.cut_mark(cmp, cmp.rows[0], "base") == "cut at 128 tokens, stuck in a loop"
+    assert marks.cut_mark(cmp, cmp.rows[0], "tuned") == "cut at 128 tokens"
+    cmp.rows[0].tuned = loop
+    assert scorecard.cut_sentence(cmp) == ("1 of 2 base and 1 of 2 tuned answers were cut at 128 tokens, all of them "
+                                           "stuck in a loop.")
+    cmp.rows[0].base_cut = False
+    assert scorecard.cut_sentence(cmp) == "1 of 2 tuned answers was cut at 128 tokens, stuck in a loop."
+    assert marks.ending(loop.strip(), loop, cmp) == "ran to the token limit, stuck in a loop"
+
+
 def overlapping_comparison(include: bool = False):
     """Six rows, two of whose prompts repeat a training prompt (and are answered perfectly: remembered)."""
     from studio.evaluate.contamination import mark_overlap
