@@ -94,10 +94,11 @@ def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example
 def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
                     stops: tuple[str, ...], progress: Callable[[str, int, int], None] | None,
                     should_stop: Callable[[], bool] | None) -> tuple[dict[int, Answer], dict[int, Answer], dict]:
-    """Base then tuned answers for each batch in turn, until done or stopped: ({index: base}, {index: tuned}, seconds)."""
+    """Base then tuned answers for each batch in turn, until done or stopped: ({index: base}, {index: tuned}, timing):
+    timing holds each pass's seconds ("base", "tuned") and decoding steps ("base_steps", "tuned_steps")."""
     base: dict[int, Answer] = {}
     tuned: dict[int, Answer] = {}
-    seconds = {"base": 0.0, "tuned": 0.0}
+    seconds = {"base": 0.0, "tuned": 0.0, "base_steps": 0, "tuned_steps": 0}
     lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
     try:
         for batch in plan_batches(lengths, gen.batch_size):
@@ -108,6 +109,8 @@ def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: Generat
                 with using(model, adapter=adapter):  # the adapter state is ours alone while generating
                     got = generate_answers(model, tokenizer, [prompts[i] for i in batch], gen, stop_strings=stops)
                 seconds[label] += time.perf_counter() - start
+                # A batch decodes until its last answer ends: as many steps as its longest answer's tokens.
+                seconds[f"{label}_steps"] += max((a.n_tokens for a in got), default=0)
                 answers.update(zip(batch, got))
                 if progress is not None:
                     progress(label, len(answers), len(prompts))
@@ -159,6 +162,7 @@ def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], ge
         changes=paired_bootstrap(references, base_text, tuned_text, base_each, tuned_each),
         tally=win_tie_loss([s.bleu for s in base_each], [s.bleu for s in tuned_each]), bootstrap=bootstrap_record(),
         partial=len(examples) < planned, planned=planned, answer_length=gen.max_new_tokens,
+        decoding_steps={"base": seconds.get("base_steps", 0), "tuned": seconds.get("tuned_steps", 0)},
     )
 
 

@@ -81,6 +81,9 @@ class Comparison:
     # Which compared examples repeat a training prompt: {"flags": one "exact"/"near"/"" per planned example, "rule"}.
     overlap: dict = field(default_factory=dict)
     baseline: BaselineRecord | None = None  # the base model prompted with k training examples (or why not)
+    # Decoding steps each pass ran ({"base": n, "tuned": n}: every batch until its last answer ended); with the
+    # seconds, the decoding rate this machine reached, so the baseline's budget needs no timing run of its own.
+    decoding_steps: dict = field(default_factory=dict)
 
     @property
     def n_planned(self) -> int:
@@ -167,6 +170,7 @@ def _comparison_from(summary: dict[str, Any], rows: list[ComparisonRow]) -> Comp
         overlap=summary.get("overlap") or {},
         answer_loss=AnswerLoss.from_dict(summary["answer_loss"]) if summary.get("answer_loss") else None,
         baseline=BaselineRecord.from_dict(summary["baseline"]) if summary.get("baseline") else None,
+        decoding_steps=summary.get("decoding_steps") or {},
     )
 
 

@@ -9,6 +9,7 @@ from studio.data.formatting import prompt_ids
 from studio.data.templates import get_template
 from studio.evaluate.baseline import (
     answer_with_shots,
+    base_decoding_rate,
     MAX_CONTEXT,
     choose_k,
     context_limit,
@@ -143,3 +144,20 @@ def test_a_timed_baseline_measures_the_rates_and_respects_its_budget(tiny_tokeni
     assert timed.choice.k == 2 and timed.choice.estimated_seconds is not None and timed.choice.estimated_seconds > 0
     tight = run_baseline(tiny_model, tiny_tokenizer, template, TRAIN, HELD_OUT, gen, steps_per_second=1e-3)
     assert tight.choice.k == 0 and "over the 3600-second budget" in tight.choice.reason and tight.answers == []
+
+
+def test_the_base_pass_gives_the_decoding_rate_without_a_timing_run(tiny_tokenizer):
+    model, template = tuned_model(tiny_tokenizer), get_template("alpaca")
+    gen = GenerationSettings(max_new_tokens=8, batch_size=2)
+    compared = compare(model, tiny_tokenizer, template, HELD_OUT, gen)
+    steps = compared.decoding_steps["base"]
+    # Two batches (2 + 1 prompts), each decoding until its longest answer ended: at least one step, at most the limit.
+    assert 2 <= steps <= 2 * gen.max_new_tokens and 2 <= compared.decoding_steps["tuned"] <= 2 * gen.max_new_tokens
+    assert base_decoding_rate(compared, gen) == pytest.approx(steps / compared.base_seconds)
+    # A comparison saved before the steps were recorded: only a pass whose every answer ran to the limit tells them.
+    old = replace(compared, decoding_steps={}, base_seconds=4.0)
+    for row in old.rows:
+        row.base_cut = True
+    assert base_decoding_rate(old, gen) == pytest.approx(2 * 8 / 4.0)
+    old.rows[0].base_cut = False
+    assert base_decoding_rate(old, gen) is None
