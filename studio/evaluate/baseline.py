@@ -155,7 +155,7 @@ def base_decoding_rate(result: Any, gen: GenerationSettings) -> float | None:
     rows = result.rows
     if not rows or result.base_seconds <= 0:
         return None
-    steps = (getattr(result, "decoding_steps", None) or {}).get("base")
+    steps = result.decoding_steps.get("base")
     if not steps and all(row.base_cut for row in rows):
         steps = math.ceil(len(rows) / gen.batch_size) * gen.max_new_tokens
     return steps / result.base_seconds if steps else None

@@ -171,11 +171,6 @@ class CutCount:
         """The mark on a cut answer in the table."""
         return cut_label(self.limit)
 
-    @property
-    def still_writing(self) -> int:
-        """Cut answers that were not looping: the ones a longer limit might have let finish."""
-        return self.cut - self.looped
-
     def sentence(self, who: str) -> str:
         """One line for the headline, e.g. '45 of 48 tuned answers were cut at 12 tokens, 30 of them stuck in a loop.'"""
         were = "was" if self.cut == 1 else "were"

@@ -157,7 +157,7 @@ def test_written_answers_are_not_taken_for_loops():
 def test_cut_answers_stuck_in_a_loop_are_counted_apart():
     texts = [LOOPS[0], "The capital of France is Paris, a city on the Seine known for", "fine", LOOPS[1]]
     counted = count_cut([(12, None), (12, None), (3, "eos"), (12, None)], 12, texts)
-    assert (counted.cut, counted.looped, counted.still_writing) == (3, 2, 1)
+    assert (counted.cut, counted.looped) == (3, 2)
     assert counted.sentence("tuned") == "3 of 4 tuned answers were cut at 12 tokens, 2 of them stuck in a loop."
     assert count_cut([(12, None)], 12, [LOOPS[2]]).sentence("base") == (
         "1 of 1 base answers was cut at 12 tokens, stuck in a loop.")
