@@ -45,7 +45,8 @@ EndedBy = Literal["eos", "stop"] | None
 # Gemma 3 270M's answers to 43 AlpacaEval prompts (bench owndata): of the 38 that ran into a 137-token limit, 35
 # were verbatim loops and scored 0.78 or more; the other 3 scored 0.5 or less (two lists counting on, "the seventh
 # ... the eighth ...", and one sentence written only twice). Of AlpacaEval's 805 human-written references only a
-# regular expression that repeats one group scores above 0.56.
+# regular expression that repeats one group scores above 0.56; of HumanEval's 164 programs (prompt + solution) none
+# reaches 0.75, and of its test suites 3, each a run of `assert not candidate("...")` lines differing only in brackets.
 LOOP_WINDOW = 40
 LOOP_SHARE = 0.75
 LOOP_MIN_TRIGRAMS = 12  # fewer words than this say too little to call it a loop

@@ -147,6 +147,10 @@ def test_written_answers_are_not_taken_for_loops():
     real = Path(__file__).resolve().parents[1] / "data/real/alpaca_eval_outputs.json.gz"
     flagged = [row["output"] for row in json.loads(gzip.decompress(real.read_bytes())) if repeats_itself(row["output"])]
     assert len(flagged) <= 1 and all("25[0-5]" in text for text in flagged)
+    # HumanEval's 164 programs, prompt + canonical solution: code repeats keywords, not whole lines.
+    programs = Path(__file__).resolve().parents[1] / "data/messy/HumanEval.jsonl.gz"
+    rows = [json.loads(line) for line in gzip.decompress(programs.read_bytes()).decode().splitlines() if line]
+    assert len(rows) == 164 and not any(repeats_itself(r["prompt"] + r["canonical_solution"]) for r in rows)
     assert not repeats_itself("very very very very good")  # too short to say
     counting = "\n".join(f"{n}. The {w} satellite was launched in {1990 + 3 * n}." for n, w in enumerate(
         ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"], 1))
