@@ -130,7 +130,14 @@ def loss_figure(history: list[dict], smoothing: float = SMOOTHING, log_scale: bo
 
 
 def scores_figure(comparison: Comparison) -> go.Figure:
-    """Grouped bars, base vs tuned, for corpus BLEU, chrF, ROUGE-L (when measured) and exact match (%)."""
+    """Grouped bars, base vs tuned, for corpus BLEU, chrF, ROUGE-L (when measured) and exact match (%), over the rows
+    the headline and the score cards score (held-out prompts that repeat a training prompt left out unless included)."""
+    from studio.publish.scorecard import headline_comparison
+
+    scored = headline_comparison(comparison)
+    left_out = len(comparison.rows) - len(scored.rows)
+    note = f"; {left_out} that repeat{'s' * (left_out == 1)} a training prompt left out" if left_out else ""
+    comparison = scored
     rouge = comparison.base.rouge_l is not None and comparison.tuned.rouge_l is not None
     metrics = ["BLEU", "chrF", *(["ROUGE-L"] if rouge else []), "exact match (%)"]
     fig = go.Figure()
@@ -138,7 +145,7 @@ def scores_figure(comparison: Comparison) -> go.Figure:
         values = [scores.bleu, scores.chrf, *([scores.rouge_l] if rouge else []), 100 * scores.exact_match]
         fig.add_trace(go.Bar(x=metrics, y=values, name=label, marker_color=color,
                              text=[f"{v:.1f}" for v in values], textposition="outside", cliponaxis=False))
-    _layout(fig, f"Before vs after tuning ({comparison.tuned.n} held-out examples)", barmode="group",
+    _layout(fig, f"Before vs after tuning ({comparison.tuned.n} held-out examples{note})", barmode="group",
             yaxis={"range": [0, 110], "title": "score (0-100)"})
     return fig
 

@@ -79,6 +79,19 @@ def test_scores_figure_groups_base_and_tuned_with_labels():
     assert list(trace(scores_figure(old), "base").x) == ["BLEU", "chrF", "exact match (%)"]
 
 
+def test_the_scores_figure_scores_the_rows_the_headline_scores():
+    from studio.publish import scorecard
+    from tests.publish.test_scorecard import overlapping_comparison
+
+    cmp = overlapping_comparison()
+    fig, cards = scores_figure(cmp), scorecard.headline_comparison(cmp)
+    assert cards.tuned.bleu != pytest.approx(cmp.tuned.bleu)  # the left-out rows change the score
+    assert list(trace(fig, "tuned").y)[0] == pytest.approx(cards.tuned.bleu)
+    assert fig.layout.title.text == "Before vs after tuning (4 held-out examples; 2 that repeat a training prompt left out)"
+    assert scores_figure(overlapping_comparison(include=True)).layout.title.text == (
+        "Before vs after tuning (6 held-out examples)")
+
+
 def test_delta_figure_sorted_and_coloured():
     bars = delta_figure(sample_comparison()).data[0]
     assert list(bars.y) == [100.0, -15.0]
