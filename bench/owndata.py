@@ -106,19 +106,18 @@ def owndata_figures(result: Any, train_s: float, total_s: float, budget: str) ->
 def owndata_verdicts(f: dict[str, Any]) -> dict[str, bool]:
     """The targets: total <= 10 minutes, <= 10% of tuned answers cut while still writing (an answer stuck in a loop
     is counted apart: no limit would have ended it), answer loss adds <= 10% to Compare's time."""
-    cut, total, *looped = f["cut"].get("tuned", [0, 0, 0])
-    cut -= sum(looped)  # records of older runs have no loop count
+    cut, total, looped = f["cut"].get("tuned", [0, 0, 0])
     rest = f["compare_s"] - f["compare_parts_s"]["answer_loss"]
     return {f"train + Compare <= {TARGET_TOTAL_SECONDS / 60:.0f} minutes": f["total_s"] <= TARGET_TOTAL_SECONDS,
             f"<= {100 * TARGET_TUNED_CUT:.0f}% of tuned answers cut while not in a loop":
-                bool(total) and cut <= TARGET_TUNED_CUT * total,
+                bool(total) and cut - looped <= TARGET_TUNED_CUT * total,
             f"answer loss adds <= {100 * TARGET_LOSS_SHARE:.0f}% to Compare's time":
                 f["compare_parts_s"]["answer_loss"] <= TARGET_LOSS_SHARE * max(rest, 0.0)}
 
 
 def _cut_text(f: dict[str, Any]) -> str:
-    parts = [f"{who} {c}/{n}" + (f" ({looped[0]} of them stuck in a loop)" if looped and looped[0] else "")
-             for who, (c, n, *looped) in f["cut"].items()]
+    parts = [f"{who} {c}/{n}" + (f" ({looped} of them stuck in a loop)" if looped else "")
+             for who, (c, n, looped) in f["cut"].items()]
     return ", ".join(parts) or "not recorded"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from studio import cli_runs, runs
 from studio.evaluate.comparison import Comparison
+from studio.evaluate.lengths import LOOPING
 from studio.publish import marks, scorecard
 from studio.runs import RunFolder
 from studio.settings import apply_overrides, parse_assignments
@@ -60,7 +61,7 @@ def summary_lines(result: Comparison) -> list[str]:
         lines.append(f"  Per example: {scorecard.tally_text(result)}")
     if (loss := scored.answer_loss) is not None:
         lines.append(f"  Per example: {loss.better} better, {loss.same} the same, {loss.worse} worse by answer loss")
-    cuts = [f"{c.cut}/{c.total} {who}" + (f" ({c.looped} stuck in a loop)" if c.looped else "")
+    cuts = [f"{c.cut}/{c.total} {who}" + (f" ({c.looped} {LOOPING})" if c.looped else "")
             for who in ("base", "tuned") if (c := result.cut_count(who)) is not None]
     if cuts:
         lines.append(f"  Cut at the length limit ({result.limit} tokens): {', '.join(cuts)} answers")

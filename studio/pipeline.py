@@ -156,7 +156,7 @@ def _baseline(rm: RunModel, examples: list[Example], gen: GenerationSettings, re
         return skipped("Prompting alone was not measured: Compare was stopped before it.")
     try:
         got = run_baseline(rm.model, rm.tokenizer, rm.template, rm.train, examples, gen, progress, should_stop,
-                           steps_per_second=base_decoding_rate(result, gen))
+                           steps_per_second=base_decoding_rate(result))
     except GenerationStopped:
         return skipped("Prompting alone was not measured: it was stopped before it finished.")
     if not got.choice.k:

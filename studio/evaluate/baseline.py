@@ -144,21 +144,14 @@ def _context_reason(k: int, most: int, longest: Sequence[int], answer_tokens: in
     return f"{k + 1} would not fit {room}"
 
 
-def base_decoding_rate(result: Any, gen: GenerationSettings) -> float | None:
+def base_decoding_rate(result: Any) -> float | None:
     """Decoding steps per second of Compare's base pass, from its recorded steps and seconds; None when unknown.
 
     The rate comes at no extra cost, where a timing run of its own costs seconds (ten with a batch of 48 on two
-    cores). It is a little low, since the pass's short prefill is counted too, which errs toward fewer shots. Older
-    comparisons record no steps: then only a pass whose every answer ran to the limit tells its steps
-    (`max_new_tokens` per batch).
+    cores). It is a little low, since the pass's short prefill is counted too, which errs toward fewer shots.
     """
-    rows = result.rows
-    if not rows or result.base_seconds <= 0:
-        return None
     steps = result.decoding_steps.get("base")
-    if not steps and all(row.base_cut for row in rows):
-        steps = math.ceil(len(rows) / gen.batch_size) * gen.max_new_tokens
-    return steps / result.base_seconds if steps else None
+    return steps / result.base_seconds if steps and result.base_seconds > 0 else None
 
 
 def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2) -> float:

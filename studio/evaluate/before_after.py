@@ -98,7 +98,7 @@ def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: Generat
     timing holds each pass's seconds ("base", "tuned") and decoding steps ("base_steps", "tuned_steps")."""
     base: dict[int, Answer] = {}
     tuned: dict[int, Answer] = {}
-    seconds = {"base": 0.0, "tuned": 0.0, "base_steps": 0, "tuned_steps": 0}
+    timing = {"base": 0.0, "tuned": 0.0, "base_steps": 0, "tuned_steps": 0}
     lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
     try:
         for batch in plan_batches(lengths, gen.batch_size):
@@ -108,15 +108,15 @@ def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: Generat
                 start = time.perf_counter()
                 with using(model, adapter=adapter):  # the adapter state is ours alone while generating
                     got = generate_answers(model, tokenizer, [prompts[i] for i in batch], gen, stop_strings=stops)
-                seconds[label] += time.perf_counter() - start
+                timing[label] += time.perf_counter() - start
                 # A batch decodes until its last answer ends: as many steps as its longest answer's tokens.
-                seconds[f"{label}_steps"] += max((a.n_tokens for a in got), default=0)
+                timing[f"{label}_steps"] += max((a.n_tokens for a in got), default=0)
                 answers.update(zip(batch, got))
                 if progress is not None:
                     progress(label, len(answers), len(prompts))
     except _Stop:
         pass
-    return base, tuned, seconds
+    return base, tuned, timing
 
 
 def compare(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,
@@ -130,17 +130,17 @@ def compare(model: Any, tokenizer: Any, template: Any, examples: list[Example], 
     """
     prompts = [template.prompt(ex) for ex in examples]
     stops = tuple(template.stop_strings)
-    base, tuned, seconds = _answer_batches(model, tokenizer, prompts, gen, stops, progress, should_stop)
+    base, tuned, timing = _answer_batches(model, tokenizer, prompts, gen, stops, progress, should_stop)
     done = sorted(set(base) & set(tuned))
     if not done:
         raise NothingCompared(len(examples))
     kept = [examples[i] for i in done]
-    return _scored(kept, [base[i] for i in done], [tuned[i] for i in done], gen, seconds, template, stops,
+    return _scored(kept, [base[i] for i in done], [tuned[i] for i in done], gen, timing, template, stops,
                    tokenizer.convert_ids_to_tokens(end_of_sequence_ids(model, tokenizer)), len(examples))
 
 
 def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], gen: GenerationSettings,
-            seconds: dict, template: Any, stops: tuple[str, ...], eos_tokens: list[str], planned: int) -> Comparison:
+            timing: dict, template: Any, stops: tuple[str, ...], eos_tokens: list[str], planned: int) -> Comparison:
     """The Comparison of answered examples: per-row and corpus scores, intervals, win/tie/loss."""
     references = [ex.output for ex in examples]
     base_text, tuned_text = [a.text for a in base], [a.text for a in tuned]
@@ -157,12 +157,12 @@ def _scored(examples: list[Example], base: list[Answer], tuned: list[Answer], ge
     ]
     return Comparison(
         rows=rows, base=base_scores, tuned=tuned_scores, generation=dataclasses.asdict(gen),
-        base_seconds=seconds["base"], tuned_seconds=seconds["tuned"], template=str(template.name),
+        base_seconds=timing["base"], tuned_seconds=timing["tuned"], template=str(template.name),
         stop_strings=list(stops), eos_tokens=eos_tokens,
         changes=paired_bootstrap(references, base_text, tuned_text, base_each, tuned_each),
         tally=win_tie_loss([s.bleu for s in base_each], [s.bleu for s in tuned_each]), bootstrap=bootstrap_record(),
         partial=len(examples) < planned, planned=planned, answer_length=gen.max_new_tokens,
-        decoding_steps={"base": seconds.get("base_steps", 0), "tuned": seconds.get("tuned_steps", 0)},
+        decoding_steps={"base": timing["base_steps"], "tuned": timing["tuned_steps"]},
     )
 
 

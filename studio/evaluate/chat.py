@@ -32,7 +32,7 @@ from studio.evaluate.generation import (
     stop_context,
     stop_rule,
 )
-from studio.evaluate.lengths import fit_answer_length, repeats_itself
+from studio.evaluate.lengths import fit_answer_length, limit_ending
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -119,7 +119,7 @@ def _ending(tokenizer: Any, ids: list[int], rule: StopRule, context: str, stoppe
         return f"ended with {tokenizer.convert_ids_to_tokens(ids[end])}"
     if len(ids) < limit:
         return "ended"
-    return "ran to the token limit" + (", stuck in a loop" if repeats_itself(text) else "")
+    return limit_ending(text)
 
 
 class _IdStreamer(BaseStreamer):

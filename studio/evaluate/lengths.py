@@ -52,6 +52,7 @@ LOOP_SHARE = 0.75
 LOOP_MIN_TRIGRAMS = 12  # fewer words than this say too little to call it a loop
 _WORD = re.compile(r"\w+")
 _NUMBERING = re.compile(r"^\s*\d+[.)]\s+", re.MULTILINE)
+LOOPING = "stuck in a loop"  # the words every mark, ending and headline uses for such an answer
 
 
 def answer_tokens(features: Features) -> int:
@@ -182,13 +183,18 @@ class CutCount:
         if not self.looped:
             return ""
         if self.looped == self.cut:
-            return ", stuck in a loop" if self.cut == 1 else ", all of them stuck in a loop"
-        return f", {self.looped} of them stuck in a loop"
+            return f", {LOOPING}" if self.cut == 1 else f", all of them {LOOPING}"
+        return f", {self.looped} of them {LOOPING}"
 
 
 def cut_label(limit: int, looped: bool = False) -> str:
     """The table's mark on an answer that ran into the limit ('..., stuck in a loop' when it was repeating itself)."""
-    return f"cut at {limit} tokens" + (", stuck in a loop" if looped else "")
+    return f"cut at {limit} tokens" + (f", {LOOPING}" if looped else "")
+
+
+def limit_ending(text: str) -> str:
+    """How an answer that used every new token ended: 'ran to the token limit' (', stuck in a loop' when looping)."""
+    return "ran to the token limit" + (f", {LOOPING}" if repeats_itself(text) else "")
 
 
 def count_cut(answers: Iterable[tuple[int, EndedBy]], limit: int, texts: Iterable[str] = ()) -> CutCount:

@@ -8,7 +8,7 @@ import json
 
 from studio.evaluate.baseline_record import BaselineRow
 from studio.evaluate.comparison import Comparison, ComparisonRow
-from studio.evaluate.lengths import cut_label, repeats_itself
+from studio.evaluate.lengths import cut_label, limit_ending, repeats_itself
 from studio.publish.scorecard import headline_comparison
 
 
@@ -42,7 +42,7 @@ def ending(text: str, raw: str, comparison: Comparison) -> str:
         if whole.endswith(eos) and whole.removesuffix(eos).strip() == text:
             return f"ended with {eos}"
     if whole == text:
-        return "ran to the token limit" + (", stuck in a loop" if repeats_itself(text) else "")
+        return limit_ending(text)
     # The first stop in the raw text; one that began in the prompt's last characters shows without its start.
     found = [(raw.find(s.lstrip()), s) for s in comparison.stop_strings or [] if s.lstrip() and s.lstrip() in raw]
     return f"cut at {_quoted(min(found)[1])}" if found else "cut"

@@ -10,6 +10,7 @@ import plotly.io as pio
 from studio.compat import unvalidated_figure
 from studio.evaluate.comparison import Comparison
 from studio.evaluate.timeline import Timeline
+from studio.publish.scorecard import headline_comparison
 
 TEMPLATE = "plotly_white"
 BASE_COLOR, TUNED_COLOR = "#94a3b8", "#4f46e5"
@@ -132,8 +133,6 @@ def loss_figure(history: list[dict], smoothing: float = SMOOTHING, log_scale: bo
 def scores_figure(comparison: Comparison) -> go.Figure:
     """Grouped bars, base vs tuned, for corpus BLEU, chrF, ROUGE-L (when measured) and exact match (%), over the rows
     the headline and the score cards score (held-out prompts that repeat a training prompt left out unless included)."""
-    from studio.publish.scorecard import headline_comparison
-
     scored = headline_comparison(comparison)
     left_out = len(comparison.rows) - len(scored.rows)
     note = f"; {left_out} that repeat{'s' * (left_out == 1)} a training prompt left out" if left_out else ""

@@ -31,6 +31,7 @@ from studio.evaluate.change import PERPLEXITY_SHARE, Change, judged, perplexity_
 from studio.evaluate.comparison import Comparison
 from studio.evaluate.contamination import clean_comparison, overlapping
 from studio.evaluate.judge_record import JudgeResult
+from studio.evaluate.lengths import LOOPING
 
 METRICS = (("bleu", "BLEU"), ("chrf", "chrF"), ("rouge_l", "ROUGE-L"), ("exact_match", "Exact match"))
 NOTES = {"bleu": "corpus BLEU, 0-100", "chrf": "character n-gram F-score, 0-100",
@@ -247,9 +248,9 @@ def cut_sentence(comparison: Comparison) -> str:
         return ""
     both = " and ".join(f"{c.cut} of {c.total} {who}" for who, c in counts)
     if all(c.looped == c.cut for _, c in counts):
-        return f"{both} answers were cut at {counts[0][1].limit} tokens, all of them stuck in a loop."
+        return f"{both} answers were cut at {counts[0][1].limit} tokens, all of them {LOOPING}."
     looped = ", ".join(f"{c.looped} {who}" for who, c in counts if c.looped)
-    return f"{both} answers were cut at {counts[0][1].limit} tokens" + (f"; stuck in a loop: {looped}." if looped else ".")
+    return f"{both} answers were cut at {counts[0][1].limit} tokens" + (f"; {LOOPING}: {looped}." if looped else ".")
 
 
 def _verdict(comparison: Comparison) -> str:

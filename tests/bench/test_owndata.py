@@ -65,7 +65,7 @@ def test_targets_judge_the_times_and_the_cut_answers(ran):
     assert owndata.owndata_verdicts(fast)[target] is (cut - looped <= 0.1 * n)
     fast["cut"]["tuned"] = [4, 40, 3]  # 4 cut, 3 of them looping: 1 of 40 cut while still writing
     assert owndata.owndata_verdicts(fast)[target] is True
-    fast["cut"]["tuned"] = [5, 40]  # a record without the loop count: every cut answer counts
+    fast["cut"]["tuned"] = [5, 40, 0]  # 5 of 40 cut while still writing
     assert owndata.owndata_verdicts(fast)[target] is False
     fast["compare_parts_s"]["answer_loss"] = 30.0  # 30 s on top of the other 170 s: more than 10%
     assert owndata.owndata_verdicts(fast)["answer loss adds <= 10% to Compare's time"] is False
