@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from studio.evaluate.baseline import base_decoding_rate, run_baseline
 from studio.evaluate.baseline_record import BaselineRecord, score_baseline, skipped
 from studio.evaluate.before_after import NothingCompared, compare, fit_length
 from studio.evaluate.generation import GenerationStopped
-from studio.evaluate.lengths import reference_lengths
+from studio.evaluate.lengths import reference_lengths, sized
 from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
 from studio.evaluate.contamination import mark_overlap
 from studio.evaluate.snapshot_scores import score_snapshots
@@ -103,8 +103,8 @@ def compare_run(
     """Score the references' answer loss, answer the held-out prompts with base and tuned weights, score the answers,
     save results and the report.
 
-    The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`); the
-    answer loss runs first (one forward pass per batch and model, no generation) and reports to `loss_progress`
+    The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`), and
+    long answers get the loop guard (`lengths.sized`); the answer loss runs first (one forward pass per batch and model, no generation) and reports to `loss_progress`
     (which, done, total), the answers to `progress`. When `should_stop()` turns true it ends between batches: the
     examples both models finished make a `partial` comparison, saved unless the run already has a complete one
     (which is then kept; `stopped_note` says which). NothingCompared (a GenerationStopped) when no example was
@@ -121,11 +121,11 @@ def compare_run(
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):
         length = fit_length(rm.model, rm.tokenizer, rm.template, examples, gen)
         loss = _answer_loss(rm, examples, loss_progress, should_stop)
-        sized = replace(gen, max_new_tokens=length.max_new_tokens)
-        result = compare(rm.model, rm.tokenizer, rm.template, examples, sized, progress=progress,
+        answering, why = sized(gen, length)
+        result = compare(rm.model, rm.tokenizer, rm.template, examples, answering, progress=progress,
                          should_stop=should_stop)
-        result.baseline = _baseline(rm, examples, sized, result, progress, should_stop)
-    result.answer_length_reason, result.answer_loss = length.reason, loss
+        result.baseline = _baseline(rm, examples, answering, result, progress, should_stop)
+    result.answer_length_reason, result.answer_loss = why, loss
     result.adapter_step = (info.adapter_choice or {}).get("step")
     mark_overlap(result, examples, RunFolder(rm.run_dir).read_split("train", required=False))
     if result.partial and _has_complete_comparison(rm.run_dir):

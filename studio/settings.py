@@ -184,6 +184,9 @@ class GenerationSettings:
     Answers sized to the data (`max_new_tokens_auto`): Compare, the Chat and the demo raise the limit to fit the
     held-out references (`studio.evaluate.lengths.fit_answer_length`), so long free-form answers are not all cut
     mid-sentence; references that fit max_new_tokens (the word tasks) keep it, so their answers do not change.
+    Answers allowed more than 64 tokens also get the loop guard (`repetition_penalty_auto`,
+    `studio.evaluate.lengths.loop_penalty`): greedy decoding of a 270M model otherwise writes one sentence again and
+    again until the limit.
     """
 
     max_new_tokens: int = _f(12, "Most tokens generated per answer (the least, when fitted to the data).", min=1,
@@ -204,7 +207,11 @@ class GenerationSettings:
     do_sample: bool = _f(False, "Sample instead of greedy decoding.")
     temperature: float = _f(0.7, "Sampling temperature (only when sampling).", min=0.01, max=5.0)
     top_p: float = _f(0.9, "Nucleus sampling mass (only when sampling).", min=0.01, max=1.0)
-    repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats.", min=0.5, max=3.0)
+    repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats (the least, when answers run long and "
+                                        "the loop guard is on).", min=0.5, max=3.0)
+    repetition_penalty_auto: bool = _f(True, "Loop guard: answers allowed more than 64 tokens get a repetition "
+                                             "penalty of at least 1.15, since greedy decoding of a small model loops "
+                                             "on long answers; off: exactly repetition_penalty.")
     batch_size: int = _f(48, "Prompts generated together (Stop lands between batches).", min=1, max=256)
     seed: int = _f(0, "Seed for sampling.", min=0)
     include_overlap: bool = _f(False, "Count held-out prompts that repeat or nearly repeat a training prompt (the "

@@ -104,14 +104,14 @@ def make_finished_run(root: Path, tokenizer, overrides: dict | None = None, comp
     return run_dir, model
 
 
-def one_at_a_time(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """The reference: plain `model.generate` per prompt, no padding, greedy."""
+def one_at_a_time(model, tokenizer, prompts: list[str], max_new_tokens: int, **kwargs) -> list[str]:
+    """The reference: plain `model.generate` per prompt, no padding, greedy (`kwargs` go to generate)."""
     out = []
     with torch.inference_mode():
         for prompt in prompts:
             enc = tokenizer(prompt, return_tensors="pt")
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
+                                 pad_token_id=tokenizer.pad_token_id, **kwargs)
             out.append(tokenizer.decode(ids[0, enc.input_ids.shape[1]:], skip_special_tokens=True).strip())
     return out
 

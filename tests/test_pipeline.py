@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -162,10 +163,30 @@ def test_long_references_raise_the_answer_length_and_say_why(finished, runs_dir,
     assert measured == [2]  # measured once, at Compare's batch size
     assert result.answer_length > 4 and result.generation["max_new_tokens"] == result.answer_length
     assert result.answer_length_reason.startswith(f"answers up to {result.answer_length} tokens: the 95th percentile")
+    # 64 tokens leave no room to loop: no loop guard.
+    assert result.answer_length == 64 and result.generation["repetition_penalty"] == 1.0
+    assert "loop guard" not in result.answer_length_reason
     # Hand-set: exactly the setting, and no rate to measure.
     by_hand = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, max_new_tokens_auto=False))
     assert by_hand.answer_length == 4 and "set by hand" in by_hand.answer_length_reason and measured == [2]
     assert by_hand.cut_count("tuned").limit == 4
+
+
+def test_answers_over_64_tokens_get_the_loop_guard_in_the_saved_settings(finished, runs_dir, tiny_loader,
+                                                                          monkeypatch):
+    from studio.evaluate import before_after
+
+    rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
+    rm.test = [replace(e, output=f"{e.output} {e.output}") for e in LONG]
+    monkeypatch.setattr(before_after, "decoding_rate", lambda *a, **k: 1000.0)
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=4, baseline_shots=0))
+    assert result.answer_length > 64 and result.generation["repetition_penalty"] == 1.15
+    assert result.answer_length_reason.endswith("a repetition penalty of 1.15 keeps answers over 64 tokens out of "
+                                                "loops (the loop guard).")
+    assert load_comparison(finished).generation_settings().repetition_penalty == 1.15
+    off = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=4, baseline_shots=0,
+                                                      repetition_penalty_auto=False))
+    assert off.generation["repetition_penalty"] == 1.0 and "loop guard" not in off.answer_length_reason
 
 
 def test_the_time_budget_caps_the_fitted_length(finished, runs_dir, tiny_loader, monkeypatch):

@@ -23,7 +23,8 @@ from ui.state import SessionState, owner_of
 from ui.stops import wire_stop
 from ui.widgets import make_widget, settings_from_values
 
-CHAT_FIELDS = ("do_sample", "temperature", "top_p", "max_new_tokens", "max_new_tokens_auto", "repetition_penalty")
+CHAT_FIELDS = ("do_sample", "temperature", "top_p", "max_new_tokens", "max_new_tokens_auto", "repetition_penalty",
+               "repetition_penalty_auto")
 STOPPED = " [stopped]"  # shown after an answer the visitor stopped (never fed back to the model)
 NOTHING = "(nothing)"  # shown for an empty answer (fed back as the empty answer it was)
 EXPLAIN = ("Talk to both models at once: the **base** model (the adapter disabled: the true base weights) on the left, "

@@ -12,8 +12,9 @@ import pandas as pd
 from studio.data.dataset import dataset_label
 from studio.errors import RunError
 from studio.evaluate.before_after import NothingCompared
-from studio.evaluate.chat import ask_both
+from studio.evaluate.chat import ask_both, fit_chat_length
 from studio.evaluate.comparison import Comparison, load_comparison
+from studio.evaluate.lengths import LONG_ANSWER_TOKENS, LOOP_PENALTY
 from studio.pipeline import compare_run, stopped_note
 from studio.publish.plots import delta_figure, scores_figure
 from studio.publish.report import saved_judge, write_report
@@ -32,12 +33,16 @@ PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to 
 # Generation settings in rows: answer length, what Compare adds (baseline, overlap), decoding.
 GEN_ROWS = (("max_new_tokens", "max_new_tokens_auto", "answer_budget_seconds"),
             ("baseline_shots", "baseline_budget_seconds", "include_overlap"),
-            ("num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty", "seed"))
+            ("num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty",
+             "repetition_penalty_auto", "seed"))
 GEN_FIELDS = tuple(name for row in GEN_ROWS for name in row)
 GEN_LABELS = {"max_new_tokens_auto": "Fit to the data", "answer_budget_seconds": "Answer time budget (s)",
-              "baseline_shots": "Prompt-only baseline (shots)", "baseline_budget_seconds": "Baseline time budget (s)"}
+              "repetition_penalty_auto": "Loop guard", "baseline_shots": "Prompt-only baseline (shots)",
+              "baseline_budget_seconds": "Baseline time budget (s)"}
 LENGTH_NOTE = ("With *fit to the data* on, Compare sizes the answers to the run's held-out references and says why "
-               "under the scores; the built-in word tasks keep their short answers. The prompt-only baseline (the "
+               "under the scores; the built-in word tasks keep their short answers. The *loop guard* gives answers "
+               f"over {LONG_ANSWER_TOKENS} tokens a repetition penalty of {LOOP_PENALTY:g}: a small model decoding "
+               "greedily otherwise tends to write one sentence again and again. The prompt-only baseline (the "
                "base model with a few training examples before each prompt) runs when it fits its time budget; "
                "0 shots turns it off.")
 
@@ -204,8 +209,8 @@ class CompareHandlers:
         settings = self.ctx.form.to_settings(values)
         stop = self.services.stops.start(owner_of(state, request), "ask")
         labels, texts = {"base": rm.base_label, "tuned": rm.tuned_label}, {"base": "", "tuned": ""}
-        for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, instruction, input, settings.generation,
-                                   stop.is_set):
+        gen, _ = fit_chat_length(settings.generation, rm.reference_lengths())  # sized as the Chat sizes its answers
+        for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, instruction, input, gen, stop.is_set):
             texts[who] = reply.text
             if reply.ending == "stopped":
                 labels[who] += " · stopped"

@@ -28,7 +28,7 @@ from studio.evaluate.generation import (
     generation_kwargs,
     plan_batches,
 )
-from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths
+from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths, set_by_hand
 from studio.evaluate.scoring import score
 from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
@@ -81,7 +81,7 @@ def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example
     """Compare's answer length for these examples and why: `gen.max_new_tokens` as set, or fitted to the data."""
     floor = gen.max_new_tokens
     if not gen.max_new_tokens_auto:
-        return AnswerLength(floor, f"answers up to {floor} tokens: set by hand (fitting to the data is off).", floor)
+        return set_by_hand(floor)
     lengths = reference_lengths(tokenizer, template, examples)
     fit = fit_answer_length(lengths, floor, passes=passes, batch_size=gen.batch_size)
     if fit.max_new_tokens == floor:  # the setting covers the references: no budget to check, no rate to measure

@@ -32,7 +32,7 @@ from studio.evaluate.generation import (
     stop_context,
     stop_rule,
 )
-from studio.evaluate.lengths import fit_answer_length, limit_ending
+from studio.evaluate.lengths import fit_answer_length, limit_ending, set_by_hand, sized
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -49,12 +49,10 @@ def fit_chat_length(gen: GenerationSettings, lengths: list[int]) -> tuple[Genera
     """The chat's settings with the answer length sized by Compare's rule from the references' token lengths, and why.
 
     No time budget: the chat writes one answer at a time, streamed and stoppable. With `max_new_tokens_auto` off the
-    settings stay as they are.
+    length stays as set; long answers get Compare's loop guard either way (`lengths.sized`).
     """
-    if not gen.max_new_tokens_auto:
-        return gen, f"answers up to {gen.max_new_tokens} tokens: set by hand (fitting to the data is off)."
-    fit = fit_answer_length(lengths, gen.max_new_tokens)
-    return replace(gen, max_new_tokens=fit.max_new_tokens), fit.reason
+    fit = fit_answer_length(lengths, gen.max_new_tokens) if gen.max_new_tokens_auto else set_by_hand(gen.max_new_tokens)
+    return sized(gen, fit)
 
 
 @dataclass(frozen=True)

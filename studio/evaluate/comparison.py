@@ -19,6 +19,7 @@ from studio.evaluate.change import Change, Tally, judged
 from studio.evaluate.lengths import CutCount, EndedBy, ran_into_limit, recorded_cuts
 from studio.evaluate.scoring import Scores
 from studio.runs import RunFolder, atomic_write, update_run
+from studio.settings import GenerationSettings
 
 
 @dataclass
@@ -95,6 +96,11 @@ class Comparison:
         """The answer-length limit in new tokens: the recorded one, else the generation settings' (None if neither)."""
         limit = self.answer_length or self.generation.get("max_new_tokens")
         return int(limit) if limit else None
+
+    def generation_settings(self) -> GenerationSettings:
+        """The settings the answers were generated with (length fitted, loop guard applied); unknown keys dropped."""
+        known = {f.name for f in dataclasses.fields(GenerationSettings)}
+        return GenerationSettings(**{k: v for k, v in self.generation.items() if k in known})
 
     def cut_count(self, who: str) -> CutCount | None:
         """How many of `who`'s ('base' or 'tuned') answers ran into the limit (and how many of those were looping);

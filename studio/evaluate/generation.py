@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
@@ -261,6 +261,27 @@ def _cpu_threads(model: Any) -> Iterator[ThreadBalancer | None]:
         torch.set_num_threads(previous)
 
 
+class _RowRepetitionPenalty(LogitsProcessor):
+    """transformers' repetition penalty over each row's own tokens only: its left padding is not penalised.
+
+    transformers penalises every id in `input_ids`, padding included; with the pad id set to EOS (many tokenizers
+    have no pad token) that penalises ending, so an answer would depend on how long its batch-mates' prompts were.
+    llama.cpp has no padding. Each pad position is read as the row's first real token, which is penalised anyway.
+    """
+
+    def __init__(self, penalty: float, pads: list[int]):
+        self.penalty, self.pads = penalty, pads
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        ids = input_ids.clone()
+        for r, n in enumerate(self.pads):
+            if n:
+                ids[r, :n] = ids[r, n]
+        score = torch.gather(scores, 1, ids)
+        score = torch.where(score < 0, score * self.penalty, score / self.penalty)
+        return scores.scatter(1, ids, score)
+
+
 def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts: list[str], kwargs: dict[str, Any],
                     rule: StopRule, balancer: ThreadBalancer | None = None) -> list[Answer]:
     batch = _left_pad(rows, kwargs["pad_token_id"], model.device)
@@ -268,6 +289,9 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts:
     criteria = StoppingCriteriaList([_RebalanceThreads(balancer)] if balancer is not None else [])
     if rule.needs_criterion and kwargs["num_beams"] == 1:
         criteria.append(_StopWhenAllEnded(tokenizer, rule, contexts, width))
+    if kwargs["repetition_penalty"] != 1.0:  # ours replaces transformers' own, which reads the padding too
+        penalty = _RowRepetitionPenalty(kwargs["repetition_penalty"], [width - len(row) for row in rows])
+        kwargs = {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([penalty])}
     out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)
     return [cut_answer(tokenizer, row, rule, context) for row, context in zip(out[:, width:].tolist(), contexts)]
 

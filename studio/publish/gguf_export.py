@@ -6,7 +6,6 @@ from that file and saves how many answers equal the studio's (`gguf_check.json`,
 """
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from studio.evaluate.comparison import load_comparison
 from studio.examples import Example
 from studio.model.info import model_title
 from studio.publish import export
+from studio.publish.answer_settings import answer_settings, greedy
 from studio.publish.gguf import (
     QUANTS,
     architecture_fields,
@@ -98,8 +98,8 @@ def export_gguf(run_dir: Path, quant: str = "f16", model: Any = None, base_loade
     path, target = folder.gguf_file(quant), folder.gguf_dir(quant)
     export.check_disk(gguf_bytes(merged, quant), folder.exports_dir, f"The {quant} GGUF")
     name = f"{model_title(settings.model.model)} tuned (run {folder.run_id})"
-    template = template_for(settings.data, tokenizer)
-    text = modelfile(path.name, template, settings.generation, tokenizer.eos_token, settings.data.system_prompt)
+    template, answering = template_for(settings.data, tokenizer), answer_settings(run_dir, tokenizer)
+    text = modelfile(path.name, template, answering, tokenizer.eos_token, settings.data.system_prompt)
 
     def write(tmp: Path) -> None:
         with tempfile.TemporaryDirectory(dir=tmp) as scratch:
@@ -107,7 +107,7 @@ def export_gguf(run_dir: Path, quant: str = "f16", model: Any = None, base_loade
         step = (lambda done, what: _say(progress, 0.1 + 0.85 * done, f"GGUF {quant}: {what}"))
         write_gguf(merged, metadata, tmp / path.name, quant, name, step)
         atomic_write(tmp / folder.modelfile(quant).name, text)
-        write_card(run_dir, tmp, "gguf", gguf_name=path.name)
+        write_card(run_dir, tmp, "gguf", gguf_name=path.name, gen=answering)
 
     with export.export_lock:
         replace_folder(target, write)
@@ -124,21 +124,16 @@ def _drop_check(run_dir: Path, quant: str) -> None:
             save_check(run_dir, kept)
 
 
-def _greedy(gen: GenerationSettings) -> GenerationSettings:
-    return dataclasses.replace(gen, do_sample=False, num_beams=1)
-
-
 def _saved_answers(run_dir: Path, examples: list[Example]) -> tuple[list[str], GenerationSettings] | None:
     """The tuned answers Compare saved, when they were greedy and answer these very examples in order."""
     comparison = load_comparison(run_dir)
     if comparison is None or not comparison.rows:
         return None
-    known = {f.name for f in dataclasses.fields(GenerationSettings)}
-    gen = GenerationSettings(**{k: v for k, v in comparison.generation.items() if k in known})
+    gen = comparison.generation_settings()
     rows = comparison.rows[:len(examples)]
     same = len(rows) == len(examples) and all(
         (r.instruction, r.input) == (e.instruction, e.input) for r, e in zip(rows, examples))
-    return ([r.tuned for r in rows], gen) if same and gen == _greedy(gen) else None
+    return ([r.tuned for r in rows], gen) if same and gen == greedy(gen) else None
 
 
 def _studio_answers(run_dir: Path, settings: StudioSettings, examples: list[Example], model: Any,
@@ -156,7 +151,7 @@ def _studio_answers(run_dir: Path, settings: StudioSettings, examples: list[Exam
         loaded = (base_loader or export.default_loader)(settings.model, token=token)
         model = PeftModel.from_pretrained(loaded.model, str(export.adapter_folder(run_dir)))
     tokenizer = _run_tokenizer(run_dir)
-    template, gen = template_for(settings.data, tokenizer), _greedy(settings.generation)
+    template, gen = template_for(settings.data, tokenizer), answer_settings(run_dir, tokenizer)
     answers = generate(model, tokenizer, [template.prompt(e) for e in examples], gen,
                        stop_strings=tuple(template.stop_strings))
     return answers, gen, "generated"
@@ -197,7 +192,7 @@ def verify_export(run_dir: Path, quant: str = "f16", limit: int = 0, model: Any 
     check = build_check(quant, path.name, examples, studio, answers, source, time.perf_counter() - started)
     with export.export_lock:
         save_check(run_dir, check)
-        write_card(run_dir, folder.gguf_dir(quant), "gguf", gguf_name=path.name)  # the card shows the check
+        write_card(run_dir, folder.gguf_dir(quant), "gguf", gguf_name=path.name, gen=gen)  # the card shows the check
     _say(progress, 1.0, check.summary())
     return check
 

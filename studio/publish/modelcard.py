@@ -27,7 +27,7 @@ from studio.publish.reproduce import CONFIG_FILE, DATA_FILE, data_fingerprint, h
 from studio.publish.svg import Series, line_chart
 from studio.publish.verify import load_checks
 from studio.runs import RunFolder, read_run
-from studio.settings import EMBEDDED_MODEL, StudioSettings
+from studio.settings import EMBEDDED_MODEL, GenerationSettings, StudioSettings
 
 TAGS = ["lora", "sft", "instruction-tuning", "trl"]
 # What each kind of export is, as the card's first sentence says it.
@@ -258,8 +258,11 @@ def _license_section(settings: StudioSettings) -> list[str]:
     return ["## License", "", "This derivative inherits the license of its base model; check it before sharing.", ""]
 
 
-def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "") -> str:
-    """README.md for an adapter, merged or GGUF export: front matter, data, results, settings, usage, license."""
+def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "",
+               gen: GenerationSettings | None = None) -> str:
+    """README.md for an adapter, merged or GGUF export: front matter, data, results, settings, usage, license.
+
+    A GGUF card's commands answer with `gen` (the export's answer settings), else the comparison's, else the run's."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     folder = RunFolder(run_dir)
@@ -276,14 +279,16 @@ def model_card(run_dir: Path, kind: str = "adapter", repo_id: str = "", gguf_nam
     lines += check_lines(load_checks(run_dir)) if kind != "adapter" else []
     lines += _loss_section(folder.read_metrics()) + _settings_section(settings) + _versions_section()
     if kind == "gguf":
-        lines += usage_lines(gguf_name or "model.gguf", settings.generation.max_new_tokens)
+        answering = gen or (comparison.generation_settings() if comparison is not None else settings.generation)
+        lines += usage_lines(gguf_name or "model.gguf", answering)
     else:
         lines += _usage_section(settings, kind, repo_id)
     lines += (_reproduce_section() if kind != "gguf" else []) + _license_section(settings)
     return "\n".join(lines)
 
 
-def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "") -> Path:
+def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str = "", gguf_name: str = "",
+               gen: GenerationSettings | None = None) -> Path:
     """Write README.md, loss.svg and (for Gemma) the NOTICE and terms into an export folder; returns the card."""
     run = RunFolder(run_dir)
     if not run.settings_file.is_file():
@@ -293,7 +298,7 @@ def write_card(run_dir: Path, folder: Path, kind: str = "adapter", repo_id: str 
     if _is_embedded(run.read_settings()):
         _write_gemma_terms(folder)
     card = folder / "README.md"
-    card.write_text(model_card(run_dir, kind, repo_id, gguf_name), encoding="utf-8")
+    card.write_text(model_card(run_dir, kind, repo_id, gguf_name, gen), encoding="utf-8")
     return card
 
 

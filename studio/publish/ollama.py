@@ -104,8 +104,10 @@ def parameters(gen: GenerationSettings, stops: list[str]) -> list[tuple[str, Any
     if gen.do_sample:
         params += [("top_p", gen.top_p), ("seed", gen.seed)]
     params.append(("num_predict", gen.max_new_tokens))
+    # Always written: Ollama's own default is 1.1 over the last 64 tokens, which would change every greedy answer.
+    params.append(("repeat_penalty", f"{gen.repetition_penalty:g}"))
     if gen.repetition_penalty != 1.0:
-        params.append(("repeat_penalty", gen.repetition_penalty))
+        params.append(("repeat_last_n", -1))  # the whole context (-1 = num_ctx), as transformers penalises
     return params
 
 

@@ -60,12 +60,12 @@ def test_targets_judge_the_times_and_the_cut_answers(ran):
     assert fast["compare_s"] == 200.0 and slow["compare_s"] == 300.0
     total = "train + Compare <= 10 minutes"
     assert owndata.owndata_verdicts(fast)[total] is True and owndata.owndata_verdicts(slow)[total] is False
-    cut, n, looped = fast["cut"]["tuned"]
-    target = "<= 10% of tuned answers cut while not in a loop"
-    assert owndata.owndata_verdicts(fast)[target] is (cut - looped <= 0.1 * n)
-    fast["cut"]["tuned"] = [4, 40, 3]  # 4 cut, 3 of them looping: 1 of 40 cut while still writing
+    cut, n, _ = fast["cut"]["tuned"]
+    target = "<= 10% of tuned answers cut by the length limit"
+    assert owndata.owndata_verdicts(fast)[target] is (cut <= 0.1 * n)
+    fast["cut"]["tuned"] = [4, 40, 0]  # 4 of 40 cut
     assert owndata.owndata_verdicts(fast)[target] is True
-    fast["cut"]["tuned"] = [5, 40, 0]  # 5 of 40 cut while still writing
+    fast["cut"]["tuned"] = [5, 40, 5]  # 5 of 40 cut, all looping: loops count as cut
     assert owndata.owndata_verdicts(fast)[target] is False
     fast["compare_parts_s"]["answer_loss"] = 30.0  # 30 s on top of the other 170 s: more than 10%
     assert owndata.owndata_verdicts(fast)["answer loss adds <= 10% to Compare's time"] is False
@@ -98,3 +98,26 @@ def test_write_readme_fills_the_owndata_block(ran, tmp_path):
 
 def test_the_readme_has_the_owndata_block():
     assert "<!-- bench:owndata:start -->" in readme.README.read_text(encoding="utf-8")
+
+
+def test_the_loop_guard_check_answers_once_more_without_it(ran, tmp_path):
+    import shutil
+
+    from studio.pipeline import compare_run, open_run
+    from studio.settings import GenerationSettings
+
+    figures, root = ran
+    run_id = runs.list_runs(root)[0].run_id
+    shutil.copytree(root, tmp_path / "runs")  # the module's run stays as the other tests read it
+    rm = open_run(tmp_path / "runs", run_id, model_loader=tiny_loader)
+    result = compare_run(rm, GenerationSettings(max_new_tokens=72, max_new_tokens_auto=False, baseline_shots=0),
+                         limit=4)
+    check = owndata.guard_check(tmp_path / "runs", run_id, result, tiny_loader)
+    guarded = result.cut_count("tuned")
+    assert check["penalty"] == {"off": 1.0, "on": 1.15} and check["chrf"]["on"] == result.tuned.chrf
+    assert check["cut"]["on"] == [guarded.cut, guarded.total, guarded.looped] and check["cut"]["off"][1] == 4
+    line = owndata.owndata_lines({**figures, "loop_guard": check})[-2]
+    assert line.startswith("Loop guard: the same tuned model without it, repetition penalty 1: ")
+    assert "with it (Compare's answers) repetition penalty 1.15: " in line
+    unguarded = {k: v for k, v in figures.items() if k != "loop_guard"}  # short answers: no guard, no line
+    assert not any(x.startswith("Loop guard") for x in owndata.owndata_lines(unguarded))

@@ -156,6 +156,18 @@ def test_the_chat_sizes_its_answers_by_compares_rule_without_a_time_budget():
     assert by_hand.max_new_tokens == 64 and "set by hand" in why
 
 
+def test_the_chat_guards_long_answers_against_loops_as_compare_does():
+    from studio.evaluate.chat import CHAT_GENERATION, fit_chat_length
+
+    assert fit_chat_length(CHAT_GENERATION, [3, 5, 10])[0].repetition_penalty == 1.0
+    long, why = fit_chat_length(CHAT_GENERATION, [100] * 20)
+    assert long.repetition_penalty == 1.15 and "loop guard" in why
+    set_long, _ = fit_chat_length(replace(CHAT_GENERATION, max_new_tokens=200, max_new_tokens_auto=False), [5])
+    assert set_long.repetition_penalty == 1.15
+    off, _ = fit_chat_length(replace(CHAT_GENERATION, repetition_penalty_auto=False), [100] * 20)
+    assert off.repetition_penalty == 1.0
+
+
 def test_an_answer_that_ran_to_the_limit_in_a_loop_says_so(tiny_model, tiny_tokenizer):
     rule = stop_rule(tiny_model, tiny_tokenizer, ("\n### ",))
     loop = tiny_tokenizer.encode("I'm sorry, I'm sorry. " * 12, add_special_tokens=False)

@@ -1,6 +1,8 @@
 """Generation, scoring and the before/after comparison on the tiny in-process model."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from studio.data.templates import get_template
@@ -37,6 +39,29 @@ def test_batched_greedy_equals_one_at_a_time_in_order(tiny_model, tiny_tokenizer
     batched = generate(tiny_model, tiny_tokenizer, PROMPTS, GREEDY)
     assert batched == one_at_a_time(tiny_model, tiny_tokenizer, PROMPTS, GREEDY.max_new_tokens)
     assert any(batched)
+
+
+def test_the_repetition_penalty_reads_each_rows_own_tokens_not_its_padding(tiny_model):
+    from tests.tiny import make_tiny_tokenizer
+
+    tokenizer = make_tiny_tokenizer()
+    tokenizer.pad_token = tokenizer.eos_token  # padding with EOS: transformers' own penalty would penalise ending
+    penalised = replace(GREEDY, repetition_penalty=1.3)
+    batched = generate(tiny_model, tokenizer, PROMPTS, penalised)
+    assert batched == one_at_a_time(tiny_model, tokenizer, PROMPTS, GREEDY.max_new_tokens, repetition_penalty=1.3)
+    assert batched != generate(tiny_model, tokenizer, PROMPTS, GREEDY)  # the penalty does change answers
+
+
+def test_the_penalty_leaves_the_pad_id_alone_and_penalises_the_rows_tokens_both_ways():
+    import torch
+
+    from studio.evaluate.generation import _RowRepetitionPenalty
+
+    ids = torch.tensor([[0, 0, 5, 6], [7, 5, 6, 0]])  # row 0: two pads (id 0) then 5 6; row 1 writes 0 itself
+    scores = torch.tensor([[2.0, 1.0, 1.0, 1.0, 1.0, 2.0, -2.0, 1.0, 1.0]] * 2)
+    out = _RowRepetitionPenalty(2.0, [2, 0])(ids, scores)
+    assert out[0].tolist() == [2.0, 1.0, 1.0, 1.0, 1.0, 1.0, -4.0, 1.0, 1.0]  # the padding's id 0 untouched
+    assert out[1].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -4.0, 0.5, 1.0]  # a written 0 is penalised
 
 
 def test_generate_leaves_tokenizer_and_model_mode_alone(tiny_model, tiny_tokenizer):

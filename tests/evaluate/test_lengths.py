@@ -16,11 +16,14 @@ from studio.evaluate.lengths import (
     count_cut,
     cut_label,
     fit_answer_length,
+    loop_penalty,
     percentile,
     ran_into_limit,
     recorded_cuts,
     reference_lengths,
     repeats_itself,
+    set_by_hand,
+    sized,
 )
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -188,3 +191,34 @@ def test_the_word_tasks_keep_their_short_answers_with_the_real_tokenizer():
     examples = [Example(r["instruction"], r["output"], r["input"]) for r in test]
     lengths = reference_lengths(load_tokenizer(ModelSettings()), get_template("instruction_output"), examples)
     assert max(lengths) <= FLOOR and fit_answer_length(lengths, FLOOR).max_new_tokens == FLOOR
+
+
+def test_the_loop_guard_penalises_repeats_only_in_long_answers():
+    gen = GenerationSettings()
+    assert loop_penalty(gen, 12) == 1.0 and loop_penalty(gen, 64) == 1.0  # no room to loop: the word tasks
+    assert loop_penalty(gen, 65) == 1.15 and loop_penalty(gen, 512) == 1.15
+    assert loop_penalty(GenerationSettings(repetition_penalty_auto=False), 512) == 1.0  # off: exactly the setting
+    assert loop_penalty(GenerationSettings(repetition_penalty=1.3), 512) == 1.3  # the setting is the least it gets
+    assert loop_penalty(GenerationSettings(repetition_penalty=1.3), 12) == 1.3
+
+
+def test_sized_settings_carry_the_length_and_the_loop_guard_with_one_reason():
+    gen = GenerationSettings(max_new_tokens=12, temperature=0.5)
+    long = fit_answer_length([100] * 20, 12)
+    answering, why = sized(gen, long)
+    assert answering.max_new_tokens == 120 and answering.repetition_penalty == 1.15 and answering.temperature == 0.5
+    assert why == (f"{long.reason[:-1]}; a repetition penalty of 1.15 keeps answers over 64 tokens out of loops "
+                   "(the loop guard).")
+    short = fit_answer_length([3, 5, 10], 12)
+    assert sized(gen, short) == (gen, short.reason)  # the word tasks: nothing changes, nothing said
+    assert sized(gen, set_by_hand(200))[0].repetition_penalty == 1.15  # the guard follows the length, however set
+    off = GenerationSettings(repetition_penalty_auto=False)
+    assert sized(off, long)[0].repetition_penalty == 1.0 and sized(off, long)[1] == long.reason
+
+
+def test_the_settings_help_states_the_loop_guard_rule():
+    from studio.evaluate.lengths import LONG_ANSWER_TOKENS, LOOP_PENALTY
+    from studio.settings import field_meta
+
+    help = field_meta("generation", "repetition_penalty_auto")["help"]
+    assert f"more than {LONG_ANSWER_TOKENS} tokens" in help and f"of at least {LOOP_PENALTY:g}" in help

@@ -126,3 +126,34 @@ def _tiny_tok():
     from tests.tiny import make_tiny_tokenizer
 
     return make_tiny_tokenizer()
+
+
+def test_the_export_answers_with_compares_length_and_loop_guard(run, monkeypatch):
+    # 80 tokens (over 64): Compare answers with the loop guard, and the Modelfile, the card and the check follow it.
+    compare_run(open_run(run.parent, run.name, model_loader=tiny_loader),
+                GenerationSettings(max_new_tokens=80, max_new_tokens_auto=False, baseline_shots=0))
+    result = gguf_export.export_gguf(run, "f16", base_loader=tiny_loader)
+    commands = parse_modelfile(result.modelfile.read_text())
+    assert ("num_predict", "80") in commands and ("repeat_penalty", "1.15") in commands
+    assert ("repeat_last_n", "-1") in commands
+    card = (RunFolder(run).gguf_dir("f16") / "README.md").read_text()
+    assert "-n 80 --temp 0 --repeat-penalty 1.15 --repeat-last-n 32768" in card
+    used = []
+    answer = gguf_export.answer_from_gguf
+    monkeypatch.setattr(gguf_export, "answer_from_gguf", lambda *a: used.append(a[3]) or answer(*a))
+    check = gguf_export.verify_export(run, "f16", base_loader=tiny_loader)
+    # The tiny random model's logits are near ties, which f16 rounding can flip; the real model's check is in bench.
+    assert check.studio_answers == "comparison" and check.n == 2
+    assert [(g.max_new_tokens, g.repetition_penalty, g.do_sample) for g in used] == [(80, 1.15, False)]
+
+
+def test_an_uncompared_run_exports_with_its_sized_settings(runs_dir, tiny_tokenizer):
+    from studio.publish.answer_settings import answer_settings
+
+    long = make_finished_run(runs_dir, tiny_tokenizer, {"generation": {"max_new_tokens": 100,
+                                                                       "max_new_tokens_auto": False}},
+                             compare=False)[0]
+    gen = answer_settings(long, tiny_tokenizer)
+    assert (gen.max_new_tokens, gen.repetition_penalty, gen.do_sample) == (100, 1.15, False)
+    short = answer_settings(make_finished_run(runs_dir, tiny_tokenizer, compare=False)[0], tiny_tokenizer)
+    assert (short.max_new_tokens, short.repetition_penalty) == (12, 1.0)  # the word-task references fit 12

@@ -87,7 +87,17 @@ def test_the_modelfile_parses_as_ollama_reads_it():
     assert commands["template"] == [go_template(template)]
     assert commands["stop"] == [*template.stop_strings, "<eos>"] and "<|end|>" in commands["stop"]
     assert commands["temperature"] == ["0"] and commands["num_predict"] == ["12"]
+    # Ollama's own default (1.1 over the last 64 tokens) would change greedy answers: the studio's 1 is written.
+    assert commands["repeat_penalty"] == ["1"] and "repeat_last_n" not in commands
     assert commands["system"] == [template.system]
+
+
+def test_the_loop_guard_penalises_the_whole_context_as_transformers_does():
+    template = get_template("instruction_output")
+    commands = _commands(modelfile("m.gguf", template, GenerationSettings(max_new_tokens=144,
+                                                                         repetition_penalty=1.15), "<eos>"))
+    assert commands["repeat_penalty"] == ["1.15"] and commands["repeat_last_n"] == ["-1"]
+    assert commands["num_predict"] == ["144"]
 
 
 def test_sampling_settings_become_parameters_and_odd_stops_survive():
