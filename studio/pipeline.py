@@ -104,11 +104,11 @@ def compare_run(
     save results and the report.
 
     The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`), and
-    long answers get the loop guard (`lengths.sized`); the answer loss runs first (one forward pass per batch and model, no generation) and reports to `loss_progress`
-    (which, done, total), the answers to `progress`. When `should_stop()` turns true it ends between batches: the
-    examples both models finished make a `partial` comparison, saved unless the run already has a complete one
-    (which is then kept; `stopped_note` says which). NothingCompared (a GenerationStopped) when no example was
-    finished: nothing is saved.
+    long answers get the loop guard (`lengths.sized`); the answer loss runs first (one forward pass per batch and
+    model, no generation) and reports to `loss_progress` (which, done, total), the answers to `progress`. When
+    `should_stop()` turns true it ends between batches: the examples both models finished make a `partial`
+    comparison, saved unless the run already has a complete one (which is then kept; `stopped_note` says which).
+    NothingCompared (a GenerationStopped) when no example was finished: nothing is saved.
     """
     from studio.publish.report import write_report
 

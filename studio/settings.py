@@ -209,9 +209,9 @@ class GenerationSettings:
     top_p: float = _f(0.9, "Nucleus sampling mass (only when sampling).", min=0.01, max=1.0)
     repetition_penalty: float = _f(1.0, "Penalty above 1 discourages repeats (the least, when answers run long and "
                                         "the loop guard is on).", min=0.5, max=3.0)
-    repetition_penalty_auto: bool = _f(True, "Loop guard: answers allowed more than 64 tokens get a repetition "
-                                             "penalty of at least 1.15, since greedy decoding of a small model loops "
-                                             "on long answers; off: exactly repetition_penalty.")
+    repetition_penalty_auto: bool = _f(True, "Answers allowed more than 64 tokens get a repetition penalty of at "
+                                             "least 1.15 (a small model decoding greedily loops on long answers); "
+                                             "off: exactly repetition_penalty.")
     batch_size: int = _f(48, "Prompts generated together (Stop lands between batches).", min=1, max=256)
     seed: int = _f(0, "Seed for sampling.", min=0)
     include_overlap: bool = _f(False, "Count held-out prompts that repeat or nearly repeat a training prompt (the "

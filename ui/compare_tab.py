@@ -30,11 +30,11 @@ from ui.stops import wire_stop
 from ui.timeline_panel import create_timeline_panel, wire_timeline_panel
 
 PROGRESS = gr.Progress()  # Gradio recognises a handler parameter defaulting to a Progress and fills it per call
-# Generation settings in rows: answer length, what Compare adds (baseline, overlap), decoding.
+# Generation settings in rows: answer length, the loop guard, what Compare adds (baseline, overlap), decoding.
 GEN_ROWS = (("max_new_tokens", "max_new_tokens_auto", "answer_budget_seconds"),
+            ("repetition_penalty", "repetition_penalty_auto"),
             ("baseline_shots", "baseline_budget_seconds", "include_overlap"),
-            ("num_beams", "batch_size", "do_sample", "temperature", "top_p", "repetition_penalty",
-             "repetition_penalty_auto", "seed"))
+            ("num_beams", "batch_size", "do_sample", "temperature", "top_p", "seed"))
 GEN_FIELDS = tuple(name for row in GEN_ROWS for name in row)
 GEN_LABELS = {"max_new_tokens_auto": "Fit to the data", "answer_budget_seconds": "Answer time budget (s)",
               "repetition_penalty_auto": "Loop guard", "baseline_shots": "Prompt-only baseline (shots)",
