@@ -14,7 +14,7 @@ from studio.evaluate.baseline import base_decoding_rate, run_baseline
 from studio.evaluate.baseline_record import BaselineRecord, score_baseline, skipped
 from studio.evaluate.before_after import NothingCompared, compare, fit_length
 from studio.evaluate.generation import GenerationStopped
-from studio.evaluate.lengths import reference_lengths, sized
+from studio.evaluate.lengths import reference_lengths, sized, sized_to_references
 from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
 from studio.evaluate.contamination import mark_overlap
 from studio.evaluate.snapshot_scores import score_snapshots
@@ -217,15 +217,18 @@ def score_snapshots_run(rm: RunModel, gen: GenerationSettings | None = None,
                         should_stop: Callable[[], bool] | None = None) -> Timeline:
     """Score the base model and every snapshot of the run on its held-out (and validation) rows; save the timeline.
 
-    The rows are those Compare uses (data.max_test_examples; the same cap for validation). A stopped scoring is
-    saved unless the run already has a complete timeline, which is then kept.
+    The rows are those Compare uses (data.max_test_examples; the same cap for validation), answered at the length
+    Compare's rule fits to their references, with the loop guard (no time budget: a 12-token limit made for word
+    tasks would score long answers by their first words). A stopped scoring is saved unless the run already has a
+    complete timeline, which is then kept.
     """
     folder, cap = RunFolder(rm.run_dir), rm.settings.data.max_test_examples
     validation = _capped(folder.read_split("validation", required=False), cap)
     info = runs.read_run(rm.run_dir.parent, rm.run_id)
+    answering, _ = sized_to_references(gen or rm.settings.generation, rm.reference_lengths())
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):  # as Compare: the run's own count
         timeline = score_snapshots(rm.model, rm.tokenizer, rm.template, folder, _capped(rm.test, cap), validation,
-                                   gen or rm.settings.generation, folder.read_metrics(), progress, should_stop)
+                                   answering, folder.read_metrics(), progress, should_stop)
     timeline.chosen_step = (info.adapter_choice or {}).get("step")
     earlier = load_timeline(rm.run_dir)
     if not (timeline.partial and earlier is not None and not earlier.partial):

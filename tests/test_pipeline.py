@@ -87,6 +87,20 @@ def test_score_snapshots_run_saves_the_timeline_and_keeps_a_complete_one_over_a_
     assert stopped.partial and not load_timeline(learned.run_dir).partial  # the complete timeline stays
 
 
+def test_the_timeline_answers_at_the_length_its_references_need(learned, monkeypatch):
+    from studio.evaluate import snapshot_scores
+
+    rm = pipeline.from_job(learned)
+    used = []
+    real = snapshot_scores.score_snapshots
+    monkeypatch.setattr(pipeline, "score_snapshots", lambda *a: used.append(a[6]) or real(*a))
+    for gen in (GenerationSettings(max_new_tokens=2), GenerationSettings(max_new_tokens=2, max_new_tokens_auto=False)):
+        with pytest.raises(snapshot_scores.NothingScored):  # stopped at once: only the settings it was given matter
+            pipeline.score_snapshots_run(rm, gen, should_stop=lambda: True)
+    # The word references need more than 2 tokens: sized up as Compare does; set by hand, exactly as set.
+    assert used[0].max_new_tokens > 2 and used[1].max_new_tokens == 2
+
+
 def test_choose_the_best_snapshot_then_compare_and_restore(learned, tiny_loader):
     from studio.evaluate.timeline import best_snapshot, load_timeline
 

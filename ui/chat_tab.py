@@ -14,7 +14,8 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import RunError
-from studio.evaluate.chat import CHAT_GENERATION, Turns, converse, fit_chat_length
+from studio.evaluate.chat import CHAT_GENERATION, Turns, converse
+from studio.evaluate.lengths import sized_to_references
 from studio.settings import GenerationSettings, StudioSettings
 from ui.compare_tab import run_dropdown
 from ui.context import Context
@@ -143,7 +144,7 @@ class ChatHandlers:
         if not run_id:
             raise RunError("Choose a run with a trained adapter first (train one on the Train tab).")
         rm = self.services.run_model(run_id, self.services.jobs.get(owner_of(state, request)), token or None)
-        gen, length = fit_chat_length(chat_settings(values), rm.reference_lengths())
+        gen, length = sized_to_references(chat_settings(values), rm.reference_lengths())
         stop = self.services.stops.start(owner_of(state, request), "chat")
         turns = {"base": turns_of(base_chat), "tuned": turns_of(tuned_chat)}
         sides = {"base": list(base_chat or []), "tuned": list(tuned_chat or [])}

@@ -12,9 +12,9 @@ import pandas as pd
 from studio.data.dataset import dataset_label
 from studio.errors import RunError
 from studio.evaluate.before_after import NothingCompared
-from studio.evaluate.chat import ask_both, fit_chat_length
+from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, load_comparison
-from studio.evaluate.lengths import LONG_ANSWER_TOKENS, LOOP_PENALTY
+from studio.evaluate.lengths import LONG_ANSWER_TOKENS, LOOP_PENALTY, sized_to_references
 from studio.pipeline import compare_run, stopped_note
 from studio.publish.plots import delta_figure, scores_figure
 from studio.publish.report import saved_judge, write_report
@@ -209,7 +209,7 @@ class CompareHandlers:
         settings = self.ctx.form.to_settings(values)
         stop = self.services.stops.start(owner_of(state, request), "ask")
         labels, texts = {"base": rm.base_label, "tuned": rm.tuned_label}, {"base": "", "tuned": ""}
-        gen, _ = fit_chat_length(settings.generation, rm.reference_lengths())  # sized as the Chat sizes its answers
+        gen, _ = sized_to_references(settings.generation, rm.reference_lengths())  # as the Chat sizes its answers
         for who, reply in ask_both(rm.model, rm.tokenizer, rm.template, instruction, input, gen, stop.is_set):
             texts[who] = reply.text
             if reply.ending == "stopped":

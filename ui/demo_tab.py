@@ -21,7 +21,7 @@ import gradio as gr
 from studio.demo import demo_args
 from studio.errors import RunError
 from studio.evaluate.before_after import answer_both
-from studio.evaluate.chat import fit_chat_length
+from studio.evaluate.lengths import sized_to_references
 from studio.jobqueue import queue_position
 from studio.publish.plots import loss_figure
 from studio.runs import RunFolder
@@ -223,7 +223,7 @@ def wire_demo_tab(ctx: Context, tab: DemoTab, blocks: gr.Blocks) -> None:
         if demo is None or is_active(demo) or not RunFolder(Path(demo.run_dir)).has_adapter():
             raise RunError("Run the demo first: the tuned model answers once training has finished.")
         rm = services.run_model(demo.run_id, demo, token or None)
-        gen, _ = fit_chat_length(ctx.form.to_settings(values).generation, rm.reference_lengths())
+        gen, _ = sized_to_references(ctx.form.to_settings(values).generation, rm.reference_lengths())
         return answer_both(rm.model, rm.tokenizer, rm.template, instruction, input, gen)
 
     def reattach(state: SessionState, browser_id: str) -> tuple:

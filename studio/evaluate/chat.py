@@ -32,7 +32,7 @@ from studio.evaluate.generation import (
     stop_context,
     stop_rule,
 )
-from studio.evaluate.lengths import fit_answer_length, limit_ending, set_by_hand, sized
+from studio.evaluate.lengths import limit_ending
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -40,19 +40,9 @@ from studio.settings import GenerationSettings
 Turns = list[tuple[str, str]]  # earlier (user message, this model's answer) pairs, oldest first
 MAX_PROMPT_TOKENS = 1024  # older exchanges are left out beyond this: a CPU answers long prompts slowly
 # The chat's starting settings: sampled (a conversation is no benchmark) from the same seed for both models, and
-# at least long enough for a sentence or two, more when the run's references are longer (`fit_chat_length`);
+# at least long enough for a sentence or two, more when the run's references are longer (`lengths.sized_to_references`);
 # Compare keeps the run's own generation settings.
 CHAT_GENERATION = GenerationSettings(max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.9)
-
-
-def fit_chat_length(gen: GenerationSettings, lengths: list[int]) -> tuple[GenerationSettings, str]:
-    """The chat's settings with the answer length sized by Compare's rule from the references' token lengths, and why.
-
-    No time budget: the chat writes one answer at a time, streamed and stoppable. With `max_new_tokens_auto` off the
-    length stays as set; long answers get Compare's loop guard either way (`lengths.sized`).
-    """
-    fit = fit_answer_length(lengths, gen.max_new_tokens) if gen.max_new_tokens_auto else set_by_hand(gen.max_new_tokens)
-    return sized(gen, fit)
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,17 @@ def sized(gen: GenerationSettings, length: AnswerLength) -> tuple[GenerationSett
     return replace(gen, max_new_tokens=length.max_new_tokens, repetition_penalty=penalty), reason
 
 
+def sized_to_references(gen: GenerationSettings, lengths: Sequence[int]) -> tuple[GenerationSettings, str]:
+    """`gen` sized by Compare's rule to the references' token lengths, without a time budget, and why.
+
+    For answers written one at a time, streamed and stoppable (the Chat, the free prompt boxes), and for the settings
+    an export or the snapshot timeline answers with when no comparison says otherwise. With `max_new_tokens_auto` off
+    the length stays as set; long answers get the loop guard either way.
+    """
+    fit = fit_answer_length(lengths, gen.max_new_tokens) if gen.max_new_tokens_auto else set_by_hand(gen.max_new_tokens)
+    return sized(gen, fit)
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
 

@@ -2,8 +2,8 @@
 
 A snapshot is loaded next to the run's own adapter as a second, temporary adapter of the same PeftModel, made
 active only while it answers (holding the model's lock, so a chat or Compare sharing the model never sees it),
-then removed: the run's adapter is never touched. Every point is answered with the same generation settings and
-cut by the same stop rule as Compare, on the test rows (shown) and, when the run has one, the validation rows
+then removed: the run's adapter is never touched. Every point is answered with the same generation settings (sized
+to the references by the caller, `pipeline.score_snapshots_run`) and cut by the same stop rule as Compare, on the test rows (shown) and, when the run has one, the validation rows
 (used to choose a snapshot). A stop between two batches keeps the points already finished.
 """
 from __future__ import annotations

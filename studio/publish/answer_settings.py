@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.evaluate.comparison import load_comparison
-from studio.evaluate.lengths import reference_lengths
+from studio.evaluate.lengths import reference_lengths, sized_to_references
 from studio.runs import RunFolder
 from studio.settings import GenerationSettings
 
@@ -26,7 +26,6 @@ def answer_settings(run_dir: Path, tokenizer: Any) -> GenerationSettings:
     """Greedy settings as Compare answers: the saved comparison's when the run was compared, else the run's own sized
     to its held-out references."""
     from studio.data.templates import template_for
-    from studio.evaluate.chat import fit_chat_length
 
     comparison = load_comparison(run_dir)
     if comparison is not None:
@@ -37,4 +36,4 @@ def answer_settings(run_dir: Path, tokenizer: Any) -> GenerationSettings:
     if settings.data.max_test_examples > 0:
         held_out = held_out[:settings.data.max_test_examples]
     lengths = reference_lengths(tokenizer, template_for(settings.data, tokenizer), held_out)
-    return greedy(fit_chat_length(settings.generation, lengths)[0])
+    return greedy(sized_to_references(settings.generation, lengths)[0])

@@ -146,25 +146,27 @@ def test_two_streams_on_one_model_at_once_give_the_answers_each_gives_alone(mode
 
 
 def test_the_chat_sizes_its_answers_by_compares_rule_without_a_time_budget():
-    from studio.evaluate.chat import CHAT_GENERATION, fit_chat_length
+    from studio.evaluate.chat import CHAT_GENERATION
+    from studio.evaluate.lengths import sized_to_references
 
-    short, why = fit_chat_length(CHAT_GENERATION, [3, 5, 10])
+    short, why = sized_to_references(CHAT_GENERATION, [3, 5, 10])
     assert short.max_new_tokens == 64 and "all 3 references fit" in why
-    long, why = fit_chat_length(CHAT_GENERATION, [100] * 20)
+    long, why = sized_to_references(CHAT_GENERATION, [100] * 20)
     assert long.max_new_tokens == 120 and "95th percentile" in why and long.do_sample
-    by_hand, why = fit_chat_length(replace(CHAT_GENERATION, max_new_tokens_auto=False), [100] * 20)
+    by_hand, why = sized_to_references(replace(CHAT_GENERATION, max_new_tokens_auto=False), [100] * 20)
     assert by_hand.max_new_tokens == 64 and "set by hand" in why
 
 
 def test_the_chat_guards_long_answers_against_loops_as_compare_does():
-    from studio.evaluate.chat import CHAT_GENERATION, fit_chat_length
+    from studio.evaluate.chat import CHAT_GENERATION
+    from studio.evaluate.lengths import sized_to_references
 
-    assert fit_chat_length(CHAT_GENERATION, [3, 5, 10])[0].repetition_penalty == 1.0
-    long, why = fit_chat_length(CHAT_GENERATION, [100] * 20)
+    assert sized_to_references(CHAT_GENERATION, [3, 5, 10])[0].repetition_penalty == 1.0
+    long, why = sized_to_references(CHAT_GENERATION, [100] * 20)
     assert long.repetition_penalty == 1.15 and "loop guard" in why
-    set_long, _ = fit_chat_length(replace(CHAT_GENERATION, max_new_tokens=200, max_new_tokens_auto=False), [5])
+    set_long, _ = sized_to_references(replace(CHAT_GENERATION, max_new_tokens=200, max_new_tokens_auto=False), [5])
     assert set_long.repetition_penalty == 1.15
-    off, _ = fit_chat_length(replace(CHAT_GENERATION, repetition_penalty_auto=False), [100] * 20)
+    off, _ = sized_to_references(replace(CHAT_GENERATION, repetition_penalty_auto=False), [100] * 20)
     assert off.repetition_penalty == 1.0
 
 
