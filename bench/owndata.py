@@ -11,8 +11,9 @@ it (`tests/data/real/`, its README names the source). Printed: train seconds, Co
 loss / base / tuned / baseline / the rest (length fitting, scoring, report), the fitted answer length and its reason,
 the answers cut by the limit per model (and how many of those were stuck in a loop), the references' perplexity base
 -> tuned with its interval, the headline, the loop guard's check (after the timed flow, when Compare's answers got
-the guard: the tuned answers once more without it, cut / looping / chrF beside Compare's) and PASS/FAIL for the
-targets below; the last line is one JSON object with every figure.
+the guard: the tuned answers once more without it, cut / looping / chrF beside Compare's), the answer loss's head
+check (the same run's answer loss once more with the head's logits written out, then as Compare runs it: seconds and
+perplexities) and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
 """
 from __future__ import annotations
 
@@ -161,6 +162,37 @@ def guard_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = No
             "chrf": {"off": score(references, [a.text for a in answers])[0].chrf, "on": result.tuned.chrf}}
 
 
+def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
+    """The run's answer loss once more with the output head as logits then cross-entropy, and once as Compare ran it
+    (a vocabulary slice at a time, `fused_head.head_cross_entropy_rows`), in that order: seconds and perplexities."""
+    from unittest import mock
+
+    from studio import runs
+    from studio.evaluate import answer_loss as module
+    from studio.model.threads import thread_policy, use_threads
+    from studio.pipeline import open_run
+
+    rm = open_run(runs_dir, run_id, model_loader=model_loader)
+    examples = rm.test[:len(result.rows)]
+    timed: dict[str, Any] = {}
+    with use_threads(thread_policy(rm.settings.train, runs.read_run(runs_dir, run_id).threads or None)):
+        for name, patch in (("logits", mock.patch.object(module, "fused_head_applies", lambda head, hidden: False)),
+                            ("chunked", contextlib.nullcontext())):
+            with patch:
+                loss = module.answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
+            timed[name] = {"seconds": loss.base_seconds + loss.tuned_seconds,
+                           "perplexity": [loss.perplexity.base, loss.perplexity.tuned]}
+    return timed
+
+
+def _head_text(h: dict[str, Any]) -> str:
+    chunked, logits = h["chunked"], h["logits"]
+    gap = max(abs(a - b) for a, b in zip(chunked["perplexity"], logits["perplexity"]))
+    return (f"a vocabulary slice at a time (Compare's way) {chunked['seconds']:.1f} s, logits then cross-entropy "
+            f"{logits['seconds']:.1f} s: {logits['seconds'] / max(chunked['seconds'], 1e-9):.2f}x faster; "
+            f"perplexities within {gap:.1e}")
+
+
 def _guard_text(g: dict[str, Any]) -> str:
     def side(which: str) -> str:
         cut, total, looped = g["cut"][which]
@@ -185,6 +217,7 @@ def owndata_lines(f: dict[str, Any]) -> list[str]:
             f"Headline: {f['headline']}",
             *([f"Loop guard: the same tuned model without it, {_guard_text(f['loop_guard'])}"]
               if f.get("loop_guard") else []),
+            *([f"Answer loss's output head, the same run once more: {_head_text(f['head'])}"] if f.get("head") else []),
             f"Targets: {verdicts}."]
 
 
@@ -198,9 +231,9 @@ def owndata_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
 
 
 def run_owndata(data: Path, runs_dir: Path, overrides: list[str], model_loader: Any = None,
-                check_guard: bool = True) -> dict[str, Any]:
+                check_guard: bool = True, check_head: bool = True) -> dict[str, Any]:
     """The own-data flow through the command line, then its figures read back from the run folder (and, after the
-    timed flow, the loop guard's check when the answers got it)."""
+    timed flow, the loop guard's check when the answers got it and the answer loss's head check)."""
     from studio import runs
     from studio.evaluate.comparison import load_comparison
 
@@ -218,6 +251,8 @@ def run_owndata(data: Path, runs_dir: Path, overrides: list[str], model_loader: 
     figures["verdicts"] = owndata_verdicts(figures)
     if check_guard and result.generation_settings().repetition_penalty != 1.0:
         figures["loop_guard"] = guard_check(runs_dir, newest.run_id, result, model_loader)
+    if check_head and result.answer_loss is not None:
+        figures["head"] = head_check(runs_dir, newest.run_id, result, model_loader)
     return figures
 
 
@@ -230,9 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-readme", action="store_true", help="rewrite README.md's owndata block from this run")
     parser.add_argument("--no-guard-check", action="store_true",
                         help="skip answering once more without the loop guard (about 2 minutes, after the timed flow)")
+    parser.add_argument("--no-head-check", action="store_true",
+                        help="skip timing the answer loss once more with its logits written out (about 1.5 minutes)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-owndata-") as tmp:
-        figures = run_owndata(args.data, args.runs_dir or Path(tmp), args.set, check_guard=not args.no_guard_check)
+        figures = run_owndata(args.data, args.runs_dir or Path(tmp), args.set, check_guard=not args.no_guard_check,
+                              check_head=not args.no_head_check)
     print("\n".join(["", "Own data, every default:", *owndata_lines(figures)]), flush=True)
     if args.write_readme:
         from bench.readme import machine_facts, write_block

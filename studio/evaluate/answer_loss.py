@@ -5,9 +5,10 @@ training tokenises it (`formatting.tokenize_dataset`: the template's pieces, BOS
 the run's `max_length`); the scored tokens are the final answer's trained ones (`lengths.answer_tokens`), each
 predicted from the tokens before it. Batches are right-padded with an attention mask, so padding only ever sits
 after the real tokens and changes nothing they see. The output head runs only at the scored positions, a chunk
-of rows at a time (the head is about half the model's FLOPs with a 262k vocabulary). Both models run under the
-model's fair lock (`sharing.using`), base then tuned for each batch, and `should_stop()` is checked before each
-turn: a stop keeps every example both models scored.
+of rows at a time (the head is about half the model's FLOPs with a 262k vocabulary); on a CPU it runs over the
+vocabulary a slice at a time with an online softmax (`fused_head.head_cross_entropy_rows`), writing no logits.
+Both models run under the model's fair lock (`sharing.using`), base then tuned for each batch, and `should_stop()`
+is checked before each turn: a stop keeps every example both models scored.
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ from studio.evaluate.generation import GenerationStopped, eval_mode
 from studio.evaluate.lengths import answer_tokens
 from studio.evaluate.sharing import using
 from studio.examples import Example
+from studio.train.fused_head import fused_head_applies, head_cross_entropy_rows
 from studio.train.trainer import causal_parts
 
 BATCH_SIZE = 8
-# Scored positions per call of the head: 256 rows x 262,144 logits is 268 MB in fp32, so a long batch never holds
-# all its logits at once.
-HEAD_ROWS = 256
+# Scored positions per call of the head. Chunked over the vocabulary (a CPU's fp32 head), 512 rows kept the GEMMs
+# efficient; otherwise 512 rows x 262,144 logits is 537 MB in fp32, so a long batch never holds all its logits.
+HEAD_ROWS = 512
 
 
 class NothingScored(GenerationStopped):
@@ -66,6 +68,21 @@ def _head(head: torch.nn.Module, hidden: torch.Tensor, cap: float | None, scale:
     return logits if not cap else torch.tanh(logits / cap) * cap
 
 
+def _even_chunks(n: int, most: int) -> list[slice]:
+    """`n` rows cut into equal chunks of at most `most` (no small last chunk: a product of a few rows runs slowly)."""
+    parts = -(-n // most)
+    size = -(-n // parts) if parts else 1
+    return [slice(start, start + size) for start in range(0, n, size)]
+
+
+def _row_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
+                scale: float) -> torch.Tensor:
+    """Each row's cross-entropy of its target: chunked over the vocabulary where the head allows (no logits kept)."""
+    if fused_head_applies(head, hidden):
+        return head_cross_entropy_rows(hidden, head, targets, cap, scale)
+    return F.cross_entropy(_head(head, hidden, cap, scale), targets, reduction="none")
+
+
 def _positions(features: list[Features]) -> tuple[list[int], list[int]]:
     """(row, position predicting it) of every scored token; the first token of a sequence is never predicted."""
     rows, cols = [], []
@@ -87,9 +104,8 @@ def batch_losses(model: Any, features: list[Features], pad_id: int) -> tuple[lis
         hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
         r, c = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         scored, targets = hidden[r, c], ids[r, c + 1]
-        losses = torch.cat([F.cross_entropy(_head(head, scored[i:i + HEAD_ROWS], cap, scale),
-                                            targets[i:i + HEAD_ROWS], reduction="none")
-                            for i in range(0, len(rows), HEAD_ROWS)]) if rows else torch.zeros(0)
+        losses = torch.cat([_row_losses(head, scored[part], targets[part], cap, scale)
+                            for part in _even_chunks(len(rows), HEAD_ROWS)]) if rows else torch.zeros(0)
         sums = torch.zeros(len(features), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu())
     counts = [0] * len(features)
     for row in rows:

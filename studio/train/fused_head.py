@@ -61,25 +61,49 @@ def _scaled_and_capped(logits: torch.Tensor, cap: float | None,
     return squashed * cap, 1 - squashed * squashed
 
 
+def head_cross_entropy_rows(hidden: torch.Tensor, head: nn.Linear, targets: torch.Tensor, cap: float | None,
+                            scale: float, chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
+    """Each row's cross-entropy of its target, one pass over the head's weights and no (n x V) logits (no gradient).
+
+    Scoring only (the held-out answer loss): the online softmax of the training pass without its gradient. The plain
+    head writes a few hundred rows' logits at once (268 MB for 256 rows) and reads them again for the softmax; chunked,
+    each slice is still in the cache (`python -m bench owndata` times the answer loss both ways).
+    """
+    with torch.no_grad():
+        running_max, total = _online_softmax(hidden, head.weight, head.bias, cap, scale, chunk_rows, weighted=None)
+        target_logit, _ = _logits_of_rows(hidden, head.weight[targets],
+                                          None if head.bias is None else head.bias[targets], cap, scale)
+        return running_max.squeeze(1) + torch.log(total.squeeze(1)) - target_logit
+
+
+def _online_softmax(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
+                    scale: float, chunk_rows: int,
+                    weighted: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's maximum logit and sum of exp(logit - maximum) over the vocabulary, a chunk of W at a time; when
+    given, `weighted` accumulates sum_v exp(logit_v - maximum) * cap'_v * W_v (the gradient's term) alongside."""
+    n = hidden.shape[0]
+    running_max = hidden.new_full((n, 1), float("-inf"))
+    total = hidden.new_zeros((n, 1))
+    for start in range(0, weight.shape[0], chunk_rows):
+        rows = weight[start:start + chunk_rows]
+        logits, slope = _logits(hidden, rows, None if bias is None else bias[start:start + chunk_rows], cap, scale)
+        new_max = torch.maximum(running_max, logits.amax(dim=1, keepdim=True))
+        rescale = torch.exp(running_max - new_max)
+        probs = logits.sub_(new_max).exp_()  # in place: this loop runs 256 times a step
+        total.mul_(rescale).add_(probs.sum(dim=1, keepdim=True))
+        if weighted is not None:
+            weighted.mul_(rescale).addmm_(probs if slope is None else probs.mul_(slope), rows)
+        running_max = new_max
+    return running_max, total
+
+
 class _HeadCrossEntropy(torch.autograd.Function):
     """Forward: the summed loss, with d loss / d hidden accumulated alongside; backward: that gradient, scaled."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, cap, scale, chunk_rows):  # noqa: D102 (autograd's signature)
-        n = hidden.shape[0]
-        running_max = hidden.new_full((n, 1), float("-inf"))
-        total = hidden.new_zeros((n, 1))
         weighted = hidden.new_zeros(hidden.shape)  # sum_v exp(logit_v - running_max) * cap'_v * W_v
-        for start in range(0, weight.shape[0], chunk_rows):
-            rows = weight[start:start + chunk_rows]
-            logits, slope = _logits(hidden, rows, None if bias is None else bias[start:start + chunk_rows], cap,
-                                    scale)
-            new_max = torch.maximum(running_max, logits.amax(dim=1, keepdim=True))
-            rescale = torch.exp(running_max - new_max)
-            probs = logits.sub_(new_max).exp_()  # in place: this loop runs 256 times a step
-            total.mul_(rescale).add_(probs.sum(dim=1, keepdim=True))
-            weighted.mul_(rescale).addmm_(probs if slope is None else probs.mul_(slope), rows)
-            running_max = new_max
+        running_max, total = _online_softmax(hidden, weight, bias, cap, scale, chunk_rows, weighted)
         target_rows = weight[targets]
         target_logit, target_slope = _logits_of_rows(hidden, target_rows, None if bias is None else bias[targets],
                                                      cap, scale)

@@ -116,8 +116,21 @@ def test_the_loop_guard_check_answers_once_more_without_it(ran, tmp_path):
     guarded = result.cut_count("tuned")
     assert check["penalty"] == {"off": 1.0, "on": 1.15} and check["chrf"]["on"] == result.tuned.chrf
     assert check["cut"]["on"] == [guarded.cut, guarded.total, guarded.looped] and check["cut"]["off"][1] == 4
-    line = owndata.owndata_lines({**figures, "loop_guard": check})[-2]
+    line = next(x for x in owndata.owndata_lines({**figures, "loop_guard": check}) if x.startswith("Loop guard"))
     assert line.startswith("Loop guard: the same tuned model without it, repetition penalty 1: ")
     assert "with it (Compare's answers) repetition penalty 1.15: " in line
     unguarded = {k: v for k, v in figures.items() if k != "loop_guard"}  # short answers: no guard, no line
     assert not any(x.startswith("Loop guard") for x in owndata.owndata_lines(unguarded))
+
+
+def test_the_head_check_times_the_answer_loss_both_ways_with_the_same_perplexities(ran):
+    figures, _ = ran
+    head = figures["head"]
+    assert set(head) == {"logits", "chunked"} and all(h["seconds"] > 0 for h in head.values())
+    assert head["chunked"]["perplexity"] == pytest.approx(head["logits"]["perplexity"], rel=1e-4)
+    assert head["chunked"]["perplexity"] == pytest.approx([figures["perplexity"]["base"],
+                                                           figures["perplexity"]["tuned"]], rel=1e-4)
+    line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Answer loss's output head"))
+    assert "a vocabulary slice at a time (Compare's way) " in line and "x faster; perplexities within " in line
+    unchecked = {k: v for k, v in figures.items() if k != "head"}
+    assert not any(x.startswith("Answer loss's output head") for x in owndata.owndata_lines(unchecked))

@@ -78,6 +78,25 @@ def test_the_loss_equals_a_full_logits_computation(tiny_tokenizer, monkeypatch):
     assert lock_is_free(model)
 
 
+def test_a_cpu_head_is_scored_a_vocabulary_slice_at_a_time(tiny_tokenizer, monkeypatch):
+    calls = []
+    real = module.head_cross_entropy_rows
+    monkeypatch.setattr(module, "head_cross_entropy_rows", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    template, model = get_template("alpaca"), tuned_model(tiny_tokenizer)
+    chunked = answer_loss(model, tiny_tokenizer, template, EXAMPLES, 256)
+    assert calls and sum(calls) == sum(e.tokens for e in chunked.examples) * 2  # every scored token, both models
+    monkeypatch.setattr(module, "fused_head_applies", lambda head, hidden: False)
+    plain = answer_loss(model, tiny_tokenizer, template, EXAMPLES, 256)
+    assert [e.tuned for e in chunked.examples] == pytest.approx([e.tuned for e in plain.examples], abs=1e-5)
+    assert [e.base for e in chunked.examples] == pytest.approx([e.base for e in plain.examples], abs=1e-5)
+
+
+@pytest.mark.parametrize(("n", "most", "sizes"), [(0, 5, []), (5, 5, [5]), (6, 5, [3, 3]), (11, 5, [4, 4, 3]),
+                                                  (1025, 512, [342, 342, 341])])
+def test_head_chunks_are_even(n, most, sizes):
+    assert [len(range(n)[part]) for part in module._even_chunks(n, most)] == sizes
+
+
 def test_adapter_off_is_the_base_model_without_the_adapter(tiny_tokenizer):
     template = get_template("instruction_output")
     adapted = answer_loss(tuned_model(tiny_tokenizer), tiny_tokenizer, template, EXAMPLES, 256)

@@ -1,5 +1,6 @@
 """The fused head cross-entropy: the standard loss and hidden-state gradient up to float rounding, with and without
-soft-cap, scale and bias; where it applies; and a training step through it equals the unfused one."""
+soft-cap, scale and bias; each row's loss for scoring; where it applies; and a training step through it equals the
+unfused one."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.train.fused_head import fused_head_applies, head_cross_entropy_sum
+from studio.train.fused_head import fused_head_applies, head_cross_entropy_rows, head_cross_entropy_sum
 from studio.train.trainer import _project, causal_parts, fast_completion_loss
 
 
@@ -35,6 +36,19 @@ def test_loss_and_gradient_equal_the_standard_ones(cap, scale, bias, chunk):
     torch.testing.assert_close(fused_in.grad, plain_in.grad, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize(("cap", "scale", "bias", "chunk"), [
+    (None, 1.0, False, 64), (None, 1.0, False, 1000), (30.0, 1.0, False, 64), (5.0, 2.0, True, 37),
+])
+def test_each_rows_loss_equals_the_standard_one(cap, scale, bias, chunk):
+    head = _head(1000, 16, bias)
+    hidden = torch.randn(11, 16) * 3
+    targets = torch.randint(0, 1000, (11,))
+    rows = head_cross_entropy_rows(hidden, head, targets, cap, scale, chunk_rows=chunk)
+    plain = F.cross_entropy(_project(head, hidden, cap, scale), targets, reduction="none")
+    torch.testing.assert_close(rows, plain, rtol=1e-5, atol=1e-5)
+    assert rows.shape == (11,) and not rows.requires_grad
+
+
 def test_large_logits_do_not_overflow():
     head = _head(500, 8)
     hidden = torch.randn(4, 8) * 1000  # logits in the thousands: exp() would overflow without the running maximum
@@ -44,6 +58,8 @@ def test_large_logits_do_not_overflow():
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(h.grad).all()
     assert loss.item() == pytest.approx(F.cross_entropy(head(hidden), targets, reduction="sum").item(), rel=1e-5)
+    rows = head_cross_entropy_rows(hidden, head, targets, None, 1.0, chunk_rows=50)
+    torch.testing.assert_close(rows, F.cross_entropy(head(hidden), targets, reduction="none"), rtol=1e-5, atol=1e-3)
 
 
 def test_it_applies_only_to_a_frozen_fp32_linear_on_the_cpu():
