@@ -68,6 +68,16 @@ def training_flops(shape: ModelShape, n_lora: int, positions: int, head_position
             + 4 * shape.hidden * shape.vocab * head_positions)
 
 
+def scoring_flops(shape: ModelShape, n_lora: int, batches: list[list[int]], head_positions: int) -> float:
+    """Model FLOPs of one forward pass over right-padded batches (each a list of sequence lengths), the head only at
+    `head_positions`: the answer loss of one model (forward terms of the training formula; `n_lora` 0 for the base)."""
+    positions = sum(len(b) * max(b) for b in batches if b)
+    attention_pairs = sum(len(b) * max(b) * (max(b) + 1) / 2 for b in batches if b)
+    return (2 * shape.n_body * positions + 2 * n_lora * positions
+            + 4 * shape.layers * shape.attn_width * attention_pairs
+            + 2 * shape.hidden * shape.vocab * head_positions)
+
+
 def gemm_flops_per_second(size: int = 2048, threads: int | None = None, repeats: int = 3) -> float:
     """Best fp32 torch.matmul rate of two size x size matrices (2*size^3 FLOPs each) with `threads` torch threads."""
     previous = torch.get_num_threads()

@@ -167,6 +167,7 @@ def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = Non
     (a vocabulary slice at a time, `fused_head.head_cross_entropy_rows`), in that order: seconds and perplexities."""
     from unittest import mock
 
+    from bench.flops import gemm_flops_per_second
     from studio import runs
     from studio.evaluate import answer_loss as module
     from studio.model.threads import thread_policy, use_threads
@@ -182,15 +183,45 @@ def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = Non
                 loss = module.answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
             timed[name] = {"seconds": loss.base_seconds + loss.tuned_seconds,
                            "perplexity": [loss.perplexity.base, loss.perplexity.tuned]}
+        timed.update(answer_loss_flops(rm, examples))
+        timed["gemm_flops_per_second"] = gemm_flops_per_second()  # right after, at the same thread count
     return timed
 
 
-def _head_text(h: dict[str, Any]) -> str:
+def answer_loss_flops(rm: Any, examples: list[Any]) -> dict[str, float]:
+    """Model FLOPs of the answer loss of both models, batched as `answer_loss` batches (padding counted), and those
+    of the output head alone."""
+    from bench.flops import model_shape, scoring_flops
+    from studio.data.formatting import tokenize_dataset
+    from studio.evaluate import answer_loss as module
+
+    features = tokenize_dataset(rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
+    lengths = [len(f.input_ids) for f in features]
+    batches = [[lengths[i] for i in batch] for batch in module._batches(lengths, module.BATCH_SIZE)]
+    scored = len(module._positions(features)[0])
+    shape = model_shape(rm.model)
+    n_lora = sum(p.numel() for name, p in rm.model.named_parameters() if "lora_" in name)  # frozen when opened
+    return {"flops": scoring_flops(shape, 0, batches, scored) + scoring_flops(shape, n_lora, batches, scored),
+            "head_flops": 2 * scoring_flops(shape, 0, [], scored)}
+
+
+def _head_text(f: dict[str, Any]) -> str:
+    h = f["head"]
     chunked, logits = h["chunked"], h["logits"]
     gap = max(abs(a - b) for a, b in zip(chunked["perplexity"], logits["perplexity"]))
-    return (f"a vocabulary slice at a time (Compare's way) {chunked['seconds']:.1f} s, logits then cross-entropy "
+    text = (f"a vocabulary slice at a time (Compare's way) {chunked['seconds']:.1f} s, logits then cross-entropy "
             f"{logits['seconds']:.1f} s: {logits['seconds'] / max(chunked['seconds'], 1e-9):.2f}x faster; "
             f"perplexities within {gap:.1e}")
+    if not h.get("flops") or not h.get("gemm_flops_per_second"):
+        return text
+    rest = max(f["compare_s"] - f["compare_parts_s"]["answer_loss"], 1e-9)
+    floor = h["flops"] / h["gemm_flops_per_second"]
+    head = 100 * h["head_flops"] / h["flops"]
+    return (f"{text}. Both models' forward passes are {h['flops'] / 1e12:.1f} TFLOP ({head:.0f}% of it the output "
+            f"head), "
+            f"run at {h['flops'] / max(chunked['seconds'], 1e-9) / 1e9:.0f} GFLOP/s against a GEMM ceiling of "
+            f"{h['gemm_flops_per_second'] / 1e9:.0f} GFLOP/s measured right after: even at that ceiling the answer "
+            f"loss would take {floor:.0f} s, {100 * floor / rest:.0f}% of the rest of Compare")
 
 
 def _guard_text(g: dict[str, Any]) -> str:
@@ -217,7 +248,7 @@ def owndata_lines(f: dict[str, Any]) -> list[str]:
             f"Headline: {f['headline']}",
             *([f"Loop guard: the same tuned model without it, {_guard_text(f['loop_guard'])}"]
               if f.get("loop_guard") else []),
-            *([f"Answer loss's output head, the same run once more: {_head_text(f['head'])}"] if f.get("head") else []),
+            *([f"Answer loss's output head, the same run once more: {_head_text(f)}"] if f.get("head") else []),
             f"Targets: {verdicts}."]
 
 

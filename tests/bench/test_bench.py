@@ -7,7 +7,7 @@ import pytest
 
 from bench import demo as bench_demo
 from bench import summary
-from bench.flops import ModelShape, gemm_flops_per_second, lora_parameters, model_shape, training_flops
+from bench.flops import ModelShape, gemm_flops_per_second, lora_parameters, model_shape, scoring_flops, training_flops
 from bench.launch import summarise_launch
 from bench.measure import completion_loss, summarise_steps
 from bench.report import format_table
@@ -22,6 +22,13 @@ def test_training_flops_counts_each_term_as_documented():
     # body 4*1000*6 + LoRA 6*50*6 + attention 12*2*4*(3*4/2 + 3*4/2)=12*2*4*12 + head 4*10*100*2
     assert training_flops(SHAPE, 50, positions=6, head_positions=2, lengths=[3, 3]) == \
         24_000 + 1_800 + 1_152 + 8_000
+
+
+def test_scoring_flops_are_the_forward_terms_over_padded_batches():
+    # batches [3, 2] and [4]: padded positions 2*3 + 1*4 = 10, causal pairs 2*6 + 10 = 22
+    # body 2*1000*10 + LoRA 2*50*10 + attention 4*2*4*22 + head 2*10*100*5
+    assert scoring_flops(SHAPE, 50, [[3, 2], [4]], head_positions=5) == 20_000 + 1_000 + 704 + 10_000
+    assert scoring_flops(SHAPE, 0, [], head_positions=5) == 10_000  # the head alone
 
 
 def test_head_positions_are_what_separates_the_contenders():

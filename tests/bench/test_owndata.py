@@ -126,11 +126,14 @@ def test_the_loop_guard_check_answers_once_more_without_it(ran, tmp_path):
 def test_the_head_check_times_the_answer_loss_both_ways_with_the_same_perplexities(ran):
     figures, _ = ran
     head = figures["head"]
-    assert set(head) == {"logits", "chunked"} and all(h["seconds"] > 0 for h in head.values())
+    assert set(head) == {"logits", "chunked", "flops", "head_flops", "gemm_flops_per_second"}
+    assert head["logits"]["seconds"] > 0 and head["chunked"]["seconds"] > 0
     assert head["chunked"]["perplexity"] == pytest.approx(head["logits"]["perplexity"], rel=1e-4)
     assert head["chunked"]["perplexity"] == pytest.approx([figures["perplexity"]["base"],
                                                            figures["perplexity"]["tuned"]], rel=1e-4)
+    assert head["flops"] > head["head_flops"] > 0 and head["gemm_flops_per_second"] > 0
     line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Answer loss's output head"))
     assert "a vocabulary slice at a time (Compare's way) " in line and "x faster; perplexities within " in line
+    assert " TFLOP (" in line and "% of it the output head)" in line and "% of the rest of Compare" in line
     unchecked = {k: v for k, v in figures.items() if k != "head"}
     assert not any(x.startswith("Answer loss's output head") for x in owndata.owndata_lines(unchecked))
