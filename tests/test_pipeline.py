@@ -209,9 +209,11 @@ def test_the_time_budget_caps_the_fitted_length(finished, runs_dir, tiny_loader,
     rm = pipeline.open_run(runs_dir, finished.name, model_loader=tiny_loader)
     rm.test = LONG
     monkeypatch.setattr(before_after, "decoding_rate", lambda *a, **k: 2.0)
-    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=4, answer_budget_seconds=10))
-    # 10 s at 2 steps/s for 2 passes of one batch: 10 new tokens.
-    assert result.answer_length == 10 and "capped by the 10-second budget for 2 passes" in result.answer_length_reason
+    monkeypatch.setattr(before_after, "prefill_seconds", lambda *a, **k: 1.0)
+    result = pipeline.compare_run(rm, GenerationSettings(max_new_tokens=4, batch_size=4, answer_budget_seconds=12))
+    # 12 s less 1 s reading the prompts per pass, at 2 steps/s for 2 passes of one batch: 10 new tokens.
+    assert result.answer_length == 10 and "capped by the 12-second budget for 2 passes" in result.answer_length_reason
+    assert result.answer_length_reason.endswith(", after 1 s a pass reading the prompts.")  # 10 tokens: no guard
 
 
 def test_a_stop_during_the_answer_loss_compares_nothing(finished, runs_dir, tiny_loader):

@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from studio.data.formatting import prompt_ids
-from studio.errors import StudioError
 import torch
 
+from studio.data.formatting import prompt_ids
+from studio.errors import StudioError
 from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, ComparisonRow, row_cuts
 from studio.evaluate.generation import (
@@ -34,6 +34,7 @@ from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.examples import Example
 from studio.settings import GenerationSettings
+from studio.train.trainer import causal_parts
 
 
 class NothingCompared(GenerationStopped):
@@ -76,6 +77,39 @@ def decoding_rate(model: Any, tokenizer: Any, batch_size: int, steps: int = RATE
     return steps / max(more - one, 1e-6)
 
 
+# Rows of the longest prompt a forward pass reads to time the prefill: a second or two on a CPU.
+PREFILL_ROWS = 4
+
+
+def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: int) -> float:
+    """Seconds one generation pass spends reading its prompts on this machine (adapter on, under the model's lock).
+
+    The padded prompt tokens of its batches, as `plan_batches` groups them (left padding makes a batch read its
+    longest prompt in every row), at the rate a forward pass reads `PREFILL_ROWS` copies of the longest prompt.
+    """
+    lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
+    if not lengths:
+        return 0.0
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, batch_size))
+    longest = prompts[max(range(len(prompts)), key=lengths.__getitem__)]
+    ids = torch.tensor([prompt_ids(tokenizer, longest)] * PREFILL_ROWS, dtype=torch.long, device=model.device)
+    with using(model, adapter=True), torch.inference_mode(), eval_mode(model):
+        start = time.perf_counter()
+        _read(model, ids)
+        seconds = time.perf_counter() - start
+    return padded * seconds / ids.numel()
+
+
+def _read(model: Any, ids: torch.Tensor) -> None:
+    # Generation's prefill takes logits at each row's last position only: the decoder alone, where it can be reached.
+    try:
+        decoder = causal_parts(model)[0]
+    except TypeError:
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+        return
+    decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+
+
 def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,
                passes: int = 2) -> AnswerLength:
     """Compare's answer length for these examples and why: `gen.max_new_tokens` as set, or fitted to the data."""
@@ -87,8 +121,10 @@ def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example
     if fit.max_new_tokens == floor:  # the setting covers the references: no budget to check, no rate to measure
         return fit
     rate = decoding_rate(model, tokenizer, min(gen.batch_size, len(examples)))
+    reading = prefill_seconds(model, tokenizer, [template.prompt(e) for e in examples], gen.batch_size)
     return fit_answer_length(lengths, floor, passes=passes, batch_size=gen.batch_size,
-                             budget_seconds=gen.answer_budget_seconds, steps_per_second=rate)
+                             budget_seconds=gen.answer_budget_seconds, steps_per_second=rate,
+                             prefill_seconds=reading)
 
 
 def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,

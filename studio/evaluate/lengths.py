@@ -8,9 +8,10 @@ The rule (`fit_answer_length`), in order:
 3. Capped so every generation pass of Compare (base + tuned, and a k-shot baseline when it runs) fits the time
    budget at the measured decoding rate; the cap never goes below the floor either.
 
-Time model of one pass: the base model rarely stops, so each batch runs to the limit: `batches * max_new_tokens`
-decoding steps at `steps_per_second` (steps of a full batch, measured elsewhere on this machine); prefill is left
-out (one forward pass per batch). `python -m bench` measures the rate.
+Time model of one pass: first each batch reads its left-padded prompts (`prefill_seconds`, measured elsewhere: on
+AlpacaEval's 43 prompts of 15 to 204 tokens one batch reads 43 x 204 tokens, about 20 s on two cores), then the
+base model rarely stops, so each batch runs to the limit: `batches * max_new_tokens` decoding steps at
+`steps_per_second` (steps of a full batch, measured elsewhere on this machine). `python -m bench` measures the rate.
 
 An answer "ran into the limit" when it used every new token and neither EOS nor a stop string ended it
 (`ran_into_limit`). `generation.Answer` records neither its token count nor what ended it: generation must
@@ -111,10 +112,12 @@ def set_by_hand(limit: int) -> AnswerLength:
 
 
 def budget_cap(budget_seconds: float, steps_per_second: float, passes: int, n_prompts: int,
-               batch_size: int) -> int:
-    """The most new tokens per answer that let `passes` generation passes over the prompts fit the budget."""
+               batch_size: int, prefill_seconds: float = 0.0) -> int:
+    """The most new tokens per answer that let `passes` generation passes over the prompts fit the budget, each pass
+    first reading its prompts for `prefill_seconds`."""
     batches = max(math.ceil(n_prompts / batch_size), 1)
-    return int(budget_seconds * steps_per_second / (max(passes, 1) * batches))
+    decoding = max(budget_seconds - max(passes, 1) * prefill_seconds, 0.0)
+    return int(decoding * steps_per_second / (max(passes, 1) * batches))
 
 
 def _round_up(n: int) -> int:
@@ -123,8 +126,9 @@ def _round_up(n: int) -> int:
 
 def fit_answer_length(lengths: Sequence[int], floor: int = GenerationSettings.max_new_tokens, *, passes: int = 2,
                       batch_size: int = GenerationSettings.batch_size, budget_seconds: float | None = None,
-                      steps_per_second: float | None = None) -> AnswerLength:
-    """Compare's `max_new_tokens` from the references' token lengths (answer + EOS), the floor and the budget."""
+                      steps_per_second: float | None = None, prefill_seconds: float = 0.0) -> AnswerLength:
+    """Compare's `max_new_tokens` from the references' token lengths (answer + EOS), the floor and the budget (each
+    pass reading its prompts for `prefill_seconds` first)."""
     n = len(lengths)
     if not n:
         return AnswerLength(floor, f"answers up to {floor} tokens: no held-out references to size them by.", floor)
@@ -139,11 +143,12 @@ def fit_answer_length(lengths: Sequence[int], floor: int = GenerationSettings.ma
         fitted = floor
     cap = None
     if budget_seconds is not None and steps_per_second:
-        cap = budget_cap(budget_seconds, steps_per_second, passes, n, batch_size)
+        cap = budget_cap(budget_seconds, steps_per_second, passes, n, batch_size, prefill_seconds)
     chosen = fitted if cap is None or cap >= fitted else max(cap, floor)
     if chosen < fitted:
+        reading = f", after {prefill_seconds:.0f} s a pass reading the prompts" if prefill_seconds >= 0.5 else ""
         budget = (f"the {_duration(budget_seconds)} budget for {passes} passes at {steps_per_second:.1f} "
-                  "decoding steps/s")
+                  f"decoding steps/s{reading}")
         reason += (f" ({fitted}); capped by {budget}" if chosen > floor else
                    f" ({fitted}); {budget} allows only {cap}, so the {floor}-token setting stays")
     longer = sum(length > chosen for length in lengths)

@@ -5,7 +5,8 @@ import pytest
 
 from studio.data.templates import get_template
 from studio.errors import DataError
-from studio.evaluate.before_after import answer_both, compare
+from studio.evaluate import before_after
+from studio.evaluate.before_after import answer_both, compare, fit_length, prefill_seconds
 from studio.evaluate.chat import ask_both
 from studio.evaluate.generation import cut_at_stop, generate_answers
 from studio.evaluate.sharing import using
@@ -78,3 +79,33 @@ def test_answer_both_reads_the_streamed_answers_to_the_end_and_keeps_what_genera
     streamed = {who: r.text for who, r in ask_both(model, tiny_tokenizer, template, "Reverse the letters.", "dog", gen)}
     got = answer_both(model, tiny_tokenizer, template, "Reverse the letters.", "dog", gen)
     assert got == tuple(expected) == (streamed["base"], streamed["tuned"])
+
+
+def test_the_prefill_is_the_padded_prompt_tokens_at_the_timed_rate(tiny_tokenizer, monkeypatch):
+    from studio.data.formatting import prompt_ids
+
+    prompts = ["Say hi.", "Name a river in France.", "Name a river in France."]
+    lengths = [len(prompt_ids(tiny_tokenizer, p)) for p in prompts]
+    assert lengths[1] == lengths[2] > lengths[0]
+    read = []
+    monkeypatch.setattr(before_after, "_read", lambda model, ids: read.append(tuple(ids.shape)))
+    clock = iter([10.0, 12.0])  # the timed read takes 2 s
+    monkeypatch.setattr(before_after.time, "perf_counter", lambda: next(clock))
+    seconds = prefill_seconds(make_tiny_model(tiny_tokenizer), tiny_tokenizer, prompts, batch_size=2)
+    assert read == [(before_after.PREFILL_ROWS, lengths[1])]  # copies of the longest prompt
+    # Batches: the two equal-length prompts, then the short one alone: 2 x long + 1 x short tokens read.
+    assert seconds == pytest.approx((2 * lengths[1] + lengths[0]) * 2.0 / (before_after.PREFILL_ROWS * lengths[1]))
+    monkeypatch.undo()
+    assert prefill_seconds(tuned_model(tiny_tokenizer), tiny_tokenizer, prompts, batch_size=48) > 0  # really read
+
+
+def test_the_fitted_length_leaves_the_budget_room_to_read_the_prompts(tiny_tokenizer, monkeypatch):
+    examples = [Example("Say it.", "Paris is the capital of France. " * 10)] * 4
+    gen = GenerationSettings(answer_budget_seconds=100)
+    monkeypatch.setattr(before_after, "decoding_rate", lambda *a, **k: 1.0)
+    monkeypatch.setattr(before_after, "prefill_seconds", lambda *a, **k: 0.0)
+    free = fit_length(tuned_model(tiny_tokenizer), tiny_tokenizer, get_template("alpaca"), examples, gen)
+    monkeypatch.setattr(before_after, "prefill_seconds", lambda *a, **k: 20.0)
+    reading = fit_length(tuned_model(tiny_tokenizer), tiny_tokenizer, get_template("alpaca"), examples, gen)
+    assert free.max_new_tokens == 50 and reading.max_new_tokens == 30  # (100 - 2 x 20) s x 1 step/s / 2 passes
+    assert reading.reason.endswith(", after 20 s a pass reading the prompts.")

@@ -76,6 +76,12 @@ def test_the_time_budget_caps_it_but_never_below_the_setting():
                              "plus 20% (128); capped by the 5-minute budget for 2 passes at 0.2 decoding steps/s.")
     baseline = fit_answer_length(lengths, FLOOR, passes=3, budget_seconds=300, steps_per_second=0.2)
     assert baseline.max_new_tokens == 20 and "for 3 passes" in baseline.reason
+    # Each pass first reads its prompts for 30 s: 240 s of the 300 are left for decoding.
+    assert budget_cap(300, 0.2, passes=2, n_prompts=48, batch_size=48, prefill_seconds=30) == 24
+    assert budget_cap(300, 0.2, passes=2, n_prompts=48, batch_size=48, prefill_seconds=200) == 0
+    reading = fit_answer_length(lengths, FLOOR, budget_seconds=300, steps_per_second=0.2, prefill_seconds=30)
+    assert reading.max_new_tokens == 24 and reading.reason.endswith(
+        "capped by the 5-minute budget for 2 passes at 0.2 decoding steps/s, after 30 s a pass reading the prompts.")
     tight = fit_answer_length(lengths, FLOOR, budget_seconds=30, steps_per_second=0.2)
     assert tight.max_new_tokens == FLOOR and tight.cap == 3
     assert tight.reason.endswith("the 30-second budget for 2 passes at 0.2 decoding steps/s allows only 3, so the "
