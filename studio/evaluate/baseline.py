@@ -24,11 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 
 from studio.data.formatting import prompt_ids
-from studio.evaluate.before_after import decoding_rate
-from studio.evaluate.generation import Answer, GenerationStopped, eval_mode, generate_answers, plan_batches
+from studio.evaluate.before_after import decoding_rate, prefill_rate
+from studio.evaluate.generation import Answer, GenerationStopped, generate_answers, plan_batches
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -152,16 +151,6 @@ def base_decoding_rate(result: Any) -> float | None:
     """
     steps = result.decoding_steps.get("base")
     return steps / result.base_seconds if steps and result.base_seconds > 0 else None
-
-
-def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2) -> float:
-    """Prompt tokens per second a forward pass reads on this machine (adapter off, under the model's lock)."""
-    ids = torch.tensor([prompt_ids(tokenizer, prompt)] * rows, dtype=torch.long, device=model.device)
-    with using(model, adapter=False), torch.inference_mode(), eval_mode(model):
-        start = time.perf_counter()
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
-        seconds = time.perf_counter() - start
-    return ids.numel() / max(seconds, 1e-6)
 
 
 def answer_with_shots(model: Any, tokenizer: Any, template: Any, shots: Sequence[Example],

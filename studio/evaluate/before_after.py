@@ -92,16 +92,22 @@ def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: 
         return 0.0
     padded = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, batch_size))
     longest = prompts[max(range(len(prompts)), key=lengths.__getitem__)]
-    ids = torch.tensor([prompt_ids(tokenizer, longest)] * PREFILL_ROWS, dtype=torch.long, device=model.device)
-    with using(model, adapter=True), torch.inference_mode(), eval_mode(model):
+    return padded / prefill_rate(model, tokenizer, longest, PREFILL_ROWS, adapter=True)
+
+
+def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2, adapter: bool = False) -> float:
+    """Prompt tokens per second a forward pass reads on this machine (`rows` copies of `prompt`, under the model's
+    lock), without the logits generation's prefill leaves out (all but each row's last)."""
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)] * rows, dtype=torch.long, device=model.device)
+    with using(model, adapter=adapter), torch.inference_mode(), eval_mode(model):
         start = time.perf_counter()
         _read(model, ids)
         seconds = time.perf_counter() - start
-    return padded * seconds / ids.numel()
+    return ids.numel() / max(seconds, 1e-6)
 
 
 def _read(model: Any, ids: torch.Tensor) -> None:
-    # Generation's prefill takes logits at each row's last position only: the decoder alone, where it can be reached.
+    # The decoder alone where it can be reached: the output head over every position would triple the time.
     try:
         decoder = causal_parts(model)[0]
     except TypeError:
