@@ -188,6 +188,55 @@ def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = Non
     return timed
 
 
+def reading_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
+    """The compared prompts read once more (a pass's prefill, adapter on) left-padded to each batch's longest, then
+    by length group as Compare read them (`studio.evaluate.prefill`): tokens read and seconds, and the budget's
+    estimate (`before_after.prefill_seconds`)."""
+    import torch
+
+    from studio import runs
+    from studio.data.formatting import prompt_ids
+    from studio.evaluate.before_after import prefill_seconds
+    from studio.evaluate.generation import _left_pad, eval_mode, plan_batches
+    from studio.evaluate.prefill import batch_plan, prefilled_cache, tokens_read
+    from studio.evaluate.sharing import using
+    from studio.model.threads import thread_policy, use_threads
+    from studio.pipeline import open_run
+
+    rm = open_run(runs_dir, run_id, model_loader=model_loader)
+    gen = result.generation_settings()
+    prompts = [rm.template.prompt(e) for e in rm.test[:len(result.rows)]]
+    rows = [prompt_ids(rm.tokenizer, p) for p in prompts]
+    lengths = [len(r) for r in rows]
+    timed: dict[str, Any] = {"lengths": [min(lengths), max(lengths)], "tokens": sum(lengths)}
+    with use_threads(thread_policy(rm.settings.train, runs.read_run(runs_dir, run_id).threads or None)):
+        timed["estimate_s"] = prefill_seconds(rm.model, rm.tokenizer, prompts, gen.batch_size, gen.num_beams)
+        with using(rm.model, adapter=True), torch.inference_mode(), eval_mode(rm.model):
+            for name in ("padded", "grouped"):
+                read, seconds = 0, 0.0
+                for batch in plan_batches(lengths, gen.batch_size):
+                    sizes = [lengths[i] for i in batch]
+                    whole = [list(range(len(batch)))]
+                    plan = batch_plan(rm.model, sizes, gen.num_beams) if name == "grouped" else whole
+                    padded = _left_pad([rows[i] for i in batch], rm.tokenizer.pad_token_id or 0, rm.model.device)
+                    start = time.perf_counter()
+                    prefilled_cache(rm.model, padded["input_ids"], padded["attention_mask"], plan)
+                    seconds += time.perf_counter() - start
+                    read += tokens_read(sizes, plan)
+                timed[name] = {"tokens": read, "seconds": seconds}
+    return timed
+
+
+def _reading_text(f: dict[str, Any]) -> str:
+    r = f["reading"]
+    grouped, padded = r["grouped"], r["padded"]
+    return (f"{f['n_compared']} prompts of {r['lengths'][0]}-{r['lengths'][1]} tokens ({r['tokens']:,} in all): "
+            f"by length group (Compare's way) {grouped['tokens']:,} tokens read in {grouped['seconds']:.1f} s, "
+            f"left-padded {padded['tokens']:,} in {padded['seconds']:.1f} s: "
+            f"{padded['seconds'] / max(grouped['seconds'], 1e-9):.1f}x faster; the budget counted "
+            f"{r['estimate_s']:.1f} s a pass")
+
+
 def answer_loss_flops(rm: Any, examples: list[Any]) -> dict[str, float]:
     """Model FLOPs of the answer loss of both models, batched as `answer_loss` batches (padding counted), and those
     of the output head alone."""
@@ -248,6 +297,8 @@ def owndata_lines(f: dict[str, Any]) -> list[str]:
             f"Headline: {f['headline']}",
             *([f"Loop guard: the same tuned model without it, {_guard_text(f['loop_guard'])}"]
               if f.get("loop_guard") else []),
+            *([f"Reading the prompts (each pass's prefill), the same run once more: {_reading_text(f)}"]
+              if f.get("reading") else []),
             *([f"Answer loss's output head, the same run once more: {_head_text(f)}"] if f.get("head") else []),
             f"Targets: {verdicts}."]
 
@@ -262,9 +313,10 @@ def owndata_block(f: dict[str, Any], machine: dict[str, Any]) -> str:
 
 
 def run_owndata(data: Path, runs_dir: Path, overrides: list[str], model_loader: Any = None,
-                check_guard: bool = True, check_head: bool = True) -> dict[str, Any]:
+                check_guard: bool = True, check_head: bool = True, check_reading: bool = True) -> dict[str, Any]:
     """The own-data flow through the command line, then its figures read back from the run folder (and, after the
-    timed flow, the loop guard's check when the answers got it and the answer loss's head check)."""
+    timed flow, the loop guard's check when the answers got it, the prompts' reading and the answer loss's head
+    check)."""
     from studio import runs
     from studio.evaluate.comparison import load_comparison
 
@@ -282,6 +334,8 @@ def run_owndata(data: Path, runs_dir: Path, overrides: list[str], model_loader: 
     figures["verdicts"] = owndata_verdicts(figures)
     if check_guard and result.generation_settings().repetition_penalty != 1.0:
         figures["loop_guard"] = guard_check(runs_dir, newest.run_id, result, model_loader)
+    if check_reading:
+        figures["reading"] = reading_check(runs_dir, newest.run_id, result, model_loader)
     if check_head and result.answer_loss is not None:
         figures["head"] = head_check(runs_dir, newest.run_id, result, model_loader)
     return figures
@@ -298,10 +352,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip answering once more without the loop guard (about 2 minutes, after the timed flow)")
     parser.add_argument("--no-head-check", action="store_true",
                         help="skip timing the answer loss once more with its logits written out (about 1.5 minutes)")
+    parser.add_argument("--no-reading-check", action="store_true",
+                        help="skip reading the prompts once more left-padded and by length group (about 40 s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-owndata-") as tmp:
         figures = run_owndata(args.data, args.runs_dir or Path(tmp), args.set, check_guard=not args.no_guard_check,
-                              check_head=not args.no_head_check)
+                              check_head=not args.no_head_check, check_reading=not args.no_reading_check)
     print("\n".join(["", "Own data, every default:", *owndata_lines(figures)]), flush=True)
     if args.write_readme:
         from bench.readme import machine_facts, write_block

@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
 from studio.data.formatting import prompt_ids
 from studio.evaluate.before_after import decoding_rate, prefill_rate
 from studio.evaluate.generation import Answer, GenerationStopped, generate_answers, plan_batches
@@ -99,7 +98,11 @@ def pick_shots(tokenizer: Any, template: Any, train: Sequence[Example], n: int, 
 
 def estimate_seconds(n_prompts: int, batch_size: int, longest_prompt: int, answer_tokens: int,
                      steps_per_second: float, prefill_per_second: float) -> float:
-    """Time of one pass: every batch decodes to the limit (the base model rarely stops), plus the padded prefill."""
+    """Time of one pass: every batch decodes to the limit (the base model rarely stops), plus the padded prefill.
+
+    The prefill counted is the plain batch's, every row as long as the longest: where a batch reads its prompts by
+    length group (`prefill`) it takes less, so the estimate errs toward fewer shots, never past the budget.
+    """
     batches = max(math.ceil(n_prompts / max(batch_size, 1)), 1)
     return batches * answer_tokens / steps_per_second + n_prompts * longest_prompt / prefill_per_second
 

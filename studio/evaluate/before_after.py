@@ -29,6 +29,7 @@ from studio.evaluate.generation import (
     plan_batches,
 )
 from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths, set_by_hand
+from studio.evaluate.prefill import batch_plan, tokens_read
 from studio.evaluate.scoring import score
 from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
@@ -81,16 +82,18 @@ def decoding_rate(model: Any, tokenizer: Any, batch_size: int, steps: int = RATE
 PREFILL_ROWS = 4
 
 
-def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: int) -> float:
+def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, num_beams: int = 1) -> float:
     """Seconds one generation pass spends reading its prompts on this machine (adapter on, under the model's lock).
 
-    The padded prompt tokens of its batches, as `plan_batches` groups them (left padding makes a batch read its
-    longest prompt in every row), at the rate a forward pass reads `PREFILL_ROWS` copies of the longest prompt.
+    The prompt tokens its batches read, as `plan_batches` groups them and each batch reads them (left padding makes a
+    batch, or each of its length groups, read its longest prompt in every row), at the rate a forward pass reads
+    `PREFILL_ROWS` copies of the longest prompt.
     """
     lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
     if not lengths:
         return 0.0
-    padded = sum(len(b) * max(lengths[i] for i in b) for b in plan_batches(lengths, batch_size))
+    batches = [[lengths[i] for i in b] for b in plan_batches(lengths, batch_size)]
+    padded = sum(tokens_read(b, batch_plan(model, b, num_beams)) for b in batches)
     longest = prompts[max(range(len(prompts)), key=lengths.__getitem__)]
     return padded / prefill_rate(model, tokenizer, longest, PREFILL_ROWS, adapter=True)
 
@@ -127,7 +130,7 @@ def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example
     if fit.max_new_tokens == floor:  # the setting covers the references: no budget to check, no rate to measure
         return fit
     rate = decoding_rate(model, tokenizer, min(gen.batch_size, len(examples)))
-    reading = prefill_seconds(model, tokenizer, [template.prompt(e) for e in examples], gen.batch_size)
+    reading = prefill_seconds(model, tokenizer, [template.prompt(e) for e in examples], gen.batch_size, gen.num_beams)
     return fit_answer_length(lengths, floor, passes=passes, batch_size=gen.batch_size,
                              budget_seconds=gen.answer_budget_seconds, steps_per_second=rate,
                              prefill_seconds=reading)

@@ -4,7 +4,9 @@ Batched greedy answers equal one-prompt-at-a-time `model.generate` answers. Meas
 alone changed no token (Gemma 3 270M, 16 Alpaca prompts of 49-54 tokens x 24 new tokens, batch 8, padded in any
 order; tiny test model, 200 prompts), so padding is safe. Still, `plan_batches` first fills batches with prompts
 of exactly the same token length (no padding at all, so nothing depends on how a kernel treats masked
-positions) and batches the leftovers sorted by length, so they pad little.
+positions) and batches the leftovers sorted by length, so they pad little. A batch whose prompts still differ much
+in length reads them in length groups and goes on from their caches laid side by side (`prefill`): the same
+answers, without reading the longest prompt in every row.
 
 How answers end, the same rule for base and tuned (`StopRule`): at EOS, or at the first of the template's stop
 strings. A stop string that is one special token (`<end_of_turn>`, `<|im_end|>` where the tokenizer has it) is
@@ -31,6 +33,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
 from studio.evaluate.lengths import EndedBy
+from studio.evaluate.prefill import batch_plan, cache_keyword, prefilled_cache
 from studio.model.threads import ThreadBalancer, balancing
 from studio.settings import GenerationSettings
 
@@ -292,6 +295,10 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts:
     if kwargs["repetition_penalty"] != 1.0:  # ours replaces transformers' own, which reads the padding too
         penalty = _RowRepetitionPenalty(kwargs["repetition_penalty"], [width - len(row) for row in rows])
         kwargs = {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([penalty])}
+    plan = batch_plan(model, [len(row) for row in rows], kwargs["num_beams"])
+    if len(plan) > 1:  # prompts of unlike lengths: read by group
+        cache = prefilled_cache(model, batch["input_ids"], batch["attention_mask"], plan)
+        kwargs = {**kwargs, cache_keyword(model): cache}
     out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)
     return [cut_answer(tokenizer, row, rule, context) for row, context in zip(out[:, width:].tolist(), contexts)]
 

@@ -137,3 +137,17 @@ def test_the_head_check_times_the_answer_loss_both_ways_with_the_same_perplexiti
     assert " TFLOP (" in line and "% of it the output head)" in line and "% of the rest of Compare" in line
     unchecked = {k: v for k, v in figures.items() if k != "head"}
     assert not any(x.startswith("Answer loss's output head") for x in owndata.owndata_lines(unchecked))
+
+
+def test_the_reading_check_reads_the_compared_prompts_padded_and_by_length_group(ran):
+    figures, _ = ran
+    reading = figures["reading"]
+    low, high = reading["lengths"]
+    assert 0 < low < high and reading["tokens"] >= low * figures["n_compared"]
+    assert reading["tokens"] <= reading["grouped"]["tokens"] <= reading["padded"]["tokens"] == 4 * high
+    assert reading["grouped"]["seconds"] > 0 and reading["padded"]["seconds"] > 0 and reading["estimate_s"] > 0
+    line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Reading the prompts"))
+    assert f"4 prompts of {low}-{high} tokens" in line and "by length group (Compare's way) " in line
+    assert "x faster; the budget counted " in line
+    unchecked = {k: v for k, v in figures.items() if k != "reading"}
+    assert not any(x.startswith("Reading the prompts") for x in owndata.owndata_lines(unchecked))
