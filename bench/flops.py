@@ -79,7 +79,17 @@ def scoring_flops(shape: ModelShape, n_lora: int, batches: list[list[int]], head
 
 
 def gemm_flops_per_second(size: int = 2048, threads: int | None = None, repeats: int = 3) -> float:
-    """Best fp32 torch.matmul rate of two size x size matrices (2*size^3 FLOPs each) with `threads` torch threads."""
+    """Best fp32 torch.matmul rate of two size x size matrices (2*size^3 FLOPs each) with `threads` torch threads.
+
+    Measured on a thread of its own, which ends with it: OpenMP workers left on the caller's thread would slow a
+    training thread started after it (`studio.model.threads.on_own_thread`).
+    """
+    from studio.model.threads import on_own_thread
+
+    return on_own_thread(_gemm_rate, size, threads, repeats)
+
+
+def _gemm_rate(size: int, threads: int | None, repeats: int) -> float:
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

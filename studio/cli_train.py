@@ -173,14 +173,16 @@ def prepare_embedded(model: str) -> None:
     """Build the embedded model's cache in the foreground, printing each phase, when this run needs it first."""
     from studio.model.cache_progress import EXPECTED_SECONDS, PHASES
     from studio.model.embedded import embedded_cache_ready, ensure_embedded_cache
+    from studio.model.threads import on_own_thread
     from studio.settings import EMBEDDED_MODEL
 
     if model.strip() != EMBEDDED_MODEL or embedded_cache_ready():
         return
     print(f"Preparing the embedded model (first start only, about {EXPECTED_SECONDS:.0f} s on 2 cores) ...", flush=True)
     labels, started = {phase.key: phase.label for phase in PHASES}, time.perf_counter()
-    ensure_embedded_cache(on_phase=lambda key: print(f"  {time.perf_counter() - started:4.0f} s  {labels[key]}",
-                                                     flush=True))
+    # Its own thread: the build's OpenMP workers must not outlive it beside the training thread (threads.py).
+    on_own_thread(ensure_embedded_cache, on_phase=lambda key: print(
+        f"  {time.perf_counter() - started:4.0f} s  {labels[key]}", flush=True))
     print(f"The embedded model is ready ({time.perf_counter() - started:.0f} s).", flush=True)
 
 

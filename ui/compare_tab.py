@@ -15,6 +15,7 @@ from studio.evaluate.before_after import NothingCompared
 from studio.evaluate.chat import ask_both
 from studio.evaluate.comparison import Comparison, load_comparison
 from studio.evaluate.lengths import LONG_ANSWER_TOKENS, LOOP_PENALTY, sized_to_references
+from studio.model.threads import on_own_thread
 from studio.pipeline import compare_run, stopped_note
 from studio.publish.plots import delta_figure, scores_figure
 from studio.publish.report import saved_judge, write_report
@@ -22,8 +23,8 @@ from studio.runs import RunFolder, list_runs, read_run
 from ui.compare_view import COLUMNS, adapter_note_html, comparison_frame, raw_answers_html, score_cards_html
 from ui.context import Context
 from ui.errors import guarded
-from ui.notices import NO_RUN_TO_COMPARE, NOT_COMPARED, empty_html
 from ui.judge_panel import create_judge_panel, wire_judge_panel
+from ui.notices import NO_RUN_TO_COMPARE, NOT_COMPARED, empty_html
 from ui.probe_panel import create_probe_panel, wire_probe_panel
 from ui.state import SessionState, owner_of
 from ui.stops import wire_stop
@@ -192,8 +193,10 @@ class CompareHandlers:
 
         stop = self.services.stops.start(owner_of(state, request), "compare")
         try:
-            cmp = compare_run(rm, settings.generation, limit=rm.settings.data.max_test_examples, progress=step,
-                              should_stop=stop.is_set, loss_progress=scoring)
+            # Its own thread, which ends with it: a handler thread the server reuses would otherwise keep its
+            # OpenMP workers and slow a training run started after it (studio/model/threads.py).
+            cmp = on_own_thread(compare_run, rm, settings.generation, limit=rm.settings.data.max_test_examples,
+                                progress=step, should_stop=stop.is_set, loss_progress=scoring)
         except NothingCompared as exc:
             gr.Info(str(exc))
             return gr.skip()  # the page keeps what it showed

@@ -22,6 +22,7 @@ from studio.evaluate.comparison import load_comparison
 from studio.evaluate.judge import judge_run, stopped_note
 from studio.evaluate.judge_backends import JudgeSpec, make_judge
 from studio.evaluate.judge_record import JudgeResult, JudgeStopped, load_judge
+from studio.model.threads import on_own_thread
 from studio.publish.report import write_report
 from studio.publish.scorecard import JUDGE_MIN_AGREEMENT, judge_sentence
 from studio.runs import RunFolder, read_run
@@ -141,11 +142,13 @@ class JudgeHandlers:
             secret = (token or "").strip() or (oauth_token.token if oauth_token is not None else None)
         stop = self.services.stops.start(owner_of(state, request), "judge")
         progress(0, desc="Loading the judge" if backend == "transformers" else "Asking the judge")
-        judge = make_judge(spec, secret, model_loader=self.services.model_loader)
+        judge = on_own_thread(make_judge, spec, secret, model_loader=self.services.model_loader)
         try:
-            result = judge_run(info.path, judge, JUDGE_MIN_AGREEMENT, opponent or "base", should_stop=stop.is_set,
-                               progress=lambda done, total: progress((done, total), desc="Judging pairs, both orders",
-                                                                     unit="pairs"))
+            result = on_own_thread(judge_run, info.path, judge, JUDGE_MIN_AGREEMENT, opponent or "base",
+                                   should_stop=stop.is_set,
+                                   progress=lambda done, total: progress((done, total),
+                                                                         desc="Judging pairs, both orders",
+                                                                         unit="pairs"))
         except JudgeStopped as stopped:
             gr.Info(str(stopped))
             return gr.skip()

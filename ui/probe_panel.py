@@ -15,6 +15,7 @@ import gradio as gr
 from studio.errors import RunError
 from studio.evaluate.probe import INSTALL_HINT, PROBE_GROUP, check_tasks, lm_eval_installed, parse_tasks
 from studio.evaluate.probe_record import ProbeStopped, load_probe
+from studio.model.threads import on_own_thread
 from studio.pipeline import probe_run
 from studio.publish.probe_view import TITLE, probe_figure, probe_html
 from studio.runs import read_run
@@ -115,7 +116,7 @@ def wire_probe_panel(ctx: Context, compare: Any, panel: ProbePanel) -> None:
             def step(which: str, done: int, total: int) -> None:
                 progress((done, total), desc=f"{which.capitalize()} model scoring choices", unit="rows")
 
-            return probe_view(probe_run(rm, names, progress=step, should_stop=control.stop.is_set))
+            return probe_view(on_own_thread(probe_run, rm, names, progress=step, should_stop=control.stop.is_set))
         except ProbeStopped as stopped:
             return f"<p>{stopped}</p>", gr.update()
         finally:

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from studio.errors import RunError
+from studio.model.threads import on_own_thread
 from studio.publish import export, gguf_export
 from studio.publish.gguf import QUANTS
 from studio.runs import RunFolder, check_owner, read_run
@@ -120,7 +121,7 @@ class ExportHandlers:
     def _export(self, export_fn: Callable[..., Any], state: SessionState, run_id: str, request: gr.Request,
                 progress: Any, *args: Any) -> Any:
         """Run an export of the visitor's own run with the injected base loader, reporting to the progress bar."""
-        return export_fn(self.own_run(state, run_id, request, "exported"), *args,
+        return on_own_thread(export_fn, self.own_run(state, run_id, request, "exported"), *args,
                          base_loader=self.services.model_loader,
                          progress=lambda fraction, message: progress(fraction, desc=message))
 
@@ -137,7 +138,7 @@ class ExportHandlers:
     def merge_run(self, state: SessionState, run_id: str, request: gr.Request, progress=gr.Progress()) -> dict:
         """Fold the LoRA into the base weights and save a full model with its tokenizer and card."""
         progress(0.1, desc="Loading the base model, merging the adapter and saving the full model")
-        folder = export.merge_adapter(self.own_run(state, run_id, request, "exported"),
+        folder = on_own_thread(export.merge_adapter, self.own_run(state, run_id, request, "exported"),
                                       base_loader=self.services.model_loader)
         card = folder / "README.md"
         return self._download(card if card.is_file() else None,

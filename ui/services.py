@@ -17,6 +17,7 @@ from studio.errors import RunError
 from studio.presets import PRESET_DIR
 
 log = logging.getLogger("studio.ui")
+from studio.model.threads import on_own_thread
 from studio.settings import ModelSettings
 
 ModelLoader = Callable[..., Any]  # (ModelSettings, token=None) -> studio.model.loading.LoadedModel
@@ -151,7 +152,7 @@ class Services:
             cached = self._run_model
         if cached is not None and cached.run_id == run_id:
             return cached
-        opened = self._open_run(run_id, token)
+        opened = on_own_thread(self._open_run, run_id, token)  # its OpenMP workers end with the load
         with self._guard:
             self._run_model = opened
         return opened

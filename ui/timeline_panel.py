@@ -11,6 +11,7 @@ import gradio as gr
 from studio.errors import RunError
 from studio.evaluate.snapshot_scores import NothingScored
 from studio.evaluate.timeline import CRITERIA, Timeline, load_timeline
+from studio.model.threads import on_own_thread
 from studio.pipeline import choose_snapshot, restore_final, score_snapshots_run
 from studio.publish.plots import timeline_figure
 from studio.runs import RunFolder, read_run
@@ -118,7 +119,7 @@ class TimelineHandlers:
             progress((done, total), desc=f"Scoring {what}", unit="points")
 
         try:
-            timeline = score_snapshots_run(rm, gen, progress=step, should_stop=stop.is_set)
+            timeline = on_own_thread(score_snapshots_run, rm, gen, progress=step, should_stop=stop.is_set)
         except NothingScored as exc:
             gr.Info(str(exc))
             return gr.skip()  # the panel keeps what it showed

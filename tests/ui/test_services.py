@@ -63,3 +63,18 @@ def test_compare_reuses_one_opened_run_until_it_is_forgotten(runs_dir, tiny_toke
 def test_upload_cap_follows_the_environment(monkeypatch):
     monkeypatch.setenv("STUDIO_MAX_UPLOAD_MB", "1.5")
     assert max_upload_bytes() == int(1.5 * 1024 * 1024)
+
+
+def test_a_run_opens_on_a_thread_of_its_own(runs_dir, tiny_tokenizer, tiny_loader):
+    import threading
+
+    run_dir, _ = make_finished_run(runs_dir, tiny_tokenizer, compare=False)
+    threads: list[threading.Thread] = []
+
+    def loader(settings, token=None):
+        threads.append(threading.current_thread())
+        return tiny_loader(settings)
+
+    Services(runs_root=runs_dir, model_loader=loader).run_model(run_dir.name)
+    assert threads and threads[0] is not threading.current_thread() and threads[0].name.startswith("model-work-")
+    assert not threads[0].is_alive()  # its OpenMP workers ended with it
