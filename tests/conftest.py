@@ -76,9 +76,13 @@ def runs_dir(tmp_path):
 def embedded_base():
     """The real embedded model loaded once for inference (a LoadedModel), shared by the slow tests that only read it:
     never wrap it in an adapter or train it (a test that does loads its own)."""
+    from studio.model.embedded import ensure_embedded_cache
     from studio.model.loading import load_base_model
     from studio.settings import EMBEDDED_MODEL, ModelSettings
 
+    # The cache first, as the app's warmup builds it: whichever slow test asks first on a clean machine, the model
+    # comes from the fp32 cache (tests/model/test_real_model.py checks that load).
+    ensure_embedded_cache()
     return load_base_model(ModelSettings(model=EMBEDDED_MODEL), for_training=False)
 
 
