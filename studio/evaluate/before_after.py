@@ -29,13 +29,12 @@ from studio.evaluate.generation import (
     plan_batches,
 )
 from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths, set_by_hand
-from studio.evaluate.prefill import batch_plan, tokens_read
+from studio.evaluate.prefill import batch_plan, reader, tokens_read
 from studio.evaluate.scoring import score
 from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.examples import Example
 from studio.settings import GenerationSettings
-from studio.train.trainer import causal_parts
 
 
 class NothingCompared(GenerationStopped):
@@ -110,13 +109,9 @@ def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2, adapter
 
 
 def _read(model: Any, ids: torch.Tensor) -> None:
-    # The decoder alone where it can be reached: the output head over every position would triple the time.
-    try:
-        decoder = causal_parts(model)[0]
-    except TypeError:
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
-        return
-    decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+    # The decoder alone where it can be reached, as generation's prefill reads: the head at every position would
+    # triple the time.
+    reader(model)(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
 
 
 def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,

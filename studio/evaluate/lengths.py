@@ -8,8 +8,8 @@ The rule (`fit_answer_length`), in order:
 3. Capped so every generation pass of Compare (base + tuned, and a k-shot baseline when it runs) fits the time
    budget at the measured decoding rate; the cap never goes below the floor either.
 
-Time model of one pass: first each batch reads its left-padded prompts (`prefill_seconds`, measured elsewhere: on
-AlpacaEval's 43 prompts of 15 to 204 tokens one batch reads 43 x 204 tokens, about 20 s on two cores), then the
+Time model of one pass: first each batch reads its prompts (`prefill_seconds`, measured elsewhere: the tokens the
+batch reads, by length group where `prefill` groups them, at this machine's reading rate), then the
 base model rarely stops, so each batch runs to the limit: `batches * max_new_tokens` decoding steps at
 `steps_per_second` (steps of a full batch, measured elsewhere on this machine). `python -m bench` measures the rate.
 
