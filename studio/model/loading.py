@@ -22,6 +22,7 @@ import torch
 
 from studio.errors import HubUnavailableError, ModelError, SettingsError
 from studio.model.embedded import embedded_cache_ready, ensure_embedded_cache
+from studio.model.head import fast_head
 from studio.settings import EMBEDDED_MODEL, ModelSettings
 
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
@@ -64,7 +65,7 @@ def load_base_model(
         model = model.to("cuda")
     if not for_training:
         model.eval()
-    return LoadedModel(model, tokenizer, name, source, time.perf_counter() - start, from_cache)
+    return LoadedModel(fast_head(model), tokenizer, name, source, time.perf_counter() - start, from_cache)
 
 
 def load_tokenizer(settings: ModelSettings, token: str | None = None) -> Any:

@@ -85,6 +85,7 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from studio.model.embedded import gguf_parsed_once
+    from studio.model.head import fast_head
 
     try:
         with gguf_parsed_once():
@@ -101,7 +102,7 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
     # tokenizer's EOS, and so does this check.
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return fast_head(model), tokenizer
 
 
 def answer_from_gguf(path: Path, template_of: Callable[[Any], Any], examples: list[Example], gen: Any,

@@ -19,6 +19,12 @@ def test_local_folder_loads_in_fp32_with_a_pad_token(tmp_path, tiny_tokenizer):
     assert loaded.tokenizer.pad_token is not None
 
 
+def test_the_loaded_model_has_the_fast_head(tmp_path, tiny_tokenizer):
+    folder = save_tiny_model(tmp_path / "tiny", tiny_tokenizer)
+    head = load_base_model(ModelSettings(model=str(folder)), for_training=False).model.get_output_embeddings()
+    assert "forward" in vars(head) and type(head) is torch.nn.Linear  # tests/model/test_head.py: what it does
+
+
 def test_folder_without_config_is_a_model_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
