@@ -190,15 +190,15 @@ def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = Non
 
 def reading_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
     """The compared prompts read once more (a pass's prefill, adapter on) left-padded to each batch's longest, then
-    by length group as Compare read them (`studio.evaluate.prefill`): tokens read and seconds, and the budget's
-    estimate (`before_after.prefill_seconds`)."""
+    as Compare read them (`studio.evaluate.prefill`: a start they all share once, the rest by length group): tokens
+    read and seconds, and the budget's estimate (`before_after.prefill_seconds`)."""
     import torch
 
     from studio import runs
     from studio.data.formatting import prompt_ids
     from studio.evaluate.before_after import prefill_seconds
-    from studio.evaluate.generation import _left_pad, eval_mode, plan_batches
-    from studio.evaluate.prefill import batch_plan, prefilled_cache, tokens_read
+    from studio.evaluate.generation import eval_mode, plan_batches
+    from studio.evaluate.prefill import batch_plan, layout, prefilled_cache, tokens_read, whole
     from studio.evaluate.sharing import using
     from studio.model.threads import thread_policy, use_threads
     from studio.pipeline import open_run
@@ -215,14 +215,14 @@ def reading_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = 
             for name in ("padded", "grouped"):
                 read, seconds = 0, 0.0
                 for batch in plan_batches(lengths, gen.batch_size):
-                    sizes = [lengths[i] for i in batch]
-                    whole = [list(range(len(batch)))]
-                    plan = batch_plan(rm.model, sizes, gen.num_beams) if name == "grouped" else whole
-                    padded = _left_pad([rows[i] for i in batch], rm.tokenizer.pad_token_id or 0, rm.model.device)
+                    got = [rows[i] for i in batch]
+                    plan = batch_plan(rm.model, got, gen.num_beams) if name == "grouped" else whole(
+                        [len(r) for r in got])
+                    padded = layout(got, plan, rm.tokenizer.pad_token_id or 0, rm.model.device)
                     start = time.perf_counter()
                     prefilled_cache(rm.model, padded["input_ids"], padded["attention_mask"], plan)
                     seconds += time.perf_counter() - start
-                    read += tokens_read(sizes, plan)
+                    read += tokens_read(plan)
                 timed[name] = {"tokens": read, "seconds": seconds}
     return timed
 
@@ -231,7 +231,8 @@ def _reading_text(f: dict[str, Any]) -> str:
     r = f["reading"]
     grouped, padded = r["grouped"], r["padded"]
     return (f"{f['n_compared']} prompts of {r['lengths'][0]}-{r['lengths'][1]} tokens ({r['tokens']:,} in all): "
-            f"by length group (Compare's way) {grouped['tokens']:,} tokens read in {grouped['seconds']:.1f} s, "
+            f"as Compare reads them (a shared start once, then by length group) {grouped['tokens']:,} tokens read in "
+            f"{grouped['seconds']:.1f} s, "
             f"left-padded {padded['tokens']:,} in {padded['seconds']:.1f} s: "
             f"{padded['seconds'] / max(grouped['seconds'], 1e-9):.1f}x faster; the budget counted "
             f"{r['estimate_s']:.1f} s a pass")
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-head-check", action="store_true",
                         help="skip timing the answer loss once more with its logits written out (about 1.5 minutes)")
     parser.add_argument("--no-reading-check", action="store_true",
-                        help="skip reading the prompts once more left-padded and by length group (about 40 s)")
+                        help="skip reading the prompts once more left-padded and as Compare reads them (about 40 s)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-owndata-") as tmp:
         figures = run_owndata(args.data, args.runs_dir or Path(tmp), args.set, check_guard=not args.no_guard_check,

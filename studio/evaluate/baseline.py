@@ -27,6 +27,7 @@ from typing import Any
 from studio.data.formatting import prompt_ids
 from studio.evaluate.before_after import decoding_rate, prefill_rate
 from studio.evaluate.generation import Answer, GenerationStopped, generate_answers, plan_batches
+from studio.evaluate.prefill import batch_plan, tokens_read
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -96,29 +97,38 @@ def pick_shots(tokenizer: Any, template: Any, train: Sequence[Example], n: int, 
     return rng.sample(short, min(n, len(short)))
 
 
-def estimate_seconds(n_prompts: int, batch_size: int, longest_prompt: int, answer_tokens: int,
+def estimate_seconds(n_prompts: int, batch_size: int, tokens_read: int, answer_tokens: int,
                      steps_per_second: float, prefill_per_second: float) -> float:
-    """Time of one pass: every batch decodes to the limit (the base model rarely stops), plus the padded prefill.
+    """Time of one pass: every batch decodes to the limit (the base model rarely stops), plus reading the prompts.
 
-    The prefill counted is the plain batch's, every row as long as the longest: where a batch reads its prompts by
-    length group (`prefill`) it takes less, so the estimate errs toward fewer shots, never past the budget.
+    `tokens_read`: the prompt tokens the pass's forward passes read (`prompt_tokens_read`: the shots every prompt
+    shares once, the rest by length group; the plain batch reads its longest prompt in every row).
     """
     batches = max(math.ceil(n_prompts / max(batch_size, 1)), 1)
-    return batches * answer_tokens / steps_per_second + n_prompts * longest_prompt / prefill_per_second
+    return batches * answer_tokens / steps_per_second + tokens_read / prefill_per_second
+
+
+def prompt_tokens_read(model: Any, rows: Sequence[list[int]], batch_size: int, num_beams: int = 1) -> int:
+    """Prompt tokens a generation pass over these prompts reads, batched and planned as `generate_answers` reads."""
+    return sum(tokens_read(batch_plan(model, [rows[i] for i in b], num_beams))
+               for b in plan_batches([len(r) for r in rows], batch_size))
 
 
 def choose_k(longest: Sequence[int], answer_tokens: int, limit: int, n_prompts: int, batch_size: int,
              budget_seconds: float | None = None, steps_per_second: float | None = None,
-             prefill_per_second: float | None = None) -> tuple[int, str, float | None]:
+             prefill_per_second: float | None = None, reading: Sequence[int] | None = None,
+             ) -> tuple[int, str, float | None]:
     """(k, reason, estimated seconds): the most shots that fit the context and the budget; 0 with why when none do.
 
     `longest[k]` is the longest held-out prompt with k shots in front, in tokens (`longest[0]`: none), so
-    `len(longest) - 1` is the most shots on offer. Without both rates, no time is checked.
+    `len(longest) - 1` is the most shots on offer; `reading[k]` the tokens that pass reads (default: the longest in
+    every row). Without both rates, no time is checked.
     """
     timed = budget_seconds is not None and bool(steps_per_second) and bool(prefill_per_second)
+    read = list(reading) if reading is not None else [n_prompts * n for n in longest]
 
     def seconds(k: int) -> float | None:
-        return estimate_seconds(n_prompts, batch_size, longest[k], answer_tokens, steps_per_second,
+        return estimate_seconds(n_prompts, batch_size, read[k], answer_tokens, steps_per_second,
                                 prefill_per_second) if timed else None
 
     most = len(longest) - 1
@@ -202,8 +212,9 @@ def run_baseline(model: Any, tokenizer: Any, template: Any, train: Sequence[Exam
                                                      "(generation.baseline_shots is 0)."))
     chosen = pick_shots(tokenizer, template, train, gen.baseline_shots)
     bos = getattr(tokenizer, "bos_token", None)
-    longest = [max(len(prompt_ids(tokenizer, few_shot_prompt(template, [train[i] for i in chosen[:k]], ex, bos)))
-                   for ex in examples) for k in range(len(chosen) + 1)]
+    rows = [[prompt_ids(tokenizer, few_shot_prompt(template, [train[i] for i in chosen[:k]], ex, bos))
+             for ex in examples] for k in range(len(chosen) + 1)]
+    longest = [max(map(len, r)) for r in rows]
     limit = context_limit(model)
     rates: dict[str, float] = {}
     if timed and len(chosen) and longest[1] + gen.max_new_tokens <= limit:
@@ -211,8 +222,9 @@ def run_baseline(model: Any, tokenizer: Any, template: Any, train: Sequence[Exam
                                                                       min(gen.batch_size, len(examples)))
         sample = few_shot_prompt(template, [train[i] for i in chosen], examples[0], bos)
         rates["prefill_per_second"] = prefill_rate(model, tokenizer, sample)
+    reading = [prompt_tokens_read(model, r, gen.batch_size, gen.num_beams) for r in rows] if rates else None
     k, reason, estimate = choose_k(longest, gen.max_new_tokens, limit, len(examples), gen.batch_size,
-                                   gen.baseline_budget_seconds if rates else None, **rates)
+                                   gen.baseline_budget_seconds if rates else None, reading=reading, **rates)
     choice = ShotChoice(k, tuple(chosen[:k]), reason, limit, estimate)
     if k == 0:
         return BaselineAnswers([], choice)

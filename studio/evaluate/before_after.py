@@ -84,17 +84,17 @@ PREFILL_ROWS = 4
 def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: int, num_beams: int = 1) -> float:
     """Seconds one generation pass spends reading its prompts on this machine (adapter on, under the model's lock).
 
-    The prompt tokens its batches read, as `plan_batches` groups them and each batch reads them (left padding makes a
-    batch, or each of its length groups, read its longest prompt in every row), at the rate a forward pass reads
-    `PREFILL_ROWS` copies of the longest prompt.
+    The prompt tokens its batches read, as `plan_batches` groups them and each batch reads them (`prefill`: the plain
+    batch reads its longest prompt in every row; a plan reads a shared prefix once and each length group padded to its
+    own longest), at the rate a forward pass reads `PREFILL_ROWS` copies of the longest prompt.
     """
-    lengths = [len(prompt_ids(tokenizer, p)) for p in prompts]
-    if not lengths:
+    rows = [prompt_ids(tokenizer, p) for p in prompts]
+    if not rows:
         return 0.0
-    batches = [[lengths[i] for i in b] for b in plan_batches(lengths, batch_size)]
-    padded = sum(tokens_read(b, batch_plan(model, b, num_beams)) for b in batches)
-    longest = prompts[max(range(len(prompts)), key=lengths.__getitem__)]
-    return padded / prefill_rate(model, tokenizer, longest, PREFILL_ROWS, adapter=True)
+    read = sum(tokens_read(batch_plan(model, [rows[i] for i in b], num_beams))
+               for b in plan_batches([len(r) for r in rows], batch_size))
+    longest = prompts[max(range(len(prompts)), key=lambda i: len(rows[i]))]
+    return read / prefill_rate(model, tokenizer, longest, PREFILL_ROWS, adapter=True)
 
 
 def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2, adapter: bool = False) -> float:

@@ -5,8 +5,9 @@ alone changed no token (Gemma 3 270M, 16 Alpaca prompts of 49-54 tokens x 24 new
 order; tiny test model, 200 prompts), so padding is safe. Still, `plan_batches` first fills batches with prompts
 of exactly the same token length (no padding at all, so nothing depends on how a kernel treats masked
 positions) and batches the leftovers sorted by length, so they pad little. A batch whose prompts still differ much
-in length reads them in length groups and goes on from their caches laid side by side (`prefill`): the same
-answers, without reading the longest prompt in every row.
+in length, or share a long prefix (the baseline's shots), reads the prefix once and the rest in length groups, and
+goes on from their caches laid side by side (`prefill`): the same answers, without reading the longest prompt, or
+the same shots, in every row.
 
 How answers end, the same rule for base and tuned (`StopRule`): at EOS, or at the first of the template's stop
 strings. A stop string that is one special token (`<end_of_turn>`, `<|im_end|>` where the tokenizer has it) is
@@ -33,7 +34,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria,
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
 from studio.evaluate.lengths import EndedBy
-from studio.evaluate.prefill import batch_plan, cache_keyword, prefilled_cache
+from studio.evaluate.prefill import batch_plan, cache_keyword, layout, prefilled_cache
 from studio.model.threads import ThreadBalancer, balancing
 from studio.settings import GenerationSettings
 
@@ -211,17 +212,6 @@ def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    # Padding by hand leaves the shared tokenizer's padding_side alone (a training thread may be using it).
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        ids[r, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[r, width - len(row):] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
 @contextlib.contextmanager
 def eval_mode(model: Any) -> Iterator[None]:
     """The model in eval mode for the block, its own mode restored after."""
@@ -287,16 +277,17 @@ class _RowRepetitionPenalty(LogitsProcessor):
 
 def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts: list[str], kwargs: dict[str, Any],
                     rule: StopRule, balancer: ThreadBalancer | None = None) -> list[Answer]:
-    batch = _left_pad(rows, kwargs["pad_token_id"], model.device)
+    plan = batch_plan(model, rows, kwargs["num_beams"])
+    batch = layout(rows, plan, kwargs["pad_token_id"], model.device)
     width = batch["input_ids"].shape[1]
     criteria = StoppingCriteriaList([_RebalanceThreads(balancer)] if balancer is not None else [])
     if rule.needs_criterion and kwargs["num_beams"] == 1:
         criteria.append(_StopWhenAllEnded(tokenizer, rule, contexts, width))
     if kwargs["repetition_penalty"] != 1.0:  # ours replaces transformers' own, which reads the padding too
-        penalty = _RowRepetitionPenalty(kwargs["repetition_penalty"], [width - len(row) for row in rows])
+        pads = batch["attention_mask"].argmax(dim=1).tolist()  # each row's first real token
+        penalty = _RowRepetitionPenalty(kwargs["repetition_penalty"], pads)
         kwargs = {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([penalty])}
-    plan = batch_plan(model, [len(row) for row in rows], kwargs["num_beams"])
-    if len(plan) > 1:  # prompts of unlike lengths: read by group
+    if not plan.plain:  # a shared prefix or prompts of unlike lengths: read once, or by group
         cache = prefilled_cache(model, batch["input_ids"], batch["attention_mask"], plan)
         kwargs = {**kwargs, cache_keyword(model): cache}
     out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)

@@ -9,7 +9,7 @@ The rule (`fit_answer_length`), in order:
    budget at the measured decoding rate; the cap never goes below the floor either.
 
 Time model of one pass: first each batch reads its prompts (`prefill_seconds`, measured elsewhere: the tokens the
-batch reads, by length group where `prefill` groups them, at this machine's reading rate), then the
+batch reads as `prefill` plans it: a shared start once, length groups, at this machine's reading rate), then the
 base model rarely stops, so each batch runs to the limit: `batches * max_new_tokens` decoding steps at
 `steps_per_second` (steps of a full batch, measured elsewhere on this machine). `python -m bench` measures the rate.
 

@@ -147,7 +147,7 @@ def test_the_reading_check_reads_the_compared_prompts_padded_and_by_length_group
     assert reading["tokens"] <= reading["grouped"]["tokens"] <= reading["padded"]["tokens"] == 4 * high
     assert reading["grouped"]["seconds"] > 0 and reading["padded"]["seconds"] > 0 and reading["estimate_s"] > 0
     line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Reading the prompts"))
-    assert f"4 prompts of {low}-{high} tokens" in line and "by length group (Compare's way) " in line
+    assert f"4 prompts of {low}-{high} tokens" in line and "as Compare reads them (a shared start once" in line
     assert "x faster; the budget counted " in line
     unchecked = {k: v for k, v in figures.items() if k != "reading"}
     assert not any(x.startswith("Reading the prompts") for x in owndata.owndata_lines(unchecked))

@@ -8,13 +8,14 @@ import pytest
 from studio.data.formatting import prompt_ids
 from studio.data.templates import get_template
 from studio.evaluate.baseline import (
+    MAX_CONTEXT,
     answer_with_shots,
     base_decoding_rate,
-    MAX_CONTEXT,
     choose_k,
     context_limit,
     few_shot_prompt,
     pick_shots,
+    prompt_tokens_read,
     run_baseline,
     shot_text,
 )
@@ -73,6 +74,25 @@ def test_k_is_the_most_shots_that_fit_the_context_and_the_budget():
     assert "3 would take about 22 s, over the 20-second budget" in reason
     assert choose_k(longest, 12, 256, 48, 48, budget_seconds=5, steps_per_second=1.0, prefill_per_second=480.0)[0] == 0
     assert choose_k([20], 12, 256, 48, 48)[1].endswith("there are no training examples to show.")
+    # The shots read once for the whole batch (`reading`): 3 shots fit the budget the plain batch would pass.
+    k, _, seconds = choose_k(longest, 12, 256, 48, 48, budget_seconds=20, steps_per_second=1.0,
+                             prefill_per_second=480.0, reading=[960, 985, 1010, 1035])
+    assert (k, seconds) == (3, pytest.approx(12 + 1035 / 480))
+
+
+def test_the_estimate_counts_the_shots_once_where_the_batch_reads_them_once(tiny_tokenizer):
+    from tests.evaluate.test_prefill import hybrid_model
+
+    model, template = hybrid_model(tiny_tokenizer), get_template("instruction_output")
+    shots = TRAIN[:2]
+    rows = [prompt_ids(tiny_tokenizer, few_shot_prompt(template, shots, ex)) for ex in HELD_OUT]
+    shared = 0
+    while all(r[shared] == rows[0][shared] for r in rows):
+        shared += 1
+    assert shared > 10
+    read = prompt_tokens_read(model, rows, batch_size=3)
+    assert read == shared + 3 * (max(map(len, rows)) - shared)  # the shots once, the rest padded to its longest
+    assert prompt_tokens_read(model, rows, batch_size=3, num_beams=2) == 3 * max(map(len, rows))  # beams: plain
 
 
 def test_k_shrinks_to_fit_the_models_context_and_the_prompts_hold_the_shots(tiny_tokenizer, tiny_model):

@@ -84,7 +84,7 @@ def test_answer_both_reads_the_streamed_answers_to_the_end_and_keeps_what_genera
 def test_the_prefill_is_the_padded_prompt_tokens_at_the_timed_rate(tiny_tokenizer, monkeypatch):
     from studio.data.formatting import prompt_ids
 
-    prompts = ["Say hi.", "Name a river in France.", "Name a river in France."]
+    prompts = ["Say hi.", "Name a river in France.", "Pick a river in France."]  # no shared prefix
     lengths = [len(prompt_ids(tiny_tokenizer, p)) for p in prompts]
     assert lengths[1] == lengths[2] > lengths[0]
     read = []

@@ -9,17 +9,21 @@ from transformers import DynamicCache, Gemma3ForCausalLM, Gemma3TextConfig
 
 from studio.data.formatting import prompt_ids
 from studio.evaluate import generation, prefill
-from studio.evaluate.generation import _left_pad, generate_answers
+from studio.evaluate.generation import generate_answers
 from studio.evaluate.prefill import (
     PAYS,
     SLACK,
+    Plan,
     batch_plan,
     cache_keyword,
     can_prefill,
+    layout,
     length_groups,
     prefilled_cache,
     reading_plan,
+    shared_prefix,
     tokens_read,
+    whole,
 )
 from studio.settings import GenerationSettings
 from tests.builders import one_at_a_time, tuned_model
@@ -28,6 +32,10 @@ from tests.tiny import WORDS
 # Prompts of 3 to about 60 tokens: one padded batch would read the longest in every row.
 PROMPTS = [f"### Instruction:\n{' '.join(WORDS[:n])}\n\n### Response:\n" for n in (1, 2, 3, 5, 8, 12, 16)] + [
     "Count the words.", "What is the capital of France?", " ".join(WORDS[:16] * 2)]
+# The prompt-only baseline's shape: the same shots in front of prompts of unlike lengths.
+# (Within the tiny model's 64-token sliding window.)
+SHOTS = "".join(f"### Instruction:\n{' '.join(WORDS[i:i + 5])}\n\n### Response:\n{WORDS[i]}\n\n" for i in (0, 6))
+PREFIXED = [SHOTS + p for p in PROMPTS[:6]]
 GREEDY = GenerationSettings(max_new_tokens=10, batch_size=16)
 
 
@@ -43,8 +51,17 @@ def hybrid_model(tokenizer, sliding_window: int = 128) -> Gemma3ForCausalLM:
     return Gemma3ForCausalLM(config).eval()
 
 
-def lengths_of(tokenizer, prompts: list[str]) -> list[int]:
-    return [len(prompt_ids(tokenizer, p)) for p in prompts]
+def rows_of(tokenizer, prompts: list[str]) -> list[list[int]]:
+    return [prompt_ids(tokenizer, p) for p in prompts]
+
+
+def of_lengths(lengths: list[int]) -> list[list[int]]:
+    """Rows of these lengths that share no first token."""
+    return [[i + 1] + [7] * (n - 1) for i, n in enumerate(lengths)]
+
+
+def plain_plan(model, rows, beams):
+    return whole([len(r) for r in rows])
 
 
 def test_length_groups_cover_every_row_once_each_within_the_slack():
@@ -58,13 +75,44 @@ def test_length_groups_cover_every_row_once_each_within_the_slack():
 
 
 def test_the_plan_groups_only_where_that_reads_far_fewer_tokens():
-    spread = [15, 19, 23, 29, 40, 60, 90, 140, 204]
-    assert len(reading_plan(spread)) > 1
-    assert tokens_read(spread, [list(range(9))]) == 9 * 204
-    assert tokens_read(spread, reading_plan(spread)) * PAYS <= 9 * 204
-    assert reading_plan([40, 42, 45, 48]) == [[0, 1, 2, 3]]  # like lengths: the one plain pass
-    assert reading_plan([1, 50, 200]) == [[0, 1, 2]]  # a one-token prompt has nothing to read before its last
-    assert reading_plan([]) == [[]]
+    spread = of_lengths([15, 19, 23, 29, 40, 60, 90, 140, 204])
+    plan = reading_plan(spread)
+    assert len(plan.groups) > 1 and plan.prefix == 0
+    assert tokens_read(whole([len(r) for r in spread])) == 9 * 204
+    assert tokens_read(plan) * PAYS <= 9 * 204
+    assert reading_plan(of_lengths([40, 42, 45, 48])).plain  # like lengths: the one plain pass
+    assert reading_plan(of_lengths([1, 50, 200])).plain  # a one-token prompt has nothing to read before its last
+    assert reading_plan([]).plain
+
+
+def test_the_shared_prefix_leaves_each_row_its_last_token():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3], [1, 2, 5, 6]]) == 2
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # the last token is read by `generate`, row by row
+    assert shared_prefix([[1, 2], [3, 2]]) == 0 and shared_prefix([]) == 0
+
+
+def test_a_long_shared_prefix_is_read_once():
+    shots = list(range(100, 180))  # 80 tokens of shots in front of every prompt, as the baseline reads
+    rows = [shots + [1 + i] * n for i, n in enumerate([15, 17, 20, 22, 16, 18])]
+    plan = reading_plan(rows)
+    assert plan.prefix == 80 and plan.groups == [[0, 1, 2, 3, 4, 5]]  # the rest is alike in length: one group
+    assert tokens_read(plan) == 80 + 6 * 22 and tokens_read(whole([len(r) for r in rows])) == 6 * 102
+    spread = [shots + [1 + i] * n for i, n in enumerate([2, 3, 40, 50, 90])]
+    assert reading_plan(spread) == Plan([[0], [1], [2, 3], [4]], 80)  # the rest by length too
+    short = [[5, 6] + [1 + i] * n for i, n in enumerate([20, 21, 22, 23])]
+    assert reading_plan(short).plain  # two shared tokens save too little: the word tasks' Compare stays plain
+
+
+def test_the_layout_puts_each_row_after_its_padding_the_prefix_and_its_groups_hole():
+    rows = [[9, 8, 1], [9, 8, 2, 2, 2], [9, 8, 3, 3, 3, 3, 3, 3, 3, 3]]
+    plan = Plan([[0, 1], [2]], prefix=2, sizes=[3, 5, 10])
+    batch = layout(rows, plan, 0, torch.device("cpu"))
+    assert batch["input_ids"].tolist() == [[0, 0, 0, 0, 0, 9, 8, 9, 9, 1],  # a hole of 2 in a group of span 3
+                                           [0, 0, 0, 0, 0, 9, 8, 2, 2, 2],
+                                           [9, 8, 3, 3, 3, 3, 3, 3, 3, 3]]
+    assert batch["attention_mask"].tolist() == [[0, 0, 0, 0, 0, 1, 1, 0, 0, 1], [0] * 5 + [1] * 5, [1] * 10]
+    plain = layout(rows, whole([3, 5, 10]), 0, torch.device("cpu"))
+    assert plain["input_ids"][0].tolist() == [0] * 7 + [9, 8, 1]  # no prefix: left padding only
 
 
 def test_which_models_and_settings_can_go_on_from_a_merged_cache(tiny_tokenizer):
@@ -74,18 +122,19 @@ def test_which_models_and_settings_can_go_on_from_a_merged_cache(tiny_tokenizer)
     assert not can_prefill(model, 64, num_beams=2)  # beams copy the cache row by row
     model.generation_config.cache_implementation = "static"
     assert not can_prefill(model, 64, num_beams=1)
-    spread = [3, 40, 120]
-    assert batch_plan(model, spread, 1) == [[0, 1, 2]]  # the static cache: one plain pass
-    assert len(batch_plan(hybrid_model(tiny_tokenizer), spread, 1)) == 3
+    spread = of_lengths([3, 40, 120])
+    assert batch_plan(model, spread, 1).plain  # the static cache: one plain pass
+    assert len(batch_plan(hybrid_model(tiny_tokenizer), spread, 1).groups) == 3
 
 
-def test_the_merged_cache_holds_what_the_plain_pass_caches_at_every_real_position(tiny_tokenizer):
+@pytest.mark.parametrize("prompts", [PROMPTS, PREFIXED], ids=["unlike lengths", "shared prefix"])
+def test_the_merged_cache_holds_what_one_pass_caches_at_every_real_position(tiny_tokenizer, prompts):
     model = hybrid_model(tiny_tokenizer)
-    rows = [prompt_ids(tiny_tokenizer, p) for p in PROMPTS]
-    batch = _left_pad(rows, tiny_tokenizer.pad_token_id, torch.device("cpu"))
+    rows = rows_of(tiny_tokenizer, prompts)
+    plan = reading_plan(rows)
+    assert len(plan.groups) > 1 if prompts is PROMPTS else plan.prefix > 20
+    batch = layout(rows, plan, tiny_tokenizer.pad_token_id, torch.device("cpu"))
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    plan = reading_plan([len(r) for r in rows])
-    assert len(plan) > 2
     with torch.inference_mode():
         merged = prefilled_cache(model, ids, mask, plan)
         plain = DynamicCache(config=model.config)
@@ -93,36 +142,39 @@ def test_the_merged_cache_holds_what_the_plain_pass_caches_at_every_real_positio
         model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions, use_cache=True,
               **{cache_keyword(model): plain})
     real = mask[:, :-1].bool()
+    left = torch.arange(ids.shape[1] - 1) < mask.argmax(dim=1, keepdim=True)  # before each row's first real token
     assert merged.get_seq_length() == plain.get_seq_length() == ids.shape[1] - 1
     for ours, theirs in zip(merged.layers, plain.layers):
         for name in ("keys", "values"):
             a, b = getattr(ours, name), getattr(theirs, name)
             assert a.shape == b.shape
             assert torch.allclose(a.transpose(1, 2)[real], b.transpose(1, 2)[real], atol=1e-5)
-            assert not a.transpose(1, 2)[~real].any()  # padding: zeros, masked out
+            assert not a.transpose(1, 2)[left].any()  # left padding: zeros (a group's hole is read, and masked)
 
 
+@pytest.mark.parametrize("prompts", [PROMPTS, PREFIXED], ids=["unlike lengths", "shared prefix"])
 @pytest.mark.parametrize("adapter", [False, True])
-def test_grouped_answers_equal_the_plain_batch_and_one_at_a_time(tiny_tokenizer, monkeypatch, adapter):
+def test_planned_answers_equal_the_plain_batch_and_one_at_a_time(tiny_tokenizer, monkeypatch, adapter, prompts):
     model = tuned_model(tiny_tokenizer) if adapter else hybrid_model(tiny_tokenizer)
-    assert len(reading_plan(lengths_of(tiny_tokenizer, PROMPTS))) > 2
+    assert not reading_plan(rows_of(tiny_tokenizer, prompts)).plain
     calls = []
     real = prefill.prefilled_cache
     monkeypatch.setattr(generation, "prefilled_cache", lambda *a: calls.append(a) or real(*a))
-    grouped = generate_answers(model, tiny_tokenizer, PROMPTS, GREEDY)
-    assert len(calls) == 1  # one batch, read by group
-    monkeypatch.setattr(generation, "batch_plan", lambda m, lengths, beams: [list(range(len(lengths)))])
-    assert grouped == generate_answers(model, tiny_tokenizer, PROMPTS, GREEDY)
-    assert [a.text for a in grouped] == one_at_a_time(model, tiny_tokenizer, PROMPTS, GREEDY.max_new_tokens)
-    assert len({a.text for a in grouped}) > 1
+    planned = generate_answers(model, tiny_tokenizer, prompts, GREEDY)
+    assert len(calls) == 1  # one batch, read by plan
+    monkeypatch.setattr(generation, "batch_plan", plain_plan)
+    assert planned == generate_answers(model, tiny_tokenizer, prompts, GREEDY)
+    assert [a.text for a in planned] == one_at_a_time(model, tiny_tokenizer, prompts, GREEDY.max_new_tokens)
+    assert len({a.text for a in planned}) > 1
 
 
-def test_sampling_and_the_repetition_penalty_read_by_group_too(tiny_tokenizer, monkeypatch):
+@pytest.mark.parametrize("prompts", [PROMPTS, PREFIXED], ids=["unlike lengths", "shared prefix"])
+def test_sampling_and_the_repetition_penalty_read_by_plan_too(tiny_tokenizer, monkeypatch, prompts):
     model = hybrid_model(tiny_tokenizer)
     settings = replace(GREEDY, do_sample=True, temperature=0.9, top_p=0.95, seed=3, repetition_penalty=1.3)
-    grouped = generate_answers(model, tiny_tokenizer, PROMPTS, settings)
-    monkeypatch.setattr(generation, "batch_plan", lambda m, lengths, beams: [list(range(len(lengths)))])
-    assert grouped == generate_answers(model, tiny_tokenizer, PROMPTS, settings)
+    planned = generate_answers(model, tiny_tokenizer, prompts, settings)
+    monkeypatch.setattr(generation, "batch_plan", plain_plan)
+    assert planned == generate_answers(model, tiny_tokenizer, prompts, settings)
 
 
 def test_beams_read_the_plain_batch(tiny_tokenizer, monkeypatch):
@@ -152,9 +204,9 @@ def test_grouped_answers_equal_the_plain_batch_on_the_real_model(embedded_base, 
                 Example("List the places the river passes.", "", passage * 3),
                 Example("Give the passage a title.", "", passage * 2)]
     prompts = [get_template("alpaca").prompt(ex) for ex in examples]
-    assert len(reading_plan(lengths_of(loaded.tokenizer, prompts))) > 2
+    assert len(reading_plan(rows_of(loaded.tokenizer, prompts)).groups) > 2
     gen = GenerationSettings(max_new_tokens=16)
     grouped = generate_answers(loaded.model, loaded.tokenizer, prompts, gen)
-    monkeypatch.setattr(generation, "batch_plan", lambda m, lengths, beams: [list(range(len(lengths)))])
+    monkeypatch.setattr(generation, "batch_plan", plain_plan)
     assert grouped == generate_answers(loaded.model, loaded.tokenizer, prompts, gen)
     assert [a.text for a in grouped] == one_at_a_time(loaded.model, loaded.tokenizer, prompts, gen.max_new_tokens)
