@@ -152,13 +152,15 @@ class ChatHandlers:
             side += [{"role": "user", "content": message.strip()}, {"role": "assistant", "content": "…"}]
         endings: dict[str, str] = {}
         dropped = 0
+        # The box is emptied once, as the message is taken: a next message typed while this one is answered stays.
+        yield {tab.message: ""}
         for who, reply in converse(rm.model, rm.tokenizer, rm.template, turns, message, gen, system, stop.is_set):
             text = reply.text + (STOPPED if reply.ending == "stopped" else "" if reply.done else " ▌")
             sides[who][-1] = {"role": "assistant", "content": text.strip() or NOTHING}
             dropped = max(dropped, reply.dropped)
             if reply.done:
                 endings[who] = reply.ending
-            yield {tab.message: "", tab.base: gr.update(value=sides["base"], label=rm.base_label),
+            yield {tab.base: gr.update(value=sides["base"], label=rm.base_label),
                    tab.tuned: gr.update(value=sides["tuned"], label=rm.tuned_label),
                    tab.status: _status(rm, endings, dropped, gen, length)}
 
