@@ -37,7 +37,7 @@ def test_the_message_box_is_emptied_once_so_a_message_typed_meanwhile_stays(monk
                ("tuned", Reply("Hi", True, "ended with <eos>"))]
     monkeypatch.setattr(chat_tab, "converse", lambda *args: iter(replies))
     model = SimpleNamespace(model=None, tokenizer=None, base_label="Base", tuned_label="Tuned",
-                            template=SimpleNamespace(name="alpaca", multi_turn=False), reference_lengths=lambda: [])
+                            template=SimpleNamespace(name="alpaca", multi_turn=False), reference_lengths=list)
     services = SimpleNamespace(run_model=lambda *args: model, jobs=SimpleNamespace(get=lambda owner: None),
                                stops=SimpleNamespace(start=lambda owner, kind: threading.Event()))
     tab = SimpleNamespace(message="message", base="base", tuned="tuned", status="status")
