@@ -135,7 +135,8 @@ def layout(rows: list[list[int]], plan: Plan, pad_id: int, device: torch.device)
 
     The group's padding (a hole after the prefix) holds the row's first token, masked: never read by the model, and
     an id the row has anyway, so a repetition penalty over the row's ids is unchanged. With no prefix this is the
-    plain left-padded batch.
+    plain left-padded batch. Laid out by hand, so the shared tokenizer's padding side is left alone (a training
+    thread may be using it).
     """
     width = max(plan.sizes)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
