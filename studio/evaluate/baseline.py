@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from studio.data.formatting import prompt_ids
-from studio.evaluate.before_after import decoding_rate, prefill_rate
+from studio.evaluate.before_after import decoding_rate, prefill_rate, prompt_tokens_read
 from studio.evaluate.generation import Answer, GenerationStopped, generate_answers, plan_batches
-from studio.evaluate.prefill import batch_plan, tokens_read
 from studio.evaluate.sharing import using
 from studio.examples import Example
 from studio.settings import GenerationSettings
@@ -106,12 +105,6 @@ def estimate_seconds(n_prompts: int, batch_size: int, tokens_read: int, answer_t
     """
     batches = max(math.ceil(n_prompts / max(batch_size, 1)), 1)
     return batches * answer_tokens / steps_per_second + tokens_read / prefill_per_second
-
-
-def prompt_tokens_read(model: Any, rows: Sequence[list[int]], batch_size: int, num_beams: int = 1) -> int:
-    """Prompt tokens a generation pass over these prompts reads, batched and planned as `generate_answers` reads."""
-    return sum(tokens_read(batch_plan(model, [rows[i] for i in b], num_beams))
-               for b in plan_batches([len(r) for r in rows], batch_size))
 
 
 def choose_k(longest: Sequence[int], answer_tokens: int, limit: int, n_prompts: int, batch_size: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -91,10 +91,15 @@ def prefill_seconds(model: Any, tokenizer: Any, prompts: list[str], batch_size: 
     rows = [prompt_ids(tokenizer, p) for p in prompts]
     if not rows:
         return 0.0
-    read = sum(tokens_read(batch_plan(model, [rows[i] for i in b], num_beams))
-               for b in plan_batches([len(r) for r in rows], batch_size))
+    read = prompt_tokens_read(model, rows, batch_size, num_beams)
     longest = prompts[max(range(len(prompts)), key=lambda i: len(rows[i]))]
     return read / prefill_rate(model, tokenizer, longest, PREFILL_ROWS, adapter=True)
+
+
+def prompt_tokens_read(model: Any, rows: Sequence[list[int]], batch_size: int, num_beams: int = 1) -> int:
+    """Prompt tokens a generation pass over these prompts reads, batched and planned as `generate_answers` reads."""
+    return sum(tokens_read(batch_plan(model, [rows[i] for i in b], num_beams))
+               for b in plan_batches([len(r) for r in rows], batch_size))
 
 
 def prefill_rate(model: Any, tokenizer: Any, prompt: str, rows: int = 2, adapter: bool = False) -> float:

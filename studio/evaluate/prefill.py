@@ -60,6 +60,10 @@ class Plan:
         """Whether this is the one plain left-padded pass (`generate` reads the prompts itself)."""
         return self.prefix == 0 and len(self.groups) <= 1
 
+    def span(self, group: list[int]) -> int:
+        """The group's own tokens after the prefix, padded to its longest row."""
+        return max(self.sizes[i] for i in group) - self.prefix
+
 
 def whole(lengths: list[int]) -> Plan:
     """The plain plan: every row in one group, nothing shared."""
@@ -79,8 +83,7 @@ def length_groups(lengths: list[int], slack: float = SLACK) -> list[list[int]]:
 
 def tokens_read(plan: Plan) -> int:
     """Prompt tokens the forward passes of `plan` read: the prefix once, each group padded to its own longest."""
-    return plan.prefix + sum(len(group) * (max(plan.sizes[i] for i in group) - plan.prefix)
-                             for group in plan.groups if group)
+    return plan.prefix + sum(len(group) * plan.span(group) for group in plan.groups if group)
 
 
 def shared_prefix(rows: list[list[int]]) -> int:
@@ -127,7 +130,7 @@ def batch_plan(model: Any, rows: list[list[int]], num_beams: int) -> Plan:
     plan = reading_plan(rows)
     if not plan.plain and can_prefill(model, max(plan.sizes), num_beams):
         return plan
-    return whole([len(row) for row in rows])
+    return whole(plan.sizes)
 
 
 def layout(rows: list[list[int]], plan: Plan, pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -142,7 +145,7 @@ def layout(rows: list[list[int]], plan: Plan, pad_id: int, device: torch.device)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for group in plan.groups:
-        span = max(plan.sizes[i] for i in group) - plan.prefix  # the group's own tokens, padded to its longest
+        span = plan.span(group)
         for r in group:
             row, start = rows[r], width - span - plan.prefix
             ids[r, start:start + plan.prefix] = torch.tensor(row[:plan.prefix], dtype=torch.long)
@@ -177,7 +180,7 @@ def prefilled_cache(model: Any, ids: torch.Tensor, mask: torch.Tensor, plan: Pla
     parts = []
     for group in plan.groups:
         rows = torch.tensor(group, device=ids.device)
-        span = max(plan.sizes[i] for i in group) - prefix
+        span = plan.span(group)
         sub_ids, sub_mask = ids[rows, width - span:-1], mask[rows, width - span:-1]
         cache = _copies(model, shared, len(group)) if shared is not None else DynamicCache(config=model.config)
         if sub_ids.shape[1]:
