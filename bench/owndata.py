@@ -12,8 +12,8 @@ loss / base / tuned / baseline / the rest (length fitting, scoring, report), the
 the answers cut by the limit per model (and how many of those were stuck in a loop), the references' perplexity base
 -> tuned with its interval, the headline, the loop guard's check (after the timed flow, when Compare's answers got
 the guard: the tuned answers once more without it, cut / looping / chrF beside Compare's), the answer loss's head
-check (the same run's answer loss once more with the head's logits written out, then as Compare runs it: seconds and
-perplexities) and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
+check (the same run's answer loss once more, read afresh with the head's logits written out, then with Compare's
+head: seconds and perplexities, beside Compare's own reading on the prompt caches) and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
 """
 from __future__ import annotations
 
@@ -163,8 +163,9 @@ def guard_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = No
 
 
 def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
-    """The run's answer loss once more with the output head as logits then cross-entropy, and once as Compare ran it
-    (a vocabulary slice at a time, `fused_head.head_cross_entropy_rows`), in that order: seconds and perplexities."""
+    """The run's answer loss once more, read afresh (prompt + answer, `answer_loss`, no generation) with the output
+    head's logits written out, then a vocabulary slice at a time (`fused_head.head_cross_entropy_rows`, Compare's
+    head), in that order: seconds and perplexities; and the FLOPs of Compare's own reading (`answer_loss_flops`)."""
     from unittest import mock
 
     from bench.flops import gemm_flops_per_second
@@ -239,16 +240,20 @@ def _reading_text(f: dict[str, Any]) -> str:
 
 
 def answer_loss_flops(rm: Any, examples: list[Any]) -> dict[str, float]:
-    """Model FLOPs of the answer loss of both models, batched as `answer_loss` batches (padding counted), and those
-    of the output head alone."""
+    """Model FLOPs of Compare's answer loss of both models, and those of the output head alone: the answers read on
+    the prompt caches (`shared_loss`, batched as it batches them, padding counted; their attention to the prompts left
+    out, so a floor), the examples it cannot read there read afresh (prompt + answer, as `answer_loss` batches)."""
     from bench.flops import model_shape, scoring_flops
-    from studio.data.formatting import tokenize_dataset
     from studio.evaluate import answer_loss as module
+    from studio.evaluate.lengths import answer_tokens
+    from studio.evaluate.shared_loss import SharedLoss
 
-    features = tokenize_dataset(rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
-    lengths = [len(f.input_ids) for f in features]
-    batches = [[lengths[i] for i in batch] for batch in module._batches(lengths, module.BATCH_SIZE)]
-    scored = len(module._positions(features)[0])
+    loss = SharedLoss.build(rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
+    on_cache = [len(a) for a in loss.answers if a is not None]
+    afresh = [f for f, a in zip(loss.features, loss.answers) if a is None]
+    batches = [[lengths[i] for i in batch] for lengths in (on_cache, [len(f.input_ids) for f in afresh])
+               for batch in module.length_batches(lengths, module.BATCH_SIZE)]
+    scored = sum(on_cache) + sum(answer_tokens(f) for f in afresh)
     shape = model_shape(rm.model)
     n_lora = sum(p.numel() for name, p in rm.model.named_parameters() if "lora_" in name)  # frozen when opened
     return {"flops": scoring_flops(shape, 0, batches, scored) + scoring_flops(shape, n_lora, batches, scored),
@@ -259,17 +264,19 @@ def _head_text(f: dict[str, Any]) -> str:
     h = f["head"]
     chunked, logits = h["chunked"], h["logits"]
     gap = max(abs(a - b) for a, b in zip(chunked["perplexity"], logits["perplexity"]))
-    text = (f"a vocabulary slice at a time (Compare's way) {chunked['seconds']:.1f} s, logits then cross-entropy "
-            f"{logits['seconds']:.1f} s: {logits['seconds'] / max(chunked['seconds'], 1e-9):.2f}x faster; "
-            f"perplexities within {gap:.1e}")
+    shared = f["compare_parts_s"]["answer_loss"]
+    text = (f"read afresh (prompt + answer, no generation), the head a vocabulary slice at a time (Compare's head) "
+            f"{chunked['seconds']:.1f} s, logits then cross-entropy {logits['seconds']:.1f} s: "
+            f"{logits['seconds'] / max(chunked['seconds'], 1e-9):.2f}x faster; perplexities within {gap:.1e}. "
+            f"Compare read it on generation's prompt caches, the answers alone, in {shared:.1f} s: "
+            f"{chunked['seconds'] / max(shared, 1e-9):.2f}x faster than afresh")
     if not h.get("flops") or not h.get("gemm_flops_per_second"):
         return text
-    rest = max(f["compare_s"] - f["compare_parts_s"]["answer_loss"], 1e-9)
+    rest = max(f["compare_s"] - shared, 1e-9)
     floor = h["flops"] / h["gemm_flops_per_second"]
     head = 100 * h["head_flops"] / h["flops"]
-    return (f"{text}. Both models' forward passes are {h['flops'] / 1e12:.1f} TFLOP ({head:.0f}% of it the output "
-            f"head), "
-            f"run at {h['flops'] / max(chunked['seconds'], 1e-9) / 1e9:.0f} GFLOP/s against a GEMM ceiling of "
+    return (f"{text}. Its forward passes (both models) are {h['flops'] / 1e12:.1f} TFLOP ({head:.0f}% of it the "
+            f"output head), run at {h['flops'] / max(shared, 1e-9) / 1e9:.0f} GFLOP/s against a GEMM ceiling of "
             f"{h['gemm_flops_per_second'] / 1e9:.0f} GFLOP/s measured right after: even at that ceiling the answer "
             f"loss would take {floor:.0f} s, {100 * floor / rest:.0f}% of the rest of Compare")
 
@@ -300,7 +307,7 @@ def owndata_lines(f: dict[str, Any]) -> list[str]:
               if f.get("loop_guard") else []),
             *([f"Reading the prompts (each pass's prefill), the same run once more: {_reading_text(f)}"]
               if f.get("reading") else []),
-            *([f"Answer loss's output head, the same run once more: {_head_text(f)}"] if f.get("head") else []),
+            *([f"Answer loss, the same run once more: {_head_text(f)}"] if f.get("head") else []),
             f"Targets: {verdicts}."]
 
 

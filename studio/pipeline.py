@@ -8,15 +8,14 @@ from typing import Any
 
 from studio import runs
 from studio.errors import RunError
-from studio.evaluate.answer_loss import NothingScored, answer_loss
-from studio.evaluate.answer_loss_record import AnswerLoss
 from studio.evaluate.baseline import base_decoding_rate, run_baseline
 from studio.evaluate.baseline_record import BaselineRecord, score_baseline, skipped
-from studio.evaluate.before_after import NothingCompared, compare, fit_length
-from studio.evaluate.generation import GenerationStopped
-from studio.evaluate.lengths import reference_lengths, sized, sized_to_references
+from studio.evaluate.before_after import compare, fit_length
 from studio.evaluate.comparison import Comparison, load_comparison, save_comparison
 from studio.evaluate.contamination import mark_overlap
+from studio.evaluate.generation import GenerationStopped
+from studio.evaluate.lengths import reference_lengths, sized, sized_to_references
+from studio.evaluate.shared_loss import SharedLoss
 from studio.evaluate.snapshot_scores import score_snapshots
 from studio.evaluate.timeline import CRITERIA, Timeline, TimelinePoint, best_snapshot, load_timeline, save_timeline
 from studio.examples import Example
@@ -100,12 +99,13 @@ def compare_run(
     should_stop: Callable[[], bool] | None = None,
     loss_progress: Callable[[str, int, int], None] | None = None,
 ) -> Comparison:
-    """Score the references' answer loss, answer the held-out prompts with base and tuned weights, score the answers,
+    """Answer the held-out prompts with base and tuned weights, score the answers and the references' answer loss,
     save results and the report.
 
     The answer length is fitted to the references unless the settings say otherwise (`before_after.fit_length`), and
-    long answers get the loop guard (`lengths.sized`); the answer loss runs first (one forward pass per batch and
-    model, no generation) and reports to `loss_progress` (which, done, total), the answers to `progress`. When
+    long answers get the loop guard (`lengths.sized`); the answer loss is read on each batch's prompt cache as it is
+    answered (`shared_loss`: the prompts are read once for both), and the examples no cache could score on their own
+    afterwards. It reports to `loss_progress` (which, done, total), the answers to `progress`. When
     `should_stop()` turns true it ends between batches: the examples both models finished make a `partial`
     comparison, saved unless the run already has a complete one (which is then kept; `stopped_note` says which).
     NothingCompared (a GenerationStopped) when no example was finished: nothing is saved.
@@ -120,10 +120,11 @@ def compare_run(
     # The run's own thread count (recorded when it trained), so its answers are as reproducible as its weights.
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):
         length = fit_length(rm.model, rm.tokenizer, rm.template, examples, gen)
-        loss = _answer_loss(rm, examples, loss_progress, should_stop)
         answering, why = sized(gen, length)
+        scoring = SharedLoss.build(rm.tokenizer, rm.template, examples, rm.settings.data.max_length, loss_progress)
         result = compare(rm.model, rm.tokenizer, rm.template, examples, answering, progress=progress,
-                         should_stop=should_stop)
+                         should_stop=should_stop, loss=scoring)
+        loss = scoring.finish(rm.model)  # the examples no prompt cache scored, on their own
         result.baseline = _baseline(rm, examples, answering, result, progress, should_stop)
     result.answer_length_reason, result.answer_loss = why, loss
     result.adapter_step = (info.adapter_choice or {}).get("step")
@@ -136,16 +137,6 @@ def compare_run(
         raise RunError(f"Run folder {rm.run_id} was deleted while it was being compared.") from None
     write_report(rm.run_dir)
     return result
-
-
-def _answer_loss(rm: RunModel, examples: list[Example], progress: Callable[[str, int, int], None] | None,
-                 should_stop: Callable[[], bool] | None) -> AnswerLoss:
-    """The references' loss adapter off and on; a stop before both scored any example compares nothing."""
-    try:
-        return answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length,
-                           progress=progress, should_stop=should_stop)
-    except NothingScored:
-        raise NothingCompared(len(examples)) from None
 
 
 def _baseline(rm: RunModel, examples: list[Example], gen: GenerationSettings, result: Comparison,

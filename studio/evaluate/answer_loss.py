@@ -9,6 +9,9 @@ of rows at a time (the head is about half the model's FLOPs with a 262k vocabula
 vocabulary a slice at a time with an online softmax (`fused_head.head_cross_entropy_rows`), writing no logits.
 Both models run under the model's fair lock (`sharing.using`), base then tuned for each batch, and `should_stop()`
 is checked before each turn: a stop keeps every example both models scored.
+
+Compare reads the same loss on generation's prompt caches instead (`shared_loss`: the prompts are read once for the
+answers and the loss), and reads here, with `batch_losses`, only the examples no cache could score.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ class NothingScored(GenerationStopped):
         self.answers = [None] * total
 
 
-def _batches(lengths: list[int], batch_size: int, tokens: int = BATCH_TOKENS) -> list[list[int]]:
+def length_batches(lengths: list[int], batch_size: int, tokens: int = BATCH_TOKENS) -> list[list[int]]:
     """Indices sorted by length and cut into batches of at most `batch_size` rows and `tokens` padded tokens."""
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
@@ -84,12 +87,21 @@ def _even_chunks(n: int, most: int) -> list[slice]:
     return [slice(start, start + size) for start in range(0, n, size)]
 
 
-def _row_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
-                scale: float) -> torch.Tensor:
+def _chunk_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
+                  scale: float) -> torch.Tensor:
     """Each row's cross-entropy of its target: chunked over the vocabulary where the head allows (no logits kept)."""
     if fused_head_applies(head, hidden):
         return head_cross_entropy_rows(hidden, head, targets, cap, scale)
     return F.cross_entropy(_head(head, hidden, cap, scale), targets, reduction="none")
+
+
+def row_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
+               scale: float) -> torch.Tensor:
+    """Each hidden state's cross-entropy of its target under the model's head, `HEAD_ROWS` rows at a time."""
+    if not len(targets):
+        return torch.zeros(0)
+    return torch.cat([_chunk_losses(head, hidden[part], targets[part], cap, scale)
+                      for part in _even_chunks(len(targets), HEAD_ROWS)])
 
 
 def _positions(features: list[Features]) -> tuple[list[int], list[int]]:
@@ -113,8 +125,7 @@ def batch_losses(model: Any, features: list[Features], pad_id: int) -> tuple[lis
         hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
         r, c = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         scored, targets = hidden[r, c], ids[r, c + 1]
-        losses = torch.cat([_row_losses(head, scored[part], targets[part], cap, scale)
-                            for part in _even_chunks(len(rows), HEAD_ROWS)]) if rows else torch.zeros(0)
+        losses = row_losses(head, scored, targets, cap, scale)
         sums = torch.zeros(len(features), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu())
     counts = [0] * len(features)
     for row in rows:
@@ -134,10 +145,10 @@ def answer_loss(model: Any, tokenizer: Any, template: Any, examples: Sequence[Ex
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scores: dict[str, dict[int, tuple[float, int]]] = {"base": {}, "tuned": {}}
     seconds = {"base": 0.0, "tuned": 0.0}
-    for batch in _batches([len(f.input_ids) for f in features], batch_size):
+    for batch in length_batches([len(f.input_ids) for f in features], batch_size):
         for who, adapter in (("base", False), ("tuned", True)):
             if should_stop is not None and should_stop():
-                return _record(scores, seconds, len(examples))
+                return record(scores, seconds, len(examples))
             start = time.perf_counter()
             with using(model, adapter=adapter):  # the adapter state is ours alone for the forward pass
                 sums, counts = batch_losses(model, [features[i] for i in batch], pad_id)
@@ -145,10 +156,11 @@ def answer_loss(model: Any, tokenizer: Any, template: Any, examples: Sequence[Ex
             scores[who].update(zip(batch, zip(sums, counts)))
             if progress is not None:
                 progress(who, len(scores[who]), len(examples))
-    return _record(scores, seconds, len(examples))
+    return record(scores, seconds, len(examples))
 
 
-def _record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, float], planned: int) -> AnswerLoss:
+def record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, float], planned: int) -> AnswerLoss:
+    """The record of the examples both models scored ((summed loss, tokens) each); NothingScored when none."""
     done = sorted(set(scores["base"]) & set(scores["tuned"]))
     if not done:
         raise NothingScored(planned)

@@ -31,6 +31,7 @@ from studio.evaluate.generation import (
 from studio.evaluate.lengths import AnswerLength, fit_answer_length, reference_lengths, set_by_hand
 from studio.evaluate.prefill import batch_plan, reader, tokens_read
 from studio.evaluate.scoring import score
+from studio.evaluate.shared_loss import SharedLoss
 from studio.evaluate.sharing import using
 from studio.evaluate.significance import bootstrap_record, paired_bootstrap, win_tie_loss
 from studio.examples import Example
@@ -138,9 +139,11 @@ def fit_length(model: Any, tokenizer: Any, template: Any, examples: list[Example
 
 def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
                     stops: tuple[str, ...], progress: Callable[[str, int, int], None] | None,
-                    should_stop: Callable[[], bool] | None) -> tuple[dict[int, Answer], dict[int, Answer], dict]:
+                    should_stop: Callable[[], bool] | None,
+                    loss: SharedLoss | None = None) -> tuple[dict[int, Answer], dict[int, Answer], dict]:
     """Base then tuned answers for each batch in turn, until done or stopped: ({index: base}, {index: tuned}, timing):
-    timing holds each pass's seconds ("base", "tuned") and decoding steps ("base_steps", "tuned_steps")."""
+    timing holds each pass's seconds ("base", "tuned") and decoding steps ("base_steps", "tuned_steps"). `loss`
+    scores the references on each batch's prompt cache as it goes; its seconds are not counted as answering's."""
     base: dict[int, Answer] = {}
     tuned: dict[int, Answer] = {}
     timing = {"base": 0.0, "tuned": 0.0, "base_steps": 0, "tuned_steps": 0}
@@ -150,10 +153,12 @@ def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: Generat
             for label, answers, adapter in (("base", base, False), ("tuned", tuned, True)):
                 if should_stop is not None and should_stop():
                     raise _Stop
-                start = time.perf_counter()
+                start, scoring = time.perf_counter(), loss.seconds[label] if loss is not None else 0.0
                 with using(model, adapter=adapter):  # the adapter state is ours alone while generating
-                    got = generate_answers(model, tokenizer, [prompts[i] for i in batch], gen, stop_strings=stops)
-                timing[label] += time.perf_counter() - start
+                    got = generate_answers(model, tokenizer, [prompts[i] for i in batch], gen, stop_strings=stops,
+                                           on_cache=loss.reader(label, batch) if loss is not None else None)
+                scoring = (loss.seconds[label] if loss is not None else 0.0) - scoring
+                timing[label] += time.perf_counter() - start - scoring
                 # A batch decodes until its last answer ends: as many steps as its longest answer's tokens.
                 timing[f"{label}_steps"] += max((a.n_tokens for a in got), default=0)
                 answers.update(zip(batch, got))
@@ -166,16 +171,17 @@ def _answer_batches(model: Any, tokenizer: Any, prompts: list[str], gen: Generat
 
 def compare(model: Any, tokenizer: Any, template: Any, examples: list[Example], gen: GenerationSettings,
             progress: Callable[[str, int, int], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> Comparison:
+            should_stop: Callable[[], bool] | None = None, loss: SharedLoss | None = None) -> Comparison:
     """Answer the examples with the adapter off (base) and on (tuned), cut by the same stops, and score both.
 
     Both models answer a batch before the next batch starts, and `should_stop()` is checked before each model's
     turn: a stop keeps every example both models finished, and the result is `partial` (scored on those rows,
-    `planned` saying how many were meant). NothingCompared when the stop came before any was finished.
+    `planned` saying how many were meant). NothingCompared when the stop came before any was finished. `loss`, when
+    given, scores the references on each batch's prompt cache as the batches are answered (`shared_loss`).
     """
     prompts = [template.prompt(ex) for ex in examples]
     stops = tuple(template.stop_strings)
-    base, tuned, timing = _answer_batches(model, tokenizer, prompts, gen, stops, progress, should_stop)
+    base, tuned, timing = _answer_batches(model, tokenizer, prompts, gen, stops, progress, should_stop, loss)
     done = sorted(set(base) & set(tuned))
     if not done:
         raise NothingCompared(len(examples))

@@ -24,21 +24,31 @@ answer ran into `max_new_tokens` (`lengths.ran_into_limit`, the "cut at N tokens
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from studio.data.formatting import prompt_ids
 from studio.errors import StudioError
 from studio.evaluate.lengths import EndedBy
-from studio.evaluate.prefill import batch_plan, cache_keyword, layout, prefilled_cache
+from studio.evaluate.prefill import batch_plan, cache_keyword, can_prefill, layout, prefilled_cache
 from studio.model.threads import ThreadBalancer, balancing
 from studio.settings import GenerationSettings
 
 Progress = Callable[[int, int], None]
+
+
+class CacheUser(Protocol):
+    """Reads each batch's prompt cache after `generate` has answered it (Compare's answer loss, `shared_loss`)."""
+
+    def wants(self, rows: Sequence[int]) -> bool:
+        """Whether it would read the cache of a batch of these prompts (positions in the call)."""
+
+    def __call__(self, model: Any, cache: Any, batch: dict[str, torch.Tensor], rows: Sequence[int]) -> None:
+        """Read `cache` (None when the batch had none to hand over) of the prompt `batch` of these prompts."""
 
 
 class GenerationStopped(StudioError):
@@ -276,7 +286,9 @@ class _RowRepetitionPenalty(LogitsProcessor):
 
 
 def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts: list[str], kwargs: dict[str, Any],
-                    rule: StopRule, balancer: ThreadBalancer | None = None) -> list[Answer]:
+                    rule: StopRule, balancer: ThreadBalancer | None = None,
+                    reader: tuple[CacheUser, list[int]] | None = None) -> list[Answer]:
+    """One batch's answers; `reader` (a CacheUser and the rows' positions in the call) reads its cache afterwards."""
     plan = batch_plan(model, rows, kwargs["num_beams"])
     batch = layout(rows, plan, kwargs["pad_token_id"], model.device)
     width = batch["input_ids"].shape[1]
@@ -287,17 +299,26 @@ def _generate_batch(model: Any, tokenizer: Any, rows: list[list[int]], contexts:
         pads = batch["attention_mask"].argmax(dim=1).tolist()  # each row's first real token
         penalty = _RowRepetitionPenalty(kwargs["repetition_penalty"], pads)
         kwargs = {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([penalty])}
+    cache = None
     if not plan.plain:  # a shared prefix or prompts of unlike lengths: read once, or by group
         cache = prefilled_cache(model, batch["input_ids"], batch["attention_mask"], plan)
+    elif reader is not None and reader[0].wants(reader[1]) and can_prefill(model, width, kwargs["num_beams"]):
+        cache = DynamicCache(config=model.config)  # the one generate would make, kept to be read afterwards
+    if cache is not None:
         kwargs = {**kwargs, cache_keyword(model): cache}
     out = model.generate(**batch, **kwargs, stopping_criteria=criteria or None)
+    if reader is not None:
+        reader[0](model, cache, batch, reader[1])
     return [cut_answer(tokenizer, row, rule, context) for row, context in zip(out[:, width:].tolist(), contexts)]
 
 
 def generate_answers(model: Any, tokenizer: Any, prompts: list[str], gen: GenerationSettings,
                      progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                     stop_strings: tuple[str, ...] = ()) -> list[Answer]:
-    """Answer each prompt (new text only, cut at EOS or the first stop, raw kept); GenerationStopped if stopped."""
+                     stop_strings: tuple[str, ...] = (), on_cache: CacheUser | None = None) -> list[Answer]:
+    """Answer each prompt (new text only, cut at EOS or the first stop, raw kept); GenerationStopped if stopped.
+
+    `on_cache` reads each batch's prompt cache once the batch is answered (Compare scores the references on it).
+    """
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kwargs = generation_kwargs(gen, pad_id)
     rule = stop_rule(model, tokenizer, stop_strings)
@@ -313,7 +334,7 @@ def generate_answers(model: Any, tokenizer: Any, prompts: list[str], gen: Genera
             if should_stop is not None and should_stop():
                 raise GenerationStopped([a.text if a else None for a in answers])
             results = _generate_batch(model, tokenizer, [encoded[i] for i in batch], [contexts[i] for i in batch],
-                                      kwargs, rule, threads)
+                                      kwargs, rule, threads, (on_cache, batch) if on_cache is not None else None)
             for i, answer in zip(batch, results):
                 answers[i] = answer
             done += len(batch)

@@ -132,11 +132,12 @@ def test_the_head_check_times_the_answer_loss_both_ways_with_the_same_perplexiti
     assert head["chunked"]["perplexity"] == pytest.approx([figures["perplexity"]["base"],
                                                            figures["perplexity"]["tuned"]], rel=1e-4)
     assert head["flops"] > head["head_flops"] > 0 and head["gemm_flops_per_second"] > 0
-    line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Answer loss's output head"))
-    assert "a vocabulary slice at a time (Compare's way) " in line and "x faster; perplexities within " in line
+    line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Answer loss, the same run once more: "))
+    assert "a vocabulary slice at a time (Compare's head) " in line and "x faster; perplexities within " in line
+    assert "Compare read it on generation's prompt caches, the answers alone, in " in line
     assert " TFLOP (" in line and "% of it the output head)" in line and "% of the rest of Compare" in line
     unchecked = {k: v for k, v in figures.items() if k != "head"}
-    assert not any(x.startswith("Answer loss's output head") for x in owndata.owndata_lines(unchecked))
+    assert not any(x.startswith("Answer loss") for x in owndata.owndata_lines(unchecked))
 
 
 def test_the_reading_check_reads_the_compared_prompts_padded_and_by_length_group(ran):

@@ -119,12 +119,12 @@ def test_batching_and_padding_do_not_change_the_losses(tiny_tokenizer):
 
 def test_batches_hold_a_token_budget_of_rows_sorted_by_length():
     lengths = [30, 400, 31, 120, 29, 250, 33, 32]
-    batches = module._batches(lengths, batch_size=64, tokens=130)
+    batches = module.length_batches(lengths, batch_size=64, tokens=130)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert [lengths[i] for b in batches for i in b] == sorted(lengths)
     assert all(len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 130 for b in batches)
     assert [len(b) for b in batches] == [4, 1, 1, 1, 1]  # 5 x 33 would pass 130; long rows go alone
-    assert [len(b) for b in module._batches([10] * 7, batch_size=3, tokens=10_000)] == [3, 3, 1]
+    assert [len(b) for b in module.length_batches([10] * 7, batch_size=3, tokens=10_000)] == [3, 3, 1]
 
 
 def test_a_stop_between_batches_keeps_what_both_scored(tiny_tokenizer):
