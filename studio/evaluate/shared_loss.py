@@ -166,13 +166,14 @@ def losses_on_cache(model: Any, cache: DynamicCache, batch: dict[str, torch.Tens
     ids, new = ids.to(device), new.to(device)
     # Positions count each row's real tokens, as `generate` counts them from the mask.
     positions = past.sum(dim=1, keepdim=True) + torch.arange(longest, device=device)
-    sub = DynamicCache(config=model.config)
-    for ours, theirs in zip(sub.layers, cache.layers):
-        ours.update(theirs.keys[index, :, :width - 1], theirs.values[index, :, :width - 1])
-    hidden = decoder(input_ids=ids, attention_mask=torch.cat([past, new], dim=1), position_ids=positions,
-                     use_cache=True, **{cache_keyword(decoder): sub}).last_hidden_state
     r = torch.tensor([r for r, a in enumerate(answers) for _ in a], device=device)
     c = torch.tensor([c for a in answers for c in range(len(a))], device=device)
     targets = torch.tensor([t for a in answers for t in a], device=device)
-    losses = row_losses(head, hidden[r, c], targets, cap, scale)
+    with torch.inference_mode():  # a copy of the rows' cache: generation's own is left as it was
+        sub = DynamicCache(config=model.config)
+        for ours, theirs in zip(sub.layers, cache.layers):
+            ours.update(theirs.keys[index, :, :width - 1], theirs.values[index, :, :width - 1])
+        hidden = decoder(input_ids=ids, attention_mask=torch.cat([past, new], dim=1), position_ids=positions,
+                         use_cache=True, **{cache_keyword(decoder): sub}).last_hidden_state
+        losses = row_losses(head, hidden[r, c], targets, cap, scale)
     return torch.zeros(len(rows), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu()).tolist()
