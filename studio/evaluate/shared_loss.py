@@ -83,11 +83,12 @@ class SharedLoss:
                 start = time.perf_counter()
                 with using(model, adapter=adapter):
                     sums, counts = batch_losses(model, [self.features[i] for i in rows], self.pad_id)
-                self._add(who, rows, list(zip(sums, counts)), time.perf_counter() - start)
-        return record({who: {i: s[i] for i in done if i in s} for who, s in self.scores.items()}, self.seconds,
-                       len(self.features))
+                self.add(who, rows, list(zip(sums, counts)), time.perf_counter() - start)
+        # An example one model scored before a stop and the other never answered is left out by `record`.
+        return record(self.scores, self.seconds, len(self.features))
 
-    def _add(self, who: str, rows: list[int], got: list[tuple[float, int]], seconds: float) -> None:
+    def add(self, who: str, rows: list[int], got: list[tuple[float, int]], seconds: float) -> None:
+        """Record `who`'s (summed loss, tokens) of these examples and the seconds they took; report progress."""
         self.scores[who].update(zip(rows, got))
         self.seconds[who] += seconds
         if self.progress is not None:
@@ -110,19 +111,16 @@ class CacheReader:
         """Score the answers of the batch's rows (`rows`: their prompts' positions in the call) on `cache`, the
         batch's after `generate`; `batch` is the prompt batch `generate` read."""
         self.loss.answered[self.who].update(self.indices[p] for p in rows)
-        start = time.perf_counter()
         room = _room(cache, batch["attention_mask"].shape[1])
         keep = [(r, i) for r, i in enumerate(self.indices[p] for p in rows)
                 if (answer := self.loss.answers[i]) is not None and len(answer) <= room]
         for part in length_batches([len(self.loss.answers[i]) for _, i in keep], BATCH_SIZE):
+            start = time.perf_counter()
             chosen = [keep[p] for p in part]
             answers = [self.loss.answers[i] for _, i in chosen]
             sums = losses_on_cache(model, cache, batch, [r for r, _ in chosen], answers)
-            self.loss.scores[self.who].update((i, (s, len(a))) for (_, i), s, a in zip(chosen, sums, answers))
-        if keep:
-            self.loss.seconds[self.who] += time.perf_counter() - start
-            if self.loss.progress is not None:
-                self.loss.progress(self.who, len(self.loss.scores[self.who]), len(self.loss.features))
+            self.loss.add(self.who, [i for _, i in chosen], [(s, len(a)) for s, a in zip(sums, answers)],
+                          time.perf_counter() - start)
 
 
 def _room(cache: Any, width: int) -> int:
