@@ -78,23 +78,25 @@ def scoring_flops(shape: ModelShape, n_lora: int, batches: list[list[int]], head
             + 2 * shape.hidden * shape.vocab * head_positions)
 
 
-def gemm_flops_per_second(size: int = 2048, threads: int | None = None, repeats: int = 3) -> float:
-    """Best fp32 torch.matmul rate of two size x size matrices (2*size^3 FLOPs each) with `threads` torch threads.
+def gemm_flops_per_second(size: int = 2048, threads: int | None = None, repeats: int = 3,
+                          dtype: str = "fp32") -> float:
+    """Best torch.matmul rate of two size x size matrices (2*size^3 FLOPs each; fp32, or bf16) with `threads` torch
+    threads.
 
     Measured on a thread of its own, which ends with it: OpenMP workers left on the caller's thread would slow a
     training thread started after it (`studio.model.threads.on_own_thread`).
     """
     from studio.model.threads import on_own_thread
 
-    return on_own_thread(_gemm_rate, size, threads, repeats)
+    return on_own_thread(_gemm_rate, size, threads, repeats, {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
 
 
-def _gemm_rate(size: int, threads: int | None, repeats: int) -> float:
+def _gemm_rate(size: int, threads: int | None, repeats: int, dtype: torch.dtype = torch.float32) -> float:
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        a, b = torch.randn(size, size), torch.randn(size, size)
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
         torch.matmul(a, b)  # warm-up: first call allocates and picks kernels
         best = float("inf")
         for _ in range(repeats):

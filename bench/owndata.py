@@ -12,8 +12,9 @@ loss / base / tuned / baseline / the rest (length fitting, scoring, report), the
 the answers cut by the limit per model (and how many of those were stuck in a loop), the references' perplexity base
 -> tuned with its interval, the headline, the loop guard's check (after the timed flow, when Compare's answers got
 the guard: the tuned answers once more without it, cut / looping / chrF beside Compare's), the answer loss's head
-check (the same run's answer loss once more, read afresh with the head's logits written out, then with Compare's
-head: seconds and perplexities, beside Compare's own reading on the prompt caches) and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
+check (the same run's answer loss once more, read afresh with the model's own fp32 weights and in Compare's
+arithmetic: seconds, perplexities and how far Compare's per-example losses lie from fp32's, beside Compare's own
+reading on the prompt caches) and PASS/FAIL for the targets below; the last line is one JSON object with every figure.
 """
 from __future__ import annotations
 
@@ -163,11 +164,10 @@ def guard_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = No
 
 
 def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
-    """The run's answer loss once more, read afresh (prompt + answer, `answer_loss`, no generation) with the output
-    head's logits written out, then a vocabulary slice at a time (`fused_head.head_cross_entropy_rows`, Compare's
-    head), in that order: seconds and perplexities; and the FLOPs of Compare's own reading (`answer_loss_flops`)."""
-    from unittest import mock
-
+    """The run's answer loss once more, read afresh (prompt + answer, `answer_loss`, no generation) with the model's
+    own fp32 weights, then in Compare's arithmetic when that was not fp32 (`studio.evaluate.precision`): seconds,
+    perplexities and how far Compare's per-example losses are from fp32's; the FLOPs of Compare's own reading
+    (`answer_loss_flops`) and the GEMM ceilings, fp32 and bf16, measured right after."""
     from bench.flops import gemm_flops_per_second
     from studio import runs
     from studio.evaluate import answer_loss as module
@@ -176,17 +176,33 @@ def head_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = Non
 
     rm = open_run(runs_dir, run_id, model_loader=model_loader)
     examples = rm.test[:len(result.rows)]
-    timed: dict[str, Any] = {}
+    compared = result.answer_loss
+    timed: dict[str, Any] = {"precision": compared.precision}
     with use_threads(thread_policy(rm.settings.train, runs.read_run(runs_dir, run_id).threads or None)):
-        for name, patch in (("logits", mock.patch.object(module, "fused_head_applies", lambda head, hidden: False)),
-                            ("chunked", contextlib.nullcontext())):
-            with patch:
-                loss = module.answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length)
-            timed[name] = {"seconds": loss.base_seconds + loss.tuned_seconds,
-                           "perplexity": [loss.perplexity.base, loss.perplexity.tuned]}
+        for precision in dict.fromkeys(("fp32", compared.precision)):
+            loss = module.answer_loss(rm.model, rm.tokenizer, rm.template, examples, rm.settings.data.max_length,
+                                      precision=precision)
+            timed[precision] = {"seconds": loss.base_seconds + loss.tuned_seconds,
+                                "perplexity": [loss.perplexity.base, loss.perplexity.tuned]}
+            if precision == "fp32":
+                timed["gap"] = per_example_gap(compared, loss)
         timed.update(answer_loss_flops(rm, examples))
-        timed["gemm_flops_per_second"] = gemm_flops_per_second()  # right after, at the same thread count
+        # Right after, at the same thread count: the ceilings of both arithmetics.
+        timed["gemm_flops_per_second"] = gemm_flops_per_second()
+        timed["bf16_gemm_flops_per_second"] = gemm_flops_per_second(dtype="bf16")
     return timed
+
+
+def per_example_gap(got: Any, fp32: Any) -> dict[str, float]:
+    """How far one answer-loss record's per-example mean losses (both models) lie from another's (fp32's): the
+    largest gap, their standard deviation, and the corpus loss's shift (nats per token)."""
+    import numpy as np
+
+    theirs = {e.index: e for e in fp32.examples}
+    gaps = np.array([getattr(e, who) - getattr(theirs[e.index], who) for e in got.examples if e.index in theirs
+                     for who in ("base", "tuned")])
+    return {"max": float(np.abs(gaps).max()) if len(gaps) else 0.0, "sd": float(gaps.std()) if len(gaps) else 0.0,
+            "corpus": max(abs(got.loss.base - fp32.loss.base), abs(got.loss.tuned - fp32.loss.tuned))}
 
 
 def reading_check(runs_dir: Path, run_id: str, result: Any, model_loader: Any = None) -> dict[str, Any]:
@@ -262,23 +278,27 @@ def answer_loss_flops(rm: Any, examples: list[Any]) -> dict[str, float]:
 
 def _head_text(f: dict[str, Any]) -> str:
     h = f["head"]
-    chunked, logits = h["chunked"], h["logits"]
-    gap = max(abs(a - b) for a, b in zip(chunked["perplexity"], logits["perplexity"]))
-    shared = f["compare_parts_s"]["answer_loss"]
-    text = (f"read afresh (prompt + answer, no generation), the head a vocabulary slice at a time (Compare's head) "
-            f"{chunked['seconds']:.1f} s, logits then cross-entropy {logits['seconds']:.1f} s: "
-            f"{logits['seconds'] / max(chunked['seconds'], 1e-9):.2f}x faster; perplexities within {gap:.1e}. "
-            f"Compare read it on generation's prompt caches, the answers alone, in {shared:.1f} s: "
-            f"{chunked['seconds'] / max(shared, 1e-9):.2f}x faster than afresh")
+    precision, exact, shared = h["precision"], h["fp32"], f["compare_parts_s"]["answer_loss"]
+    text = (f"read afresh (prompt + answer, no generation) with the model's own fp32 weights in "
+            f"{exact['seconds']:.1f} s")
+    if precision != "fp32":
+        text += f", with a {precision} copy in {h[precision]['seconds']:.1f} s"
+    gap = h["gap"]
+    text += (f". Compare read it on generation's prompt caches, the answers alone, in {precision}, in {shared:.1f} s:"
+             f" {exact['seconds'] / max(shared, 1e-9):.2f}x faster than fp32 afresh; its per-example losses lie "
+             f"within {gap['max']:.1e} nats of fp32's (standard deviation {gap['sd']:.1e}), the corpus loss within "
+             f"{gap['corpus']:.1e}")
     if not h.get("flops") or not h.get("gemm_flops_per_second"):
         return text
     rest = max(f["compare_s"] - shared, 1e-9)
-    floor = h["flops"] / h["gemm_flops_per_second"]
     head = 100 * h["head_flops"] / h["flops"]
+    ceilings = {"fp32": h["gemm_flops_per_second"], "bf16": h.get("bf16_gemm_flops_per_second") or 0.0}
+    floors = "; ".join(f"at {name}'s {rate / 1e9:.0f} GFLOP/s {h['flops'] / rate:.0f} s, "
+                       f"{100 * h['flops'] / rate / rest:.0f}% of the rest of Compare"
+                       for name, rate in ceilings.items() if rate)
     return (f"{text}. Its forward passes (both models) are {h['flops'] / 1e12:.1f} TFLOP ({head:.0f}% of it the "
-            f"output head), run at {h['flops'] / max(shared, 1e-9) / 1e9:.0f} GFLOP/s against a GEMM ceiling of "
-            f"{h['gemm_flops_per_second'] / 1e9:.0f} GFLOP/s measured right after: even at that ceiling the answer "
-            f"loss would take {floor:.0f} s, {100 * floor / rest:.0f}% of the rest of Compare")
+            f"output head), run at {h['flops'] / max(shared, 1e-9) / 1e9:.0f} GFLOP/s; at the GEMM ceilings "
+            f"measured right after: {floors}")
 
 
 def _guard_text(g: dict[str, Any]) -> str:

@@ -121,7 +121,8 @@ def compare_run(
     with use_threads(thread_policy(rm.settings.train, info.threads or None)):
         length = fit_length(rm.model, rm.tokenizer, rm.template, examples, gen)
         answering, why = sized(gen, length)
-        scoring = SharedLoss.build(rm.tokenizer, rm.template, examples, rm.settings.data.max_length, loss_progress)
+        scoring = SharedLoss.build(rm.tokenizer, rm.template, examples, rm.settings.data.max_length, loss_progress,
+                                   gen.answer_loss_precision)
         result = compare(rm.model, rm.tokenizer, rm.template, examples, answering, progress=progress,
                          should_stop=should_stop, loss=scoring)
         loss = scoring.finish(rm.model)  # the examples no prompt cache scored, on their own

@@ -27,9 +27,10 @@ from studio.errors import StudioError
 from studio.evaluate.answer_loss_record import AnswerLoss, ExampleLoss, summarise
 from studio.evaluate.generation import GenerationStopped, eval_mode
 from studio.evaluate.lengths import answer_tokens
+from studio.evaluate.precision import ScoringWeights, precision_name, run_decoder, scoring_weights
 from studio.evaluate.sharing import using
 from studio.examples import Example
-from studio.train.fused_head import fused_head_applies, head_cross_entropy_rows
+from studio.train.fused_head import fused_head_applies, head_cross_entropy_rows, weight_cross_entropy_rows
 from studio.train.trainer import causal_parts
 
 BATCH_SIZE = 64  # rows per forward pass at most; `BATCH_TOKENS` decides first
@@ -88,19 +89,22 @@ def _even_chunks(n: int, most: int) -> list[slice]:
 
 
 def _chunk_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
-                  scale: float) -> torch.Tensor:
+                  scale: float, weights: ScoringWeights | None) -> torch.Tensor:
     """Each row's cross-entropy of its target: chunked over the vocabulary where the head allows (no logits kept)."""
+    if weights is not None:
+        return weight_cross_entropy_rows(hidden, weights.head, weights.head_bias, targets, cap, scale)
     if fused_head_applies(head, hidden):
         return head_cross_entropy_rows(hidden, head, targets, cap, scale)
     return F.cross_entropy(_head(head, hidden, cap, scale), targets, reduction="none")
 
 
 def row_losses(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor, cap: float | None,
-               scale: float) -> torch.Tensor:
-    """Each hidden state's cross-entropy of its target under the model's head, `HEAD_ROWS` rows at a time."""
+               scale: float, weights: ScoringWeights | None = None) -> torch.Tensor:
+    """Each hidden state's cross-entropy of its target under the model's head (`weights`' copy of it when given),
+    `HEAD_ROWS` rows at a time."""
     if not len(targets):
         return torch.zeros(0)
-    return torch.cat([_chunk_losses(head, hidden[part], targets[part], cap, scale)
+    return torch.cat([_chunk_losses(head, hidden[part], targets[part], cap, scale, weights)
                       for part in _even_chunks(len(targets), HEAD_ROWS)])
 
 
@@ -115,17 +119,19 @@ def _positions(features: list[Features]) -> tuple[list[int], list[int]]:
     return rows, cols
 
 
-def batch_losses(model: Any, features: list[Features], pad_id: int) -> tuple[list[float], list[int]]:
-    """Summed cross-entropy of each example's answer tokens, and their count, from one forward pass."""
+def batch_losses(model: Any, features: list[Features], pad_id: int,
+                 weights: ScoringWeights | None = None) -> tuple[list[float], list[int]]:
+    """Summed cross-entropy of each example's answer tokens, and their count, from one forward pass (with `weights`'
+    copy of the model's parameters when given)."""
     decoder, head, cap, scale = causal_parts(model)
     device = next(model.parameters()).device
     ids, mask = _right_padded([f.input_ids for f in features], pad_id, device)
     rows, cols = _positions(features)
     with torch.inference_mode(), eval_mode(model):
-        hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        hidden = run_decoder(decoder, weights, input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
         r, c = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         scored, targets = hidden[r, c], ids[r, c + 1]
-        losses = row_losses(head, scored, targets, cap, scale)
+        losses = row_losses(head, scored, targets, cap, scale, weights)
         sums = torch.zeros(len(features), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu())
     counts = [0] * len(features)
     for row in rows:
@@ -135,32 +141,38 @@ def batch_losses(model: Any, features: list[Features], pad_id: int) -> tuple[lis
 
 def answer_loss(model: Any, tokenizer: Any, template: Any, examples: Sequence[Example], max_length: int,
                 batch_size: int = BATCH_SIZE, progress: Callable[[str, int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> AnswerLoss:
+                should_stop: Callable[[], bool] | None = None, precision: str = "fp32") -> AnswerLoss:
     """Mean loss and perplexity of each reference answer with the adapter off (base) and on (tuned), and the change.
 
     `progress(which, done, total)` after each model's batch; `should_stop()` before each model's turn. A stop keeps
-    the examples both scored (`partial`); NothingScored when it came before any.
+    the examples both scored (`partial`); NothingScored when it came before any. `precision`: the model's own fp32
+    weights, a bf16 copy, or `auto` (`studio.evaluate.precision`).
     """
     features = tokenize_dataset(tokenizer, template, examples, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scores: dict[str, dict[int, tuple[float, int]]] = {"base": {}, "tuned": {}}
-    seconds = {"base": 0.0, "tuned": 0.0}
+    start = time.perf_counter()
+    weights = scoring_weights(model, precision)
+    seconds = {"base": time.perf_counter() - start, "tuned": 0.0}  # the copy's making counts
+    name = precision_name(model, weights)
     for batch in length_batches([len(f.input_ids) for f in features], batch_size):
         for who, adapter in (("base", False), ("tuned", True)):
             if should_stop is not None and should_stop():
-                return record(scores, seconds, len(examples))
+                return record(scores, seconds, len(examples), name)
             start = time.perf_counter()
             with using(model, adapter=adapter):  # the adapter state is ours alone for the forward pass
-                sums, counts = batch_losses(model, [features[i] for i in batch], pad_id)
+                sums, counts = batch_losses(model, [features[i] for i in batch], pad_id, weights)
             seconds[who] += time.perf_counter() - start
             scores[who].update(zip(batch, zip(sums, counts)))
             if progress is not None:
                 progress(who, len(scores[who]), len(examples))
-    return record(scores, seconds, len(examples))
+    return record(scores, seconds, len(examples), name)
 
 
-def record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, float], planned: int) -> AnswerLoss:
-    """The record of the examples both models scored ((summed loss, tokens) each); NothingScored when none."""
+def record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, float], planned: int,
+           precision: str = "fp32") -> AnswerLoss:
+    """The record of the examples both models scored ((summed loss, tokens) each, read in `precision`);
+    NothingScored when none."""
     done = sorted(set(scores["base"]) & set(scores["tuned"]))
     if not done:
         raise NothingScored(planned)
@@ -168,4 +180,4 @@ def record(scores: dict[str, dict[int, tuple[float, int]]], seconds: dict[str, f
     for i in done:
         (base_sum, n), (tuned_sum, _) = scores["base"][i], scores["tuned"][i]
         examples.append(ExampleLoss(index=i, tokens=n, base=base_sum / max(n, 1), tuned=tuned_sum / max(n, 1)))
-    return summarise(examples, planned, seconds["base"], seconds["tuned"])
+    return summarise(examples, planned, seconds["base"], seconds["tuned"], precision)

@@ -46,6 +46,7 @@ class AnswerLoss:
     planned: int  # examples meant to be scored; more than len(examples) when stopped early
     base_seconds: float = 0.0
     tuned_seconds: float = 0.0
+    precision: str = "fp32"  # the arithmetic it was read in (`studio.evaluate.precision`); older records: fp32
     bootstrap: dict[str, Any] = field(default_factory=bootstrap_record)
 
     @property
@@ -83,7 +84,7 @@ def _interval(deltas: np.ndarray) -> tuple[float, float]:
 
 
 def summarise(examples: list[ExampleLoss], planned: int | None = None, base_seconds: float = 0.0,
-              tuned_seconds: float = 0.0) -> AnswerLoss:
+              tuned_seconds: float = 0.0, precision: str = "fp32") -> AnswerLoss:
     """The record of per-example losses: corpus loss and perplexity of each model, the change and its interval."""
     if not examples:
         raise ValueError("answer loss needs at least one scored example")
@@ -103,4 +104,4 @@ def summarise(examples: list[ExampleLoss], planned: int | None = None, base_seco
     return AnswerLoss(examples=examples, loss=loss, perplexity=perplexity, better=better,
                       same=len(deltas) - better - worse, worse=worse,
                       planned=len(examples) if planned is None else planned,
-                      base_seconds=base_seconds, tuned_seconds=tuned_seconds)
+                      base_seconds=base_seconds, tuned_seconds=tuned_seconds, precision=precision)

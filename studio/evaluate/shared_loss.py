@@ -29,6 +29,7 @@ from studio.data.formatting import Features, prompt_ids, tokenize_dataset
 from studio.evaluate.answer_loss import BATCH_SIZE, batch_losses, length_batches, record, row_losses
 from studio.evaluate.answer_loss_record import AnswerLoss
 from studio.evaluate.lengths import answer_tokens
+from studio.evaluate.precision import ScoringWeights, precision_name, run_decoder, scoring_weights
 from studio.evaluate.prefill import cache_keyword
 from studio.evaluate.sharing import using
 from studio.examples import Example
@@ -55,18 +56,30 @@ class SharedLoss:
     answers: list[list[int] | None]  # scored on generation's cache; None: on its own afterwards
     pad_id: int
     progress: Progress | None = None
+    precision: str = "fp32"  # `studio.evaluate.precision`: fp32, bf16 or auto
     scores: dict[str, dict[int, tuple[float, int]]] = field(default_factory=lambda: {"base": {}, "tuned": {}})
     seconds: dict[str, float] = field(default_factory=lambda: {"base": 0.0, "tuned": 0.0})
     answered: dict[str, set[int]] = field(default_factory=lambda: {"base": set(), "tuned": set()})
+    copy: ScoringWeights | None = None  # the weights' copy `precision` asks for, made once per Compare
+    copied: bool = False  # whether it was asked for yet (None is an answer: the model's own weights)
 
     @classmethod
     def build(cls, tokenizer: Any, template: Any, examples: Sequence[Example], max_length: int,
-              progress: Progress | None = None) -> SharedLoss:
+              progress: Progress | None = None, precision: str = "fp32") -> SharedLoss:
         """Tokenise the examples as training does, and match each one's prompt to the one generation reads."""
         features = tokenize_dataset(tokenizer, template, examples, max_length)
         prompts = [prompt_ids(tokenizer, template.prompt(e)) for e in examples]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return cls(features, reference_answers(features, prompts), pad, progress)
+        return cls(features, reference_answers(features, prompts), pad, progress, precision)
+
+    def weights(self, model: Any, who: str) -> ScoringWeights | None:
+        """The copy of the model's weights `precision` asks for (None: its own), made at the first read; the making
+        counts as `who`'s answer-loss time."""
+        if not self.copied:
+            start = time.perf_counter()
+            self.copy, self.copied = scoring_weights(model, self.precision), True
+            self.seconds[who] += time.perf_counter() - start
+        return self.copy
 
     def reader(self, who: str, indices: Sequence[int]) -> CacheReader:
         """What `generate_answers` calls with each batch's prompt cache, for these examples (its prompts, in order)."""
@@ -82,10 +95,11 @@ class SharedLoss:
                 rows = [left[b] for b in batch]
                 start = time.perf_counter()
                 with using(model, adapter=adapter):
-                    sums, counts = batch_losses(model, [self.features[i] for i in rows], self.pad_id)
+                    sums, counts = batch_losses(model, [self.features[i] for i in rows], self.pad_id,
+                                                self.weights(model, who))
                 self.add(who, rows, list(zip(sums, counts)), time.perf_counter() - start)
         # An example one model scored before a stop and the other never answered is left out by `record`.
-        return record(self.scores, self.seconds, len(self.features))
+        return record(self.scores, self.seconds, len(self.features), precision_name(model, self.copy))
 
     def add(self, who: str, rows: list[int], got: list[tuple[float, int]], seconds: float) -> None:
         """Record `who`'s (summed loss, tokens) of these examples and the seconds they took; report progress."""
@@ -112,13 +126,14 @@ class CacheReader:
         batch's after `generate`; `batch` is the prompt batch `generate` read."""
         self.loss.answered[self.who].update(self.indices[p] for p in rows)
         room = _room(cache, batch["attention_mask"].shape[1])
+        weights = self.loss.weights(model, self.who) if room else None
         keep = [(r, i) for r, i in enumerate(self.indices[p] for p in rows)
                 if (answer := self.loss.answers[i]) is not None and len(answer) <= room]
         for part in length_batches([len(self.loss.answers[i]) for _, i in keep], BATCH_SIZE):
             start = time.perf_counter()
             chosen = [keep[p] for p in part]
             answers = [self.loss.answers[i] for _, i in chosen]
-            sums = losses_on_cache(model, cache, batch, [r for r, _ in chosen], answers)
+            sums = losses_on_cache(model, cache, batch, [r for r, _ in chosen], answers, weights)
             self.loss.add(self.who, [i for _, i in chosen], [(s, len(a)) for s, a in zip(sums, answers)],
                           time.perf_counter() - start)
 
@@ -142,12 +157,13 @@ def _room(cache: Any, width: int) -> int:
 
 
 def losses_on_cache(model: Any, cache: DynamicCache, batch: dict[str, torch.Tensor], rows: list[int],
-                    answers: list[list[int]]) -> list[float]:
+                    answers: list[list[int]], weights: ScoringWeights | None = None) -> list[float]:
     """Summed cross-entropy of each row's answer tokens, read on top of its prompt in the batch's `cache`.
 
     `batch` is the prompt batch (`input_ids`, `attention_mask`: left padding, a plan's hole); the cache's first `width - 1`
     positions are the prompts but their last tokens, which each row reads again (its hidden state predicts the
-    answer's first token), followed by its answer's tokens but the last, right-padded.
+    answer's first token), followed by its answer's tokens but the last, right-padded. With `weights` (a bf16 copy
+    of the model's parameters) the rows' cache is copied in their dtype and the answers read with them.
     """
     decoder, head, cap, scale = causal_parts(model)
     mask = batch["attention_mask"]
@@ -170,8 +186,9 @@ def losses_on_cache(model: Any, cache: DynamicCache, batch: dict[str, torch.Tens
     with torch.inference_mode():  # a copy of the rows' cache: generation's own is left as it was
         sub = DynamicCache(config=model.config)
         for ours, theirs in zip(sub.layers, cache.layers):
-            ours.update(theirs.keys[index, :, :width - 1], theirs.values[index, :, :width - 1])
-        hidden = decoder(input_ids=ids, attention_mask=torch.cat([past, new], dim=1), position_ids=positions,
-                         use_cache=True, **{cache_keyword(decoder): sub}).last_hidden_state
-        losses = row_losses(head, hidden[r, c], targets, cap, scale)
+            keys, values = theirs.keys[index, :, :width - 1], theirs.values[index, :, :width - 1]
+            ours.update(*((keys, values) if weights is None else (keys.to(weights.dtype), values.to(weights.dtype))))
+        hidden = run_decoder(decoder, weights, input_ids=ids, attention_mask=torch.cat([past, new], dim=1),
+                             position_ids=positions, use_cache=True, **{cache_keyword(decoder): sub}).last_hidden_state
+        losses = row_losses(head, hidden[r, c], targets, cap, scale, weights)
     return torch.zeros(len(rows), dtype=torch.float64).index_add_(0, r.cpu(), losses.double().cpu()).tolist()

@@ -27,9 +27,14 @@ def cut_note(comparison: Comparison) -> str:
 
 
 def method_note(comparison: Comparison) -> str:
-    """How the intervals were computed, in one line."""
+    """How the intervals were computed, in one line, and the answer loss's arithmetic where it was not fp32."""
     method = comparison.bootstrap.get("method")
-    return f"Intervals: {method}." if method else "No confidence intervals were recorded for this comparison."
+    note = f"Intervals: {method}." if method else "No confidence intervals were recorded for this comparison."
+    loss = comparison.answer_loss
+    if loss is not None and loss.precision != "fp32":
+        note += (f" The answer loss was read with a {loss.precision} copy of the weights (generation.answer_loss_"
+                 "precision); the answers came from the model's own.")
+    return note
 
 
 def ending(text: str, raw: str, comparison: Comparison) -> str:

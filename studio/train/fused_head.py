@@ -40,7 +40,8 @@ def head_cross_entropy_sum(hidden: torch.Tensor, head: nn.Linear, targets: torch
 def _logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
             scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits of `hidden` against rows `weight` as the model makes them, and their soft-cap slope."""
-    return _scaled_and_capped(hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T), cap, scale)
+    product = hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)
+    return _scaled_and_capped(product.float(), cap, scale)  # a bf16 product's logits in fp32; fp32's as they are
 
 
 def _logits_of_rows(hidden: torch.Tensor, rows: torch.Tensor, bias: torch.Tensor | None, cap: float | None,
@@ -69,10 +70,19 @@ def head_cross_entropy_rows(hidden: torch.Tensor, head: nn.Linear, targets: torc
     head writes a few hundred rows' logits at once (268 MB for 256 rows) and reads them again for the softmax; chunked,
     each slice is still in the cache (`python -m bench owndata` times the answer loss both ways).
     """
+    return weight_cross_entropy_rows(hidden, head.weight, head.bias, targets, cap, scale, chunk_rows)
+
+
+def weight_cross_entropy_rows(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                              targets: torch.Tensor, cap: float | None, scale: float,
+                              chunk_rows: int = CHUNK_ROWS) -> torch.Tensor:
+    """`head_cross_entropy_rows` for a head given as its weight (and bias), in the hidden states' dtype: products in
+    that dtype (bf16: the answer loss's copy, `studio.evaluate.precision`), the softmax always in fp32."""
     with torch.no_grad():
-        running_max, total = _online_softmax(hidden, head.weight, head.bias, cap, scale, chunk_rows, weighted=None)
-        target_logit, _ = _logits_of_rows(hidden, head.weight[targets],
-                                          None if head.bias is None else head.bias[targets], cap, scale)
+        running_max, total = _online_softmax(hidden, weight, bias, cap, scale, chunk_rows, weighted=None)
+        wide = hidden.float()
+        target_logit, _ = _logits_of_rows(wide, weight[targets].float(),
+                                          None if bias is None else bias[targets].float(), cap, scale)
         return running_max.squeeze(1) + torch.log(total.squeeze(1)) - target_logit
 
 
@@ -82,8 +92,8 @@ def _online_softmax(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     """Each row's maximum logit and sum of exp(logit - maximum) over the vocabulary, a chunk of W at a time; when
     given, `weighted` accumulates sum_v exp(logit_v - maximum) * cap'_v * W_v (the gradient's term) alongside."""
     n = hidden.shape[0]
-    running_max = hidden.new_full((n, 1), float("-inf"))
-    total = hidden.new_zeros((n, 1))
+    running_max = hidden.new_full((n, 1), float("-inf"), dtype=torch.float32)
+    total = hidden.new_zeros((n, 1), dtype=torch.float32)
     for start in range(0, weight.shape[0], chunk_rows):
         rows = weight[start:start + chunk_rows]
         logits, slope = _logits(hidden, rows, None if bias is None else bias[start:start + chunk_rows], cap, scale)

@@ -123,19 +123,27 @@ def test_the_loop_guard_check_answers_once_more_without_it(ran, tmp_path):
     assert not any(x.startswith("Loop guard") for x in owndata.owndata_lines(unguarded))
 
 
-def test_the_head_check_times_the_answer_loss_both_ways_with_the_same_perplexities(ran):
+def test_the_head_check_reads_the_loss_afresh_in_fp32_and_in_compares_arithmetic(ran):
     figures, _ = ran
     head = figures["head"]
-    assert set(head) == {"logits", "chunked", "flops", "head_flops", "gemm_flops_per_second"}
-    assert head["logits"]["seconds"] > 0 and head["chunked"]["seconds"] > 0
-    assert head["chunked"]["perplexity"] == pytest.approx(head["logits"]["perplexity"], rel=1e-4)
-    assert head["chunked"]["perplexity"] == pytest.approx([figures["perplexity"]["base"],
-                                                           figures["perplexity"]["tuned"]], rel=1e-4)
+    precision = head["precision"]  # the tiny model on a CPU with native bf16 reads in bf16 (auto), else fp32
+    assert set(head) == {"precision", "fp32", precision, "gap", "flops", "head_flops", "gemm_flops_per_second",
+                         "bf16_gemm_flops_per_second"}
+    assert all(head[p]["seconds"] > 0 for p in ("fp32", precision))
+    assert head[precision]["perplexity"] == pytest.approx([figures["perplexity"]["base"],
+                                                           figures["perplexity"]["tuned"]], rel=1e-3)
+    gap = head["gap"]
+    assert 0 <= gap["corpus"] <= gap["max"] < 0.05 and gap["sd"] <= gap["max"]
+    # Compare's fp32 reading on the caches is fp32 afresh up to summation order; a bf16 one is not the same numbers.
+    assert gap["max"] < 1e-4 if precision == "fp32" else gap["max"] > 0
     assert head["flops"] > head["head_flops"] > 0 and head["gemm_flops_per_second"] > 0
+    assert head["bf16_gemm_flops_per_second"] > 0
     line = next(x for x in owndata.owndata_lines(figures) if x.startswith("Answer loss, the same run once more: "))
-    assert "a vocabulary slice at a time (Compare's head) " in line and "x faster; perplexities within " in line
-    assert "Compare read it on generation's prompt caches, the answers alone, in " in line
+    assert "read afresh (prompt + answer, no generation) with the model's own fp32 weights in " in line
+    assert f"Compare read it on generation's prompt caches, the answers alone, in {precision}, in " in line
+    assert "x faster than fp32 afresh; its per-example losses lie within " in line
     assert " TFLOP (" in line and "% of it the output head)" in line and "% of the rest of Compare" in line
+    assert "at fp32's " in line and "at bf16's " in line
     unchecked = {k: v for k, v in figures.items() if k != "head"}
     assert not any(x.startswith("Answer loss") for x in owndata.owndata_lines(unchecked))
 

@@ -29,9 +29,9 @@ GREEDY = GenerationSettings(max_new_tokens=6, batch_size=16, baseline_shots=0)
 TEMPLATE = "instruction_output"  # short prompts: the tiny model's sliding window is 64 tokens
 
 
-def shared(model, tokenizer, examples, gen=GREEDY, max_length=256, template="instruction_output"):
+def shared(model, tokenizer, examples, gen=GREEDY, max_length=256, template="instruction_output", precision="fp32"):
     """Compare's answers with the loss read on their caches, the examples read on a cache, and the loss record."""
-    loss = SharedLoss.build(tokenizer, get_template(template), examples, max_length)
+    loss = SharedLoss.build(tokenizer, get_template(template), examples, max_length, precision=precision)
     result = compare(model, tokenizer, get_template(template), examples, gen, loss=loss)
     cached = set(loss.scores["base"]) & set(loss.scores["tuned"])
     return result, cached, loss.finish(model)
