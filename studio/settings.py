@@ -215,9 +215,9 @@ class GenerationSettings:
     batch_size: int = _f(48, "Prompts generated together (Stop lands between batches).", min=1, max=256)
     seed: int = _f(0, "Seed for sampling.", min=0)
     answer_loss_precision: str = _f("auto", "Arithmetic of the answer loss: auto reads it with a bf16 copy of the "
-                                            "weights on a CPU that multiplies bf16 natively (about twice as fast; "
-                                            "each example within a few thousandths of a nat of fp32), else with "
-                                            "the model's own; fp32: always the model's own. Answers never change.",
+                                            "weights on a CPU with native bf16 (about twice as fast, each example "
+                                            "within about 0.02 nats of fp32), else with the model's own; fp32: "
+                                            "always the model's own. Answers never change.",
                                     choices=["auto", "fp32", "bf16"])
     include_overlap: bool = _f(False, "Count held-out prompts that repeat or nearly repeat a training prompt (the "
                                       "same words, or word 3-gram Jaccard similarity 0.8 or more) in the headline; "

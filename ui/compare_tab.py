@@ -46,7 +46,7 @@ LENGTH_NOTE = ("With *fit to the data* on, Compare sizes the answers to the run'
                "greedily otherwise tends to write one sentence again and again. The prompt-only baseline (the "
                "base model with a few training examples before each prompt) runs when it fits its time budget; "
                "0 shots turns it off. The answer loss reads with a bf16 copy of the weights where the CPU "
-               "multiplies bf16 natively (*auto*; about twice as fast, within a few thousandths of a nat of fp32); "
+               "multiplies bf16 natively (*auto*; about twice as fast, each example within about 0.02 nats of fp32); "
                "the answers always come from the model's own.")
 
 
