@@ -12,7 +12,9 @@ Exact by construction, up to float rounding, where:
 - the cache is a `DynamicCache` that still holds all its positions (a sliding-window layer drops the oldest past its
   window; beams reorder rows), and each row's answer fits the window on top of the batch (`_room`).
 A row where any of that fails is scored afterwards on its own (`answer_loss.batch_losses`), as before; so is every
-row of a batch that answered without such a cache.
+row of a batch that answered without such a cache. That is with the model's own weights; with a bf16 copy
+(`precision`, `auto` on a CPU that multiplies bf16 natively) the answers read on generation's fp32 prompt cache, cast,
+so they agree with bf16 read afresh only as closely as bf16 agrees with fp32 (`bench owndata` prints the gap).
 """
 from __future__ import annotations
 
