@@ -53,11 +53,6 @@ class ScoringWeights:
     head: torch.Tensor
     head_bias: torch.Tensor | None
 
-    @property
-    def name(self) -> str:
-        """'bf16', 'fp16' or 'fp32'."""
-        return dtype_name(self.dtype)
-
 
 def dtype_name(dtype: torch.dtype) -> str:
     """'bf16', 'fp16' or 'fp32' (else torch's own name)."""
@@ -99,9 +94,7 @@ def scoring_weights(model: Any, precision: str) -> ScoringWeights | None:
 
 def precision_name(model: Any, weights: ScoringWeights | None) -> str:
     """The precision the answer loss was read in: the copy's, else the model's own weights'."""
-    if weights is not None:
-        return weights.name
-    return dtype_name(next(model.parameters()).dtype)
+    return dtype_name(weights.dtype if weights is not None else next(model.parameters()).dtype)
 
 
 def run_decoder(decoder: nn.Module, weights: ScoringWeights | None, **kwargs: Any) -> Any:
